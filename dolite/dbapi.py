@@ -1,0 +1,299 @@
+"""A PEP 249 (DB-API 2.0) driver over the dolite VFS, shaped like stdlib sqlite3.
+
+    conn = dolite.connect("shop", storage="lmdb:./data")
+    conn.execute("INSERT INTO t(v) VALUES (?)", ["x"])
+    conn.commit()
+
+``conn.raw`` is the underlying :class:`apsw.Connection` for power users.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator
+
+import apsw
+
+from dolite.errors import DatabaseNotFound, DoliteError
+from dolite.names import validate_name
+from dolite.storage import Namespace, open_storage
+from dolite.vfs import Database, take_last_error, vfs_for
+
+DEFAULT_STORAGE = "lmdb:./.dolite"
+
+apilevel = "2.0"
+threadsafety = 1
+paramstyle = "qmark"
+
+
+class Warning(Exception):  # noqa: A001 - PEP 249 name
+    pass
+
+
+class Error(Exception):
+    pass
+
+
+class InterfaceError(Error):
+    pass
+
+
+class DatabaseError(Error):
+    pass
+
+
+class DataError(DatabaseError):
+    pass
+
+
+class OperationalError(DatabaseError):
+    pass
+
+
+class IntegrityError(DatabaseError):
+    pass
+
+
+class InternalError(DatabaseError):
+    pass
+
+
+class ProgrammingError(DatabaseError):
+    pass
+
+
+class NotSupportedError(DatabaseError):
+    pass
+
+
+_ERRORS = [
+    (apsw.ConstraintError, IntegrityError),
+    ((apsw.BindingsError, apsw.ExecutionCompleteError, apsw.CursorClosedError,
+      apsw.ConnectionClosedError), ProgrammingError),
+    ((apsw.SQLError, apsw.BusyError, apsw.LockedError, apsw.ReadOnlyError, apsw.AbortError,
+      apsw.InterruptError, apsw.FullError, apsw.CantOpenError, apsw.AuthError), OperationalError),
+    ((apsw.TooBigError, apsw.MismatchError, apsw.RangeError), DataError),
+    (apsw.InternalError, InternalError),
+]
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn APSW errors into PEP 249 ones, or into the DoliteError behind them."""
+    take_last_error()
+    try:
+        yield
+    except apsw.Error as exc:
+        cause = take_last_error()
+        if cause is not None:
+            raise cause from exc
+        for apsw_type, ours in _ERRORS:
+            if isinstance(exc, apsw_type):
+                raise ours(str(exc)) from exc
+        raise DatabaseError(str(exc)) from exc
+
+
+_DML = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE)\b", re.I | re.S)
+
+
+class Cursor:
+    """PEP 249 cursor over an APSW cursor."""
+
+    arraysize = 1
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self._cursor = connection.raw.cursor()
+        self._rows: Iterator[tuple] = iter(())
+        self.description = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+
+    def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
+        conn = self.connection
+        is_dml = conn._begin_if_needed(sql)
+        before = conn.raw.total_changes()
+        with translate_errors():
+            self._rows = self._cursor.execute(sql, parameters)
+            try:
+                self.description = self._cursor.description
+            except apsw.ExecutionCompleteError:
+                self.description = None
+        self.rowcount = conn.raw.total_changes() - before if is_dml else -1
+        self.lastrowid = conn.raw.last_insert_rowid()
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
+        conn = self.connection
+        is_dml = conn._begin_if_needed(sql)
+        before = conn.raw.total_changes()
+        with translate_errors():
+            for _ in self._cursor.executemany(sql, seq_of_parameters):
+                pass
+        self.description = None
+        self._rows = iter(())
+        self.rowcount = conn.raw.total_changes() - before if is_dml else -1
+        self.lastrowid = conn.raw.last_insert_rowid()
+        return self
+
+    def executescript(self, sql: str) -> Cursor:
+        self.connection.commit()
+        with translate_errors():
+            for _ in self._cursor.execute(sql):
+                pass
+        return self
+
+    def fetchone(self) -> tuple | None:
+        with translate_errors():
+            return next(self._rows, None)
+
+    def fetchmany(self, size: int | None = None) -> list[tuple]:
+        size = self.arraysize if size is None else size
+        out = []
+        with translate_errors():
+            for row in self._rows:
+                out.append(row)
+                if len(out) >= size:
+                    break
+        return out
+
+    def fetchall(self) -> list[tuple]:
+        with translate_errors():
+            return list(self._rows)
+
+    def __iter__(self) -> Iterator[tuple]:
+        return self
+
+    def __next__(self) -> tuple:
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
+
+    def setinputsizes(self, sizes) -> None:
+        pass
+
+    def setoutputsize(self, size, column=None) -> None:
+        pass
+
+    def close(self) -> None:
+        self._cursor.close(True)
+
+
+class Connection:
+    """PEP 249 connection. Like sqlite3, DML opens a transaction implicitly (unless
+    ``isolation_level`` is None) and :meth:`commit` makes it durable."""
+
+    Error, DatabaseError, OperationalError, IntegrityError = Error, DatabaseError, OperationalError, IntegrityError
+    ProgrammingError, DataError, InternalError, NotSupportedError = (
+        ProgrammingError, DataError, InternalError, NotSupportedError)
+    InterfaceError, Warning = InterfaceError, Warning
+
+    def __init__(self, raw: apsw.Connection, database: Database, isolation_level: str | None):
+        self.raw = raw
+        self.database = database
+        self.isolation_level = isolation_level
+
+    @property
+    def name(self) -> str:
+        return self.database.store.name
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
+
+    def _begin_if_needed(self, sql: str) -> bool:
+        is_dml = bool(_DML.match(sql))
+        if is_dml and self.isolation_level is not None and not self.raw.in_transaction:
+            with translate_errors():
+                self.raw.execute(f"BEGIN {self.isolation_level}")
+        return is_dml
+
+    def cursor(self) -> Cursor:
+        return Cursor(self)
+
+    def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def executescript(self, sql: str) -> Cursor:
+        return self.cursor().executescript(sql)
+
+    def commit(self) -> None:
+        if self.raw.in_transaction:
+            with translate_errors():
+                self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.raw.in_transaction:
+            with translate_errors():
+                self.raw.execute("ROLLBACK")
+
+    def close(self) -> None:
+        if self.raw is None:
+            return
+        with contextlib.suppress(apsw.Error):
+            self.rollback()
+        self.raw.close()
+        self.database.connections -= 1
+        if self.database.connections == 0:
+            self.database.store.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+
+def connect(
+    name: str,
+    storage: str | Namespace | None = None,
+    *,
+    create: bool = True,
+    exclusive: bool = False,
+    timeout: float = 5.0,
+    isolation_level: str | None = "",
+    chunk_size: int | None = None,
+    retention: float | None = None,
+    cache_bytes: int = 64 << 20,
+    lease_ttl: float = 30.0,
+) -> Connection:
+    """Open database ``name`` in ``storage`` (a URL or Namespace; default ``lmdb:./.dolite``).
+
+    ``create``: make the database if it is missing (else raise DatabaseNotFound).
+    ``exclusive``: this connection owns the database (SQLite locking_mode=EXCLUSIVE):
+    fastest, but other connections in this process wait until it closes.
+    ``chunk_size`` and ``retention`` (seconds of old versions kept) apply at creation.
+    """
+    validate_name(name)
+    namespace = open_storage(storage or DEFAULT_STORAGE)
+    vfs = vfs_for(namespace, cache_bytes=cache_bytes, lease_ttl=lease_ttl)
+    database = vfs.database(name)
+    if not database.store.exists():
+        if not create:
+            raise DatabaseNotFound(f"database {name!r} does not exist in {namespace.url}")
+        options = {k: v for k, v in (("chunk_size", chunk_size), ("retention", retention)) if v is not None}
+        database.store.create(**options)
+    with translate_errors():
+        raw = apsw.Connection(name, vfs=vfs.vfs_name,
+                              flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
+        raw.set_busy_timeout(int(timeout * 1000))
+        raw.execute("PRAGMA journal_mode=MEMORY; PRAGMA temp_store=MEMORY")
+        if exclusive:
+            raw.execute("PRAGMA locking_mode=EXCLUSIVE")
+    database.connections += 1
+    return Connection(raw, database, isolation_level)
+
+
+__all__ = [
+    "connect", "Connection", "Cursor", "Error", "DatabaseError", "OperationalError",
+    "IntegrityError", "ProgrammingError", "DataError", "InternalError", "NotSupportedError",
+    "InterfaceError", "Warning", "DoliteError", "apilevel", "threadsafety", "paramstyle",
+]

@@ -1,0 +1,131 @@
+"""Key layout and value encodings of one database object.
+
+==========================  ============================================================
+``head``                    current version, file size, chunk size, retention (JSON)
+``lease``                   write lease: epoch, owner, expiry (JSON)
+``c/<chunk>/<version>``     one chunk of the file as of that version, checksummed
+``log/<version>``           commit record: time, size, chunk ranges written (JSON)
+``gc``                      garbage-collection cursor (JSON)
+==========================  ============================================================
+
+Chunk and version numbers are fixed-width hex so that key order is numeric order.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import asdict, dataclass, replace
+
+from dolite.errors import CorruptChunk
+
+FORMAT = 1
+HEAD = "head"
+LEASE = "lease"
+GC = "gc"
+CHUNK_PREFIX = "c/"
+LOG_PREFIX = "log/"
+
+# magic, format, chunk index, version, data length, crc32 of everything but itself
+_CHUNK_HEADER = struct.Struct(">4sBxxxIQII")
+CHUNK_HEADER_BYTES = _CHUNK_HEADER.size
+_MAGIC = b"DLC\x01"
+
+
+def chunk_key(chunk: int, version: int) -> str:
+    return f"c/{chunk:08x}/{version:012x}"
+
+
+def chunk_prefix(chunk: int) -> str:
+    return f"c/{chunk:08x}/"
+
+
+def parse_chunk_key(key: str) -> tuple[int, int]:
+    _, chunk, version = key.split("/")
+    return int(chunk, 16), int(version, 16)
+
+
+def log_key(version: int) -> str:
+    return f"log/{version:012x}"
+
+
+def parse_log_key(key: str) -> int:
+    return int(key.split("/")[1].split("#")[0], 16)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The committed state a reader pins: everything needed to read the file."""
+
+    version: int
+    size: int
+    chunk_size: int
+    retention: float
+    time: float
+    format: int = FORMAT
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Head:
+        try:
+            fields = json.loads(raw)
+            if fields.get("format") != FORMAT:
+                raise CorruptChunk(f"head has unknown format {fields.get('format')!r}")
+            return cls(**fields)
+        except (ValueError, TypeError) as exc:
+            raise CorruptChunk(f"head record is unreadable: {exc}") from exc
+
+    def advance(self, size: int, time: float) -> Head:
+        return replace(self, version=self.version + 1, size=size, time=time)
+
+
+def encode_chunk(chunk: int, version: int, data: bytes) -> bytes:
+    header = _CHUNK_HEADER.pack(_MAGIC, FORMAT, chunk, version, len(data), 0)
+    crc = zlib.crc32(data, zlib.crc32(header[:-4]))
+    return header[:-4] + crc.to_bytes(4, "big") + data
+
+
+def decode_chunk(raw: bytes, chunk: int, version: int, where: str) -> bytes:
+    """Return the chunk's data, or raise CorruptChunk if it fails any check."""
+    if len(raw) < CHUNK_HEADER_BYTES:
+        raise CorruptChunk(f"{where}: chunk {chunk} v{version} is truncated ({len(raw)} bytes)")
+    magic, fmt, got_chunk, got_version, length, crc = _CHUNK_HEADER.unpack_from(raw)
+    data = raw[CHUNK_HEADER_BYTES:]
+    if magic != _MAGIC or fmt != FORMAT:
+        raise CorruptChunk(f"{where}: chunk {chunk} v{version} has a bad header")
+    if (got_chunk, got_version) != (chunk, version):
+        raise CorruptChunk(
+            f"{where}: key says chunk {chunk} v{version}, value says chunk {got_chunk} v{got_version}"
+        )
+    if length != len(data) or zlib.crc32(data, zlib.crc32(raw[: CHUNK_HEADER_BYTES - 4])) != crc:
+        raise CorruptChunk(f"{where}: checksum mismatch in chunk {chunk} v{version}")
+    return data
+
+
+def encode_record(fields: dict) -> bytes:
+    return zlib.compress(json.dumps(fields, separators=(",", ":")).encode(), 1)
+
+
+def decode_record(raw: bytes, where: str) -> dict:
+    try:
+        return json.loads(zlib.decompress(raw))
+    except (zlib.error, ValueError) as exc:
+        raise CorruptChunk(f"{where}: record is unreadable: {exc}") from exc
+
+
+def to_ranges(numbers: list[int]) -> list[list[int]]:
+    """Sorted ints as inclusive ``[first, last]`` runs: the compact form of chunk lists."""
+    ranges: list[list[int]] = []
+    for n in sorted(numbers):
+        if ranges and ranges[-1][1] == n - 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    return ranges
+
+
+def from_ranges(ranges: list[list[int]]) -> list[int]:
+    return [n for first, last in ranges for n in range(first, last + 1)]

@@ -1,0 +1,118 @@
+"""The write lease: at most one live writer per database, fenced by an epoch.
+
+The lease is a key in the database's own object. Every write a holder makes carries the
+lease's exact bytes in its compare (``expect``), so once another writer has taken the lease
+over, a stale holder's writes are refused by the storage itself, wherever it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, replace
+
+from dolite.errors import Conflict, LeaseHeld
+from dolite.pages.format import LEASE
+from dolite.storage.base import Storage
+
+HOST = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Lease:
+    epoch: int
+    owner: str  # host:pid:token
+    expires: float
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Lease:
+        return cls(**json.loads(raw))
+
+    def holder_is_gone(self, now: float) -> bool:
+        """True when the lease ran out or its holder was a process on this host that died."""
+        if self.expires <= now:
+            return True
+        host, _, rest = self.owner.partition(":")
+        pid = rest.partition(":")[0]
+        if host != HOST or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
+class LeaseKeeper:
+    """Acquires, renews and releases one process's lease on one database."""
+
+    def __init__(self, storage: Storage, name: str, ttl: float):
+        self.storage = storage
+        self.name = name
+        self.ttl = ttl
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.held: Lease | None = None
+        self.raw: bytes | None = None
+
+    def valid(self, margin: float = 1.0) -> bool:
+        """Whether we hold the lease with at least ``margin`` seconds left on our clock."""
+        return self.held is not None and self.held.expires - margin > time.time()
+
+    def acquire(self) -> bool:
+        """Take the lease if it is free or stale. Return True if it was newly taken
+        (the caller then cleans up a previous holder's debris). Raise LeaseHeld if a live
+        writer holds it."""
+        now = time.time()
+        current_raw = self.storage.get([LEASE]).get(LEASE)
+        current = Lease.decode(current_raw) if current_raw else None
+        if current_raw is not None and current_raw == self.raw and current.expires - 1.0 > now:
+            return False
+        if current is not None and current.owner != self.owner and not current.holder_is_gone(now):
+            raise LeaseHeld(
+                f"database {self.name!r} is being written by {current.owner} "
+                f"(lease expires in {current.expires - now:.1f}s)"
+            )
+        new = Lease(epoch=(current.epoch + 1) if current else 1, owner=self.owner, expires=now + self.ttl)
+        try:
+            self.storage.commit({LEASE: new.encode()}, expect={LEASE: current_raw})
+        except Conflict as exc:
+            raise LeaseHeld(f"database {self.name!r}: another writer took the lease first") from exc
+        self.held, self.raw = new, new.encode()
+        return True
+
+    def renewal(self) -> dict[str, bytes]:
+        """Writes to add to a commit so the lease is extended when half its time is used.
+        Call :meth:`renewed` after that commit succeeds."""
+        assert self.held is not None
+        if self.held.expires - time.time() > self.ttl / 2:
+            return {}
+        self._pending = replace(self.held, expires=time.time() + self.ttl)
+        return {LEASE: self._pending.encode()}
+
+    def renewed(self) -> None:
+        pending = getattr(self, "_pending", None)
+        if pending is not None:
+            self.held, self.raw, self._pending = pending, pending.encode(), None
+
+    def forget(self) -> None:
+        """Drop our idea of holding the lease (after a fencing conflict)."""
+        self.held = self.raw = None
+
+    def release(self) -> None:
+        """Give the lease up so another writer need not wait for it to expire."""
+        if self.held is None:
+            return
+        released = replace(self.held, expires=0.0)
+        try:
+            self.storage.commit({LEASE: released.encode()}, expect={LEASE: self.raw})
+        except Conflict:
+            pass
+        self.forget()

@@ -1,0 +1,268 @@
+"""The page store: one database file as versioned, checksummed chunks in one object.
+
+A commit writes the new chunk versions (invisible until the head moves), then moves the
+head with one compare-and-set that also checks the write lease. Small commits are a single
+``commit`` call; larger ones first write their log record (naming every chunk about to be
+written, so debris of a crash can be found), then the chunks in batches, then the head.
+A reader pins a :class:`Head` and reads, for each chunk, the newest version not newer
+than its head.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from itertools import islice
+
+from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
+from dolite.pages import gc
+from dolite.pages.cache import ChunkCache
+from dolite.pages.format import (
+    CHUNK_HEADER_BYTES,
+    HEAD,
+    LEASE,
+    Head,
+    chunk_key,
+    chunk_prefix,
+    decode_chunk,
+    encode_chunk,
+    encode_record,
+    log_key,
+    parse_chunk_key,
+    to_ranges,
+)
+from dolite.pages.lease import LeaseKeeper
+from dolite.storage.base import Storage
+
+DEFAULT_CHUNK_SIZE = 4096
+DEFAULT_RETENTION = 3600.0
+GC_EVERY = 64
+
+
+class PageStore:
+    """Versioned chunks of one database. Thread-safe; shared by every connection to the
+    database in this process."""
+
+    def __init__(self, storage: Storage, name: str, *, cache_bytes: int = 64 << 20,
+                 lease_ttl: float = 30.0):
+        self.storage = storage
+        self.name = name
+        self.limits = storage.limits
+        self.cache = ChunkCache(cache_bytes)
+        self.lease = LeaseKeeper(storage, name, lease_ttl)
+        self.stats = {"commits": 0, "chunks_written": 0, "bytes_written": 0,
+                      "chunks_read": 0, "bytes_read": 0, "conflicts": 0}
+        self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._latest: Head | None = None
+        self._where: dict[int, int] = {}  # chunk -> newest version as of _where_at
+        self._where_at = -1
+        self._needs_cleanup = True
+        self._commits_since_gc = 0
+        self._pins: dict[int, int] = {}  # pinned head version -> readers
+
+    # -- readers' pins: garbage collection keeps every version a reader here may need --
+
+    def pin(self, head: Head) -> None:
+        with self._lock:
+            self._pins[head.version] = self._pins.get(head.version, 0) + 1
+
+    def unpin(self, head: Head) -> None:
+        with self._lock:
+            left = self._pins.get(head.version, 0) - 1
+            if left > 0:
+                self._pins[head.version] = left
+            else:
+                self._pins.pop(head.version, None)
+
+    def pinned_versions(self) -> list[int]:
+        with self._lock:
+            return list(self._pins)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return HEAD in self.storage.get([HEAD])
+
+    def create(self, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+               retention: float = DEFAULT_RETENTION) -> Head:
+        """Create the empty database (version 0), or return the existing head."""
+        max_chunk = self.limits.max_value_bytes - CHUNK_HEADER_BYTES
+        if chunk_size < 512 or chunk_size > max_chunk or chunk_size % 512:
+            raise ValueError(f"chunk_size must be a multiple of 512 between 512 and {max_chunk}")
+        head = Head(version=0, size=0, chunk_size=chunk_size, retention=retention, time=time.time())
+        try:
+            self.storage.commit({HEAD: head.encode()}, expect={HEAD: None})
+        except Conflict:
+            return self.read_head()
+        self._observe(head)
+        return head
+
+    def read_head(self) -> Head:
+        """The committed head, read from storage."""
+        raw = self.storage.get([HEAD]).get(HEAD)
+        if raw is None:
+            raise DatabaseNotFound(f"database {self.name!r} does not exist")
+        head = Head.decode(raw)
+        self._observe(head)
+        return head
+
+    def current_head(self) -> Head:
+        """The newest head: known without a round trip while we hold the lease, since
+        nobody else can commit then."""
+        latest = self._latest
+        if latest is not None and self.lease.valid():
+            return latest
+        return self.read_head()
+
+    def _observe(self, head: Head) -> None:
+        with self._lock:
+            if self._latest is None or head.version > self._latest.version:
+                if head.version != self._where_at:
+                    self._where, self._where_at = {}, head.version
+                self._latest = head
+
+    # -- reads ---------------------------------------------------------------------
+
+    def read_chunk(self, head: Head, chunk: int) -> bytes:
+        """The chunk's stored bytes as of ``head`` (may be shorter than a chunk; the
+        caller pads and masks past ``head.size``)."""
+        if chunk * head.chunk_size >= head.size:
+            return b""
+        with self._lock:
+            version = self._where.get(chunk)
+            if version is not None and head.version != self._where_at and version > head.version:
+                version = None
+        if version is not None:
+            data = self.cache.get((chunk, version))
+            if data is not None:
+                return data
+            raw = self.storage.get([chunk_key(chunk, version)]).get(chunk_key(chunk, version))
+            if raw is None:
+                raise CorruptChunk(f"{self.name}: chunk {chunk} v{version} is missing from storage")
+        else:
+            found = self.storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, head.version + 1),
+                                      reverse=True, limit=1)
+            if not found:
+                raise SnapshotExpired(
+                    f"{self.name}: no version of chunk {chunk} at or before v{head.version}: "
+                    "that version is older than the retention window"
+                )
+            key, raw = next(iter(found.items()))
+            version = parse_chunk_key(key)[1]
+        data = decode_chunk(raw, chunk, version, self.name)
+        self.stats["chunks_read"] += 1
+        self.stats["bytes_read"] += len(raw)
+        self.cache.put((chunk, version), data)
+        with self._lock:
+            if head.version == self._where_at:
+                self._where.setdefault(chunk, version)
+        return data
+
+    # -- commits -------------------------------------------------------------------
+
+    def commit(self, base: Head, chunks: dict[int, bytes], size: int) -> Head:
+        """Commit ``chunks`` (index -> full chunk bytes) and the new file ``size`` on top of
+        ``base``. Raise Conflict if ``base`` is no longer the head or the lease was lost."""
+        with self._commit_lock:
+            self._hold_lease()
+            new = base.advance(size, time.time())
+            writes = {chunk_key(c, new.version): encode_chunk(c, new.version, d) for c, d in chunks.items()}
+            records = self._log_records(new, sorted(chunks), base.size)
+            head_writes = {HEAD: new.encode(), **self.lease.renewal()}
+            expect = {HEAD: base.encode(), LEASE: self.lease.raw}
+            try:
+                if len(writes) + len(records) + len(head_writes) <= self.limits.max_keys_per_call:
+                    self.storage.commit({**writes, **records, **head_writes}, expect=expect)
+                else:
+                    fence = {LEASE: self.lease.raw}
+                    self.storage.commit(records, expect=fence)
+                    items = iter(writes.items())
+                    while batch := dict(islice(items, self.limits.max_keys_per_call)):
+                        self.storage.commit(batch, expect=fence)
+                    self.storage.commit(head_writes, expect=expect)
+            except Conflict as exc:
+                self.stats["conflicts"] += 1
+                self.lease.forget()
+                with self._lock:
+                    self._latest = None
+                self._needs_cleanup = True
+                raise Conflict(
+                    f"database {self.name!r}: commit of v{new.version} refused: another writer "
+                    "committed or took over the write lease"
+                ) from exc
+            except BaseException:
+                self._needs_cleanup = True
+                raise
+            self.lease.renewed()
+            self._after_commit(base, new, chunks, writes)
+        if self._commits_since_gc >= GC_EVERY:
+            self.collect_garbage()
+        return new
+
+    def ensure_writable(self) -> None:
+        """Hold the write lease (raise LeaseHeld if a live writer elsewhere has it)."""
+        with self._commit_lock:
+            self._hold_lease()
+
+    def _hold_lease(self) -> None:
+        if self.lease.valid() and not self._needs_cleanup:
+            return
+        newly_taken = self.lease.acquire()
+        if newly_taken or self._needs_cleanup:
+            head = self.read_head()
+            gc.remove_uncommitted(self, head)
+            self._needs_cleanup = False
+
+    def _log_records(self, new: Head, chunks: list[int], old_size: int) -> dict[str, bytes]:
+        """The commit record, split in parts (``log/<v>#<n>``) if one would be too big."""
+        fields = {"v": new.version, "time": new.time, "size": new.size, "old_size": old_size}
+        ranges = to_ranges(chunks)
+        parts: list[bytes] = []
+        step = len(ranges) or 1
+        while True:
+            pieces = [ranges[i:i + step] for i in range(0, len(ranges), step)] or [[]]
+            parts = [encode_record({**fields, "chunks": piece, "parts": len(pieces)}) for piece in pieces]
+            if max(len(p) for p in parts) <= self.limits.max_value_bytes or step == 1:
+                break
+            step = max(1, step // 2)
+        key = log_key(new.version)
+        return {key if n == 0 else f"{key}#{n:04d}": part for n, part in enumerate(parts)}
+
+    def _after_commit(self, base: Head, new: Head, chunks: dict[int, bytes], writes: dict) -> None:
+        with self._lock:
+            if self._where_at != base.version:
+                self._where = {}
+            self._where.update(dict.fromkeys(chunks, new.version))
+            if new.size < base.size:
+                last = -(-new.size // new.chunk_size)
+                self._where = {c: v for c, v in self._where.items() if c < last}
+            self._where_at = new.version
+            self._latest = new
+        for c, data in chunks.items():
+            self.cache.put((c, new.version), bytes(data))
+        self.stats["commits"] += 1
+        self.stats["chunks_written"] += len(writes)
+        self.stats["bytes_written"] += sum(len(v) for v in writes.values())
+        self._commits_since_gc += 1
+
+    def collect_garbage(self, now: float | None = None) -> int:
+        """Delete chunk versions superseded before the retention horizon. Returns the
+        number of keys deleted."""
+        with self._commit_lock:
+            self._commits_since_gc = 0
+            return gc.collect(self, now if now is not None else time.time())
+
+    def close(self) -> None:
+        """Give the write lease back so other processes need not wait for it."""
+        with self._commit_lock:
+            self.lease.release()
+
+    def log_versions(self, start: int = 0) -> list[int]:
+        """Committed versions with a log record, oldest first."""
+        from dolite.pages.format import parse_log_key
+
+        head = self.read_head()
+        keys = self.storage.list(start=log_key(start), end=log_key(head.version + 1))
+        return sorted({parse_log_key(k) for k in keys})
+

@@ -1,0 +1,252 @@
+"""``do+http://HOST:PORT`` — real Durable Objects, served by workerd locally or by Cloudflare.
+
+The Worker in ``cloudflare/src/worker.js`` runs one Durable Object per dolite object name
+and applies every call atomically inside it, the compare-and-set of ``commit`` included, so
+the check happens where the data lives. This module is a thin client: one storage call is
+one HTTP request on a shared keep-alive connection pool (safe to use from many threads).
+
+URL: ``do+http://HOST:PORT[/PATH][?secret=S&prefix=P&timeout=SECONDS]`` (``do+https://``
+for TLS, e.g. a deployed ``*.workers.dev`` Worker). The shared secret may instead come from
+the environment variable ``DOLITE_DO_SECRET``. ``prefix`` scopes the namespace: object
+``name`` is the Durable Object named ``P + name``, and ``names()`` lists only those.
+
+Bodies use the Worker's compact binary framing (see the Worker's header comment): a list
+of records, each ``u32 key length, key, u32 value length, value``, big-endian, with value
+length ``0xFFFFFFFF`` for "no value". Values travel as raw bytes, never base64.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from dolite.errors import Conflict, InvalidName, InvalidURL, LimitExceeded, StorageError
+from dolite.storage.base import Limits, check_commit, check_entries, check_keys, key_range
+
+DO_LIMITS = Limits(max_key_bytes=2048, max_value_bytes=131_072 - 8, max_keys_per_call=128)
+"""The Worker's limits. A KV-backed Durable Object caps the *serialized* value at 131,072
+bytes; V8 serialization adds 6 bytes to a binary value of this size, and 2 more are kept
+as margin. The Worker enforces the same numbers before any write."""
+
+MAX_NAME_BYTES = 1024
+SECRET_ENV = "DOLITE_DO_SECRET"
+
+_U32 = struct.Struct(">I")
+_NONE = 0xFFFFFFFF
+_NONE_BYTES = _U32.pack(_NONE)
+
+
+class AuthError(StorageError):
+    """The Worker refused the shared secret (missing or wrong)."""
+
+
+# -- framing --------------------------------------------------------------------------------
+
+
+def encode_records(items: Iterable[tuple[str, bytes | None]]) -> bytes:
+    """Frame ``(key, value-or-None)`` pairs as one record list."""
+    parts = [b""]
+    count = 0
+    for key, value in items:
+        raw = key.encode()
+        parts.append(_U32.pack(len(raw)))
+        parts.append(raw)
+        if value is None:
+            parts.append(_NONE_BYTES)
+        else:
+            parts.append(_U32.pack(len(value)))
+            parts.append(bytes(value))
+        count += 1
+    parts[0] = _U32.pack(count)
+    return b"".join(parts)
+
+
+def decode_records(data: bytes) -> dict[str, bytes]:
+    """Parse one record list of entries (as the Worker sends for get and list)."""
+    view = memoryview(data)
+    try:
+        (count,) = _U32.unpack_from(view, 0)
+        at = 4
+        out: dict[str, bytes] = {}
+        for _ in range(count):
+            (size,) = _U32.unpack_from(view, at)
+            key = bytes(view[at + 4 : at + 4 + size]).decode()
+            at += 4 + size
+            (size,) = _U32.unpack_from(view, at)
+            at += 4
+            if size == _NONE:
+                raise ValueError("entry without a value")
+            if at + size > len(view):
+                raise ValueError("truncated value")
+            out[key] = bytes(view[at : at + size])
+            at += size
+    except (struct.error, ValueError) as exc:
+        raise StorageError(f"malformed response from the Durable Object Worker: {exc}") from exc
+    return out
+
+
+# -- one object -------------------------------------------------------------------------------
+
+
+class DurableObjectStorage:
+    """One Durable Object's storage, reached through the Worker."""
+
+    def __init__(self, namespace: DurableObjectNamespace, name: str):
+        self._ns = namespace
+        self.name = name
+        self.limits = namespace.limits
+        self._path = f"/v1/objects/{quote(name, safe='')}/"
+
+    def get(self, keys: Iterable[str]) -> dict[str, bytes]:
+        keys = check_keys(keys, self.limits, "get")
+        if not keys:
+            return {}
+        reply = self._ns._request("POST", self._path + "get", encode_records((k, None) for k in keys))
+        return decode_records(reply.content)
+
+    def put(self, entries: Mapping[str, bytes]) -> None:
+        check_entries(entries, self.limits, "put")
+        if entries:
+            self._ns._request("POST", self._path + "put", encode_records(entries.items()))
+
+    def delete(self, keys: Iterable[str]) -> int:
+        keys = check_keys(keys, self.limits, "delete")
+        if not keys:
+            return 0
+        reply = self._ns._request("POST", self._path + "delete", encode_records((k, None) for k in keys))
+        return int(reply.json()["deleted"])
+
+    def list(self, *, start=None, end=None, prefix=None, limit=None, reverse=False) -> dict[str, bytes]:
+        lo, hi = key_range(start, end, prefix)
+        out: dict[str, bytes] = {}
+        if (hi is not None and hi <= lo) or limit == 0:
+            return out
+        while True:  # the Worker caps a response; follow it page by page
+            params = {"reverse": "1"} if reverse else {}
+            if lo:
+                params["start"] = lo
+            if hi is not None:
+                params["end"] = hi
+            if limit is not None:
+                params["limit"] = str(limit - len(out))
+            reply = self._ns._request("GET", self._path + "list", params=params)
+            page = decode_records(reply.content)
+            out.update(page)
+            if reply.headers.get("x-dolite-more") != "1" or not page:
+                return out
+            last = next(reversed(page))
+            if reverse:
+                hi = last
+            else:
+                lo = last + "\x00"
+
+    def commit(self, writes: Mapping[str, bytes], deletes: Iterable[str] = (), expect=None) -> None:
+        if not isinstance(writes, Mapping):
+            raise TypeError("writes must be a mapping of key to bytes")
+        deletes, expect = check_commit(writes, deletes, expect, self.limits)
+        if not (writes or deletes or expect):
+            return
+        body = b"".join((
+            encode_records(writes.items()),
+            encode_records((k, None) for k in deletes),
+            encode_records(expect.items()),
+        ))
+        self._ns._request("POST", self._path + "commit", body)
+
+
+# -- the namespace ---------------------------------------------------------------------------
+
+
+class DurableObjectNamespace:
+    """All objects of one deployed (or local workerd) dolite Worker."""
+
+    def __init__(
+        self, base_url: str, secret: str, *, url: str | None = None, prefix: str = "", timeout: float = 30.0
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.url = url or base_url
+        self.prefix = prefix
+        self.limits = DO_LIMITS
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers={"authorization": f"Bearer {secret}", "content-type": "application/octet-stream"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    def __repr__(self) -> str:
+        return f"DurableObjectNamespace({self.base_url!r})"
+
+    def object(self, name: str) -> DurableObjectStorage:
+        if not isinstance(name, str) or not name or len((self.prefix + name).encode()) > MAX_NAME_BYTES:
+            raise InvalidName(f"Durable Object names are 1 to {MAX_NAME_BYTES} bytes of text, not {name!r:.80}")
+        return DurableObjectStorage(self, self.prefix + name)
+
+    def names(self) -> list[str]:
+        names: list[str] = []
+        after = ""
+        while True:
+            page = self._request("GET", "/v1/names", params={"prefix": self.prefix, "after": after}).json()
+            names.extend(name[len(self.prefix):] for name in page["names"])
+            if not page["more"] or not page.get("last"):
+                return sorted(names)
+            after = page["last"]
+
+    def drop(self, name: str) -> None:
+        self._request("POST", self.object(name)._path + "drop", b"")
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request(self, method: str, path: str, content: bytes | None = None, params=None) -> httpx.Response:
+        """Send one request; map the Worker's answers to dolite errors."""
+        try:
+            reply = self._client.request(method, path, content=content, params=params)
+        except httpx.TimeoutException as exc:
+            raise StorageError(f"Durable Object storage at {self.base_url}: {method} {path} timed out ({exc})") from exc
+        except httpx.HTTPError as exc:
+            raise StorageError(f"Durable Object storage at {self.base_url} is unreachable: {exc}") from exc
+        if reply.status_code < 300:
+            return reply
+        message = _error_message(reply)
+        if reply.status_code == 409:
+            raise Conflict(message)
+        if reply.status_code == 413:
+            raise LimitExceeded(message)
+        if reply.status_code == 401:
+            raise AuthError(f"Durable Object storage at {self.base_url} refused the secret: {message}")
+        raise StorageError(f"Durable Object storage at {self.base_url}: {method} {path} -> {reply.status_code} {message}")
+
+
+def _error_message(reply: httpx.Response) -> str:
+    try:
+        return str(reply.json()["message"])
+    except (ValueError, KeyError, TypeError):
+        return reply.text[:500] or reply.reason_phrase
+
+
+def open_url(url: str) -> DurableObjectNamespace:
+    """Open ``do+http://HOST:PORT[/PATH][?secret=S&prefix=P&timeout=SECONDS]`` or ``do+https://``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.removeprefix("do+")
+    if scheme not in ("http", "https") or not parts.netloc or not parts.hostname:
+        raise InvalidURL(f"{url!r}: expected do+http://HOST:PORT or do+https://HOST")
+    from dolite.storage import url_options
+
+    _, options = url_options(url)
+    unknown = set(options) - {"secret", "prefix", "timeout"}
+    if unknown:
+        raise InvalidURL(f"{url!r}: unknown do option(s) {', '.join(sorted(unknown))}")
+    secret = options.get("secret") or os.environ.get(SECRET_ENV)
+    if not secret:
+        raise InvalidURL(f"{url!r}: no secret: add ?secret=... to the URL or set ${SECRET_ENV}")
+    try:
+        timeout = float(options.get("timeout", "30"))
+    except ValueError:
+        raise InvalidURL(f"{url!r}: timeout must be a number of seconds") from None
+    base = f"{scheme}://{parts.netloc}{parts.path}"
+    return DurableObjectNamespace(base, secret, url=url, prefix=options.get("prefix", ""), timeout=timeout)

@@ -1,0 +1,1 @@
+"""Test helpers shipped with dolite (sqllogictest runner)."""

@@ -1,0 +1,247 @@
+"""The APSW VFS: SQLite's file calls, mapped literally onto the page store.
+
+The main database file is a :class:`~dolite.pages.PagedFile`; journals and temporary
+files live in memory (a commit is atomic in storage, so a journal is never needed to
+recover after a crash). SQLite's lock calls drive transactions: the first SHARED lock pins
+a version, RESERVED takes the write lease, xSync commits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import apsw
+
+from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, DoliteError
+from dolite.locks import NONE, RESERVED, LockTable
+from dolite.pages import PagedFile, PageStore
+from dolite.storage.base import Namespace
+
+OPEN = apsw.mapping_open_flags
+_IOCAP = apsw.mapping_device_characteristics
+_last_error = threading.local()
+_names = itertools.count(1)
+
+
+def take_last_error() -> DoliteError | None:
+    """The DoliteError behind the last failed VFS call on this thread (and forget it)."""
+    error = getattr(_last_error, "error", None)
+    _last_error.error = None
+    return error
+
+
+def _fail(error: DoliteError) -> Exception:
+    """Remember ``error`` for the DB-API layer; return the apsw exception for SQLite."""
+    _last_error.error = error
+    if isinstance(error, Conflict):
+        return apsw.BusyError(str(error))
+    if isinstance(error, CorruptChunk):
+        return apsw.CorruptError(str(error))
+    if isinstance(error, DatabaseNotFound):
+        return apsw.CantOpenError(str(error))
+    return apsw.IOError(str(error))
+
+
+class Database:
+    """What connections to one database in this process share."""
+
+    def __init__(self, store: PageStore):
+        self.store = store
+        self.locks = LockTable()
+        self.connections = 0
+
+
+class DoliteVFS(apsw.VFS):
+    """One VFS per storage namespace; database names are object names."""
+
+    def __init__(self, namespace: Namespace, **store_options):
+        self.namespace = namespace
+        self.vfs_name = f"dolite-{next(_names)}"
+        self.store_options = store_options
+        self.databases: dict[str, Database] = {}
+        self.memory_files: dict[str, MemoryFile] = {}
+        self._lock = threading.Lock()
+        super().__init__(self.vfs_name, base="")
+
+    def database(self, name: str) -> Database:
+        with self._lock:
+            db = self.databases.get(name)
+            if db is None:
+                store = PageStore(self.namespace.object(name), name, **self.store_options)
+                db = self.databases[name] = Database(store)
+            return db
+
+    def xOpen(self, name, flags):
+        path = name.filename() if isinstance(name, apsw.URIFilename) else name
+        if flags[0] & OPEN["SQLITE_OPEN_MAIN_DB"]:
+            db = self.database(path)
+            try:
+                if not db.store.exists():
+                    raise DatabaseNotFound(f"database {path!r} does not exist")
+            except DoliteError as exc:
+                raise _fail(exc) from exc
+            return DatabaseFile(db)
+        if flags[0] & OPEN["SQLITE_OPEN_WAL"]:
+            raise apsw.CantOpenError("dolite commits atomically in storage; WAL mode is not supported")
+        file = MemoryFile()
+        if path is not None:
+            with self._lock:
+                self.memory_files[path] = file
+        return file
+
+    def xAccess(self, pathname, flags):
+        if pathname in self.memory_files:
+            return True
+        if pathname.endswith(("-journal", "-wal", "-shm")):
+            return False  # never a hot journal: commits are atomic in storage
+        return self.database(pathname).store.exists()
+
+    def xDelete(self, filename, syncdir):
+        with self._lock:
+            self.memory_files.pop(filename, None)
+
+    def xFullPathname(self, name):
+        return name
+
+
+class DatabaseFile:
+    """The main database file of one SQLite connection."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.file = PagedFile(db.store)
+        self.level = NONE
+        self.owner = id(self)
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except DoliteError as exc:
+            raise _fail(exc) from exc
+
+    def xRead(self, amount, offset):
+        return self._call(self.file.read, amount, offset)
+
+    def xWrite(self, data, offset):
+        self._call(self.file.write, data, offset)
+
+    def xTruncate(self, newsize):
+        self._call(self.file.truncate, newsize)
+
+    def xSync(self, flags):
+        self._call(self.file.commit)
+
+    def xFileSize(self):
+        if self.file.head is None:
+            return self._call(lambda: self.db.store.current_head().size)
+        return self.file.size
+
+    def xLock(self, level):
+        if not self.db.locks.lock(self.owner, level):
+            raise apsw.BusyError("database is locked by another connection in this process")
+        try:
+            if self.level == NONE:
+                self._call(self.file.begin)
+            if level >= RESERVED and self.level < RESERVED:
+                self._call(self._become_writer)
+        except BaseException:
+            self.db.locks.unlock(self.owner, self.level)
+            if self.level == NONE:
+                self.file.end()
+            raise
+        self.level = level
+
+    def _become_writer(self) -> None:
+        self.db.store.ensure_writable()
+        if self.file.refresh_needed():
+            raise Conflict(f"database {self.db.store.name!r} changed since this transaction began")
+
+    def xUnlock(self, level):
+        if self.level >= RESERVED and level < RESERVED and self.file.pending:
+            # synchronous=OFF skips xSync: what SQLite left in the file is its state.
+            try:
+                self.file.commit()
+            except DoliteError as exc:
+                _last_error.error = exc
+        if level == NONE:
+            self.file.end()
+        self.db.locks.unlock(self.owner, level)
+        self.level = level
+
+    def xCheckReservedLock(self):
+        return self.db.locks.reserved_by_other(self.owner)
+
+    def xFileControl(self, op, ptr):
+        return False
+
+    def xSectorSize(self):
+        return 4096
+
+    def xDeviceCharacteristics(self):
+        return _IOCAP["SQLITE_IOCAP_SAFE_APPEND"] | _IOCAP["SQLITE_IOCAP_POWERSAFE_OVERWRITE"]
+
+    def xClose(self):
+        if self.level != NONE:
+            self.xUnlock(NONE)
+        self.file.end()
+
+
+class MemoryFile:
+    """A journal or temporary file held in memory."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def xRead(self, amount, offset):
+        return bytes(self.data[offset: offset + amount])
+
+    def xWrite(self, data, offset):
+        if offset > len(self.data):
+            self.data += bytes(offset - len(self.data))
+        self.data[offset: offset + len(data)] = data
+
+    def xTruncate(self, newsize):
+        del self.data[newsize:]
+
+    def xSync(self, flags):
+        pass
+
+    def xFileSize(self):
+        return len(self.data)
+
+    def xLock(self, level):
+        pass
+
+    def xUnlock(self, level):
+        pass
+
+    def xCheckReservedLock(self):
+        return False
+
+    def xFileControl(self, op, ptr):
+        return False
+
+    def xSectorSize(self):
+        return 4096
+
+    def xDeviceCharacteristics(self):
+        return 0
+
+    def xClose(self):
+        pass
+
+
+_vfs_lock = threading.Lock()
+_vfs_by_namespace: dict[int, DoliteVFS] = {}
+
+
+def vfs_for(namespace: Namespace, **store_options) -> DoliteVFS:
+    """The process-wide VFS of ``namespace`` (registered with SQLite on first use)."""
+    with _vfs_lock:
+        vfs = _vfs_by_namespace.get(id(namespace))
+        if vfs is None or vfs.namespace is not namespace:
+            vfs = _vfs_by_namespace[id(namespace)] = DoliteVFS(namespace, **store_options)
+        return vfs
+
+
