@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from itertools import islice
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
@@ -164,20 +165,37 @@ class PageStore:
     def commit(self, base: Head, chunks: dict[int, bytes], size: int) -> Head:
         """Commit ``chunks`` (index -> full chunk bytes) and the new file ``size`` on top of
         ``base``. Raise Conflict if ``base`` is no longer the head or the lease was lost."""
+        new = self.commit_stream(base, sorted(chunks), chunks.items(), size)
+        for c, data in chunks.items():
+            self.cache.put((c, new.version), bytes(data))
+        return new
+
+    def commit_stream(self, base: Head, chunk_ids: list[int], chunks: Iterable[tuple[int, bytes]],
+                      size: int) -> Head:
+        """Commit chunks produced one by one (``chunk_ids`` names them all in advance, for
+        the log record), so a large import never holds the whole file in memory."""
         with self._commit_lock:
             self._hold_lease()
             new = base.advance(size, time.time())
-            writes = {chunk_key(c, new.version): encode_chunk(c, new.version, d) for c, d in chunks.items()}
-            records = self._log_records(new, sorted(chunks), base.size)
+            records = self._log_records(new, chunk_ids, base.size)
             head_writes = {HEAD: new.encode(), **self.lease.renewal()}
             expect = {HEAD: base.encode(), LEASE: self.lease.raw}
+            written = [0, 0]
+
+            def encoded():
+                for c, data in chunks:
+                    value = encode_chunk(c, new.version, data)
+                    written[0] += 1
+                    written[1] += len(value)
+                    yield chunk_key(c, new.version), value
+
             try:
-                if len(writes) + len(records) + len(head_writes) <= self.limits.max_keys_per_call:
-                    self.storage.commit({**writes, **records, **head_writes}, expect=expect)
+                if len(chunk_ids) + len(records) + len(head_writes) <= self.limits.max_keys_per_call:
+                    self.storage.commit({**dict(encoded()), **records, **head_writes}, expect=expect)
                 else:
                     fence = {LEASE: self.lease.raw}
                     self.storage.commit(records, expect=fence)
-                    items = iter(writes.items())
+                    items = encoded()
                     while batch := dict(islice(items, self.limits.max_keys_per_call)):
                         self.storage.commit(batch, expect=fence)
                     self.storage.commit(head_writes, expect=expect)
@@ -195,7 +213,7 @@ class PageStore:
                 self._needs_cleanup = True
                 raise
             self.lease.renewed()
-            self._after_commit(base, new, chunks, writes)
+            self._after_commit(base, new, chunk_ids, written)
         if self._commits_since_gc >= GC_EVERY:
             self.collect_garbage()
         return new
@@ -229,21 +247,19 @@ class PageStore:
         key = log_key(new.version)
         return {key if n == 0 else f"{key}#{n:04d}": part for n, part in enumerate(parts)}
 
-    def _after_commit(self, base: Head, new: Head, chunks: dict[int, bytes], writes: dict) -> None:
+    def _after_commit(self, base: Head, new: Head, chunk_ids: list[int], written: list[int]) -> None:
         with self._lock:
             if self._where_at != base.version:
                 self._where = {}
-            self._where.update(dict.fromkeys(chunks, new.version))
+            self._where.update(dict.fromkeys(chunk_ids, new.version))
             if new.size < base.size:
                 last = -(-new.size // new.chunk_size)
                 self._where = {c: v for c, v in self._where.items() if c < last}
             self._where_at = new.version
             self._latest = new
-        for c, data in chunks.items():
-            self.cache.put((c, new.version), bytes(data))
         self.stats["commits"] += 1
-        self.stats["chunks_written"] += len(writes)
-        self.stats["bytes_written"] += sum(len(v) for v in writes.values())
+        self.stats["chunks_written"] += written[0]
+        self.stats["bytes_written"] += written[1]
         self._commits_since_gc += 1
 
     def collect_garbage(self, now: float | None = None) -> int:

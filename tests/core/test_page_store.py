@@ -1,0 +1,141 @@
+"""Page store behaviour: atomic large commits, snapshots, checksums, GC, chunk sizes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import dolite
+from dolite.pages.format import HEAD, CHUNK_PREFIX, LOG_PREFIX, Head, parse_chunk_key
+from dolite.storage import open_storage
+
+
+def _fill(conn, rows: int, width: int = 300) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
+    conn.executemany("INSERT INTO t(v) VALUES (?)", [(f"{i:06d}" + "x" * width,) for i in range(rows)])
+    conn.commit()
+
+
+def test_transaction_larger_than_a_storage_call_is_atomic(storage_url):
+    ns = open_storage(storage_url)
+    conn = dolite.connect("big", storage=ns)
+    _fill(conn, 3000)  # ~1 MB: hundreds of chunks, several storage calls
+    store = conn.database.store
+    head = store.read_head()
+    assert head.size // head.chunk_size > ns.limits.max_keys_per_call
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (3000,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+def test_commit_cost_follows_dirty_pages_not_database_size(storage_url):
+    conn = dolite.connect("cost", storage=storage_url)
+    _fill(conn, 4000)
+    store = conn.database.store
+    before = dict(store.stats)
+    conn.execute("UPDATE t SET v = 'changed' WHERE id = 17")
+    conn.commit()
+    written = store.stats["chunks_written"] - before["chunks_written"]
+    assert 1 <= written <= 4, written
+    conn.close()
+
+
+def test_reader_keeps_its_snapshot_while_writer_commits(storage_url):
+    ns = open_storage(storage_url)
+    writer = dolite.connect("snap", storage=ns)
+    _fill(writer, 100)
+    reader = dolite.connect("snap", storage=ns)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (100,)
+    writer.execute("DELETE FROM t WHERE id > 10")
+    writer.commit()
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (100,)
+    reader.commit()
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (10,)
+    writer.close()
+    reader.close()
+
+
+def test_corrupt_chunk_raises_checksum_error_not_wrong_data(storage_url):
+    ns = open_storage(storage_url)
+    conn = dolite.connect("corrupt", storage=ns)
+    _fill(conn, 200)
+    conn.close()
+    obj = ns.object("corrupt")
+    keys = [k for k in obj.list(prefix=CHUNK_PREFIX)]
+    victim = max(keys, key=lambda k: parse_chunk_key(k)[0])  # a table page, not the header
+    raw = bytearray(obj.get([victim])[victim])
+    raw[-10] ^= 0xFF
+    obj.put({victim: bytes(raw)})
+    fresh = dolite.connect("corrupt", storage=open_storage(storage_url) if not storage_url.startswith("memory:") else ns)
+    fresh.database.store.cache.clear()
+    with pytest.raises(dolite.CorruptChunk, match="checksum"):
+        fresh.execute("SELECT sum(length(v)) FROM t").fetchall()
+    fresh.close()
+
+
+@pytest.mark.parametrize("chunk_size,page_size", [(512, 4096), (16384, 1024), (4096, 4096), (65536, 4096)])
+def test_chunk_sizes_other_than_page_size(storage_url, chunk_size, page_size):
+    conn = dolite.connect(f"cs{chunk_size}", storage=storage_url, chunk_size=chunk_size)
+    conn.execute(f"PRAGMA page_size={page_size}")
+    _fill(conn, 1500, 100)
+    conn.execute("DELETE FROM t WHERE id % 3 = 0")
+    conn.commit()
+    conn.execute("VACUUM")  # shrinks the file
+    _fill(conn, 500, 50)  # and grows it again
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (1500,)
+    assert conn.execute("PRAGMA page_size").fetchone() == (page_size,)
+    conn.close()
+
+
+def test_garbage_collection_keeps_the_current_version_whole(storage_url):
+    ns = open_storage(storage_url)
+    conn = dolite.connect("gc", storage=ns, retention=0)
+    _fill(conn, 500)
+    for i in range(30):
+        conn.execute("UPDATE t SET v = ? WHERE id % 7 = ?", (f"round{i}", i % 7))
+        conn.commit()
+    obj = ns.object("gc")
+    before = len(obj.list(prefix=CHUNK_PREFIX))
+    deleted = conn.database.store.collect_garbage()
+    after = len(obj.list(prefix=CHUNK_PREFIX))
+    assert deleted > 0 and after < before
+    head = Head.decode(obj.get([HEAD])[HEAD])
+    assert after >= head.size // head.chunk_size
+    assert len(obj.list(prefix=LOG_PREFIX)) <= 2
+    conn.close()
+    again = dolite.connect("gc", storage=ns)
+    again.database.store.cache.clear()
+    assert again.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert again.execute("SELECT count(*) FROM t WHERE v LIKE 'round%'").fetchone() == (500,)
+    again.close()
+
+
+def test_second_process_cannot_write_while_lease_is_held(tmp_path):
+    url = f"lmdb:{tmp_path}/db"
+    conn = dolite.connect("leased", storage=url)
+    _fill(conn, 10)  # we now hold the write lease
+    script = textwrap.dedent(f"""
+        import dolite, sys
+        c = dolite.connect("leased", storage={url!r}, timeout=0.2)
+        print(c.execute("SELECT count(*) FROM t").fetchone()[0])
+        try:
+            c.execute("INSERT INTO t(v) VALUES ('other')")
+            c.commit()
+        except dolite.LeaseHeld as exc:
+            print("LeaseHeld", exc)
+            sys.exit(3)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("10\nLeaseHeld") and "being written by" in proc.stdout
+    conn.close()  # releases the lease: now the other process may write
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    check = dolite.connect("leased", storage=url)
+    assert check.execute("SELECT count(*) FROM t").fetchone() == (11,)
+    check.close()
