@@ -1,0 +1,105 @@
+"""``dolite cloudflare``: run the Durable Object Worker locally, or deploy it to Cloudflare.
+
+    dolite cloudflare dev --port 8787 --data ./do-data [--secret S]
+    dolite cloudflare deploy [--secret S]
+
+The main CLI mounts :data:`app` as its ``cloudflare`` sub-command.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from dolite.cloudflare.dev import WorkerdError, ensure_npm_packages, project_dir, start_workerd
+
+app = typer.Typer(
+    help="Run dolite's Durable Object Worker locally (workerd) or deploy it to Cloudflare.",
+    no_args_is_help=True,
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def dev(
+    port: int = typer.Option(8787, help="TCP port to listen on (0 picks a free one)."),
+    data: Path = typer.Option(..., help="Directory where object data persists."),
+    secret: str = typer.Option(
+        None, envvar="DOLITE_DO_SECRET", help="Shared secret clients must send (default: random)."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+) -> None:
+    """Serve the Worker with workerd until Ctrl-C; prints the storage URL to use."""
+    try:
+        handle = start_workerd(port=port, data_dir=data, secret=secret, host=host)
+    except WorkerdError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"workerd serving dolite Durable Objects on {handle.url} (data in {handle.data_dir})")
+    typer.echo(f"storage URL: {handle.storage_url}")
+    typer.echo(f"log: {handle.log_path}   (Ctrl-C to stop)")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        status = handle.wait()
+    except KeyboardInterrupt:
+        handle.stop()
+        typer.echo("stopped")
+        return
+    handle.stop()
+    raise _fail(f"workerd exited with status {status}:\n{handle.log_tail()}")
+
+
+@app.command()
+def deploy(
+    secret: str = typer.Option(
+        None, envvar="DOLITE_DO_SECRET",
+        help="Also store this shared secret as the Worker secret DOLITE_SECRET.",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Bundle and validate only; upload nothing."),
+) -> None:
+    """Deploy the Worker to Cloudflare with ``wrangler deploy`` (needs Cloudflare credentials)."""
+    try:
+        directory = project_dir()
+        ensure_npm_packages(directory)
+    except WorkerdError as exc:
+        raise _fail(str(exc)) from None
+    wrangler = directory / "node_modules" / ".bin" / "wrangler"
+    if not wrangler.exists():
+        raise _fail(f"wrangler is not installed in {directory}: run `npm install` there")
+    if not dry_run and not os.environ.get("CLOUDFLARE_API_TOKEN") and not _logged_in(wrangler, directory):
+        raise _fail(
+            "no Cloudflare credentials: set CLOUDFLARE_API_TOKEN (and CLOUDFLARE_ACCOUNT_ID), "
+            f"or run `npx wrangler login` in {directory}"
+        )
+    command = [str(wrangler), "deploy"] + (["--dry-run", "--outdir", str(directory / ".wrangler" / "dry-run")] if dry_run else [])
+    if subprocess.run(command, cwd=directory).returncode != 0:
+        raise _fail("wrangler deploy failed (see its output above)")
+    if secret and not dry_run:
+        put = subprocess.run(
+            [str(wrangler), "secret", "put", "DOLITE_SECRET"], cwd=directory, input=secret.encode()
+        )
+        if put.returncode != 0:
+            raise _fail("wrangler secret put DOLITE_SECRET failed (see its output above)")
+    if not dry_run:
+        typer.echo("deployed. Point dolite at it with do+https://<worker>.<account>.workers.dev?secret=...")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _logged_in(wrangler: Path, directory: Path) -> bool:
+    """Whether ``wrangler whoami`` finds an OAuth login (only tried when interactive)."""
+    if not sys.stdin.isatty() or shutil.which("node") is None:
+        return False
+    done = subprocess.run([str(wrangler), "whoami"], cwd=directory, capture_output=True, text=True)
+    return done.returncode == 0 and "not authenticated" not in (done.stdout + done.stderr).lower()
