@@ -1,0 +1,159 @@
+"""The ``dolite`` command: a thin layer over the library (every command is a library call)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from dolite import admin, snapshot
+from dolite.dbapi import DEFAULT_STORAGE
+from dolite.errors import DoliteError
+
+app = typer.Typer(help="SQLite databases stored in Durable-Object-style key-value storage.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+StorageOpt = typer.Option(DEFAULT_STORAGE, "--storage", "-s", envvar="DOLITE_STORAGE",
+                          help="Storage URL: lmdb:PATH, memory:, do+http://HOST:PORT, or a server http(s):// URL")
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(1)
+
+
+def _progress(total: int) -> Progress:
+    return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), console=err, transient=True, disable=not err.is_terminal)
+
+
+@app.command("import")
+def import_(file: Path, name: str, storage: str = StorageOpt,
+            replace: bool = typer.Option(False, help="Replace an existing database")) -> None:
+    """Import a SQLite file (or a base64 JSON export) as database NAME."""
+    try:
+        if storage.startswith(("http://", "https://")):
+            _remote(storage).import_from(name, file)
+        else:
+            with _progress(file.stat().st_size) as bar:
+                task = bar.add_task(f"import {name}", total=file.stat().st_size)
+                head = snapshot.import_file(storage, name, file, replace=replace,
+                                            progress=lambda n: bar.advance(task, n))
+            console.print(f"imported {file} as {name!r}: {head.size} bytes, version {head.version}")
+    except (DoliteError, OSError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def export(name: str, file: Path, storage: str = StorageOpt,
+           base64: bool = typer.Option(False, "--base64", help="Write base64 JSON instead of .sqlite")) -> None:
+    """Export database NAME to a plain SQLite FILE (or base64 JSON)."""
+    try:
+        if storage.startswith(("http://", "https://")):
+            _remote(storage).export_to(name, file)
+            return
+        size = admin.info(storage, name)["size"]
+        with _progress(size) as bar:
+            task = bar.add_task(f"export {name}", total=size)
+            written = snapshot.export_file(storage, name, file, base64_json=base64,
+                                           progress=lambda n: bar.advance(task, n))
+        console.print(f"exported {name!r} to {file}: {written} bytes")
+    except (DoliteError, OSError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def shell(name: str, storage: str = StorageOpt,
+          token: Optional[str] = typer.Option(None, envvar="DOLITE_TOKEN", help="Server token")) -> None:
+    """An interactive SQL prompt on database NAME (statements autocommit)."""
+    from dolite.shell import run_shell
+
+    try:
+        run_shell(name, storage, token=token, console=console)
+    except DoliteError as exc:
+        _fail(exc)
+
+
+@app.command()
+def check(name: str, storage: str = StorageOpt) -> None:
+    """Verify every stored chunk's checksum and run PRAGMA integrity_check."""
+    try:
+        report = admin.check(storage, name)
+    except DoliteError as exc:
+        _fail(exc)
+    for problem in report.corrupt:
+        err.print(f"[red]corrupt:[/] {problem}")
+    console.print(f"{name}: {report.chunks_checked} chunk versions checked, "
+                  f"{len(report.corrupt)} corrupt; integrity_check: {'; '.join(report.integrity[:5])}")
+    raise typer.Exit(0 if report.ok else 2)
+
+
+@app.command("ls")
+def ls(storage: str = StorageOpt) -> None:
+    """List databases."""
+    try:
+        for name in admin.list_databases(storage):
+            console.print(name)
+    except DoliteError as exc:
+        _fail(exc)
+
+
+@app.command()
+def info(name: str, storage: str = StorageOpt,
+         as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
+    """Size, pages, versions and chunks of database NAME."""
+    try:
+        facts = admin.info(storage, name)
+    except DoliteError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(facts))
+        return
+    table = Table(show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command()
+def demo(storage: str = StorageOpt) -> None:
+    """A short tour on the embedded store: create, write, read, check."""
+    from dolite.demo import run_demo
+
+    run_demo(storage, console)
+
+
+# Commands that live with the subsystem they drive.
+for command, target in [("serve", "dolite.server.cli:serve"), ("bench", "dolite.bench.cli:bench")]:
+    module, attr = target.split(":")
+    try:
+        app.command(command)(getattr(importlib.import_module(module), attr))
+    except ImportError as exc:  # pragma: no cover - only while a subsystem is missing
+        if os.environ.get("DOLITE_DEBUG"):
+            print(f"dolite: {command} unavailable: {exc}", file=sys.stderr)
+try:
+    from dolite.cloudflare.cli import app as cloudflare_app
+
+    app.add_typer(cloudflare_app, name="cloudflare", help="Run or deploy the Durable Object Worker.")
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _remote(url: str):
+    from dolite.client import Client
+
+    return Client(url, token=os.environ.get("DOLITE_TOKEN"))
+
+
+if __name__ == "__main__":
+    app()
