@@ -45,7 +45,7 @@ def iter_export(storage: str | Namespace, name: str, *, version: int | None = No
     try:
         for c in range(-(-head.size // head.chunk_size)):
             valid = min(head.chunk_size, head.size - c * head.chunk_size)
-            data = store.read_chunk(head, c)[:valid]
+            data = store.read_chunk(head, c, cache=False)[:valid]
             yield data + bytes(valid - len(data))
     finally:
         store.unpin(head)

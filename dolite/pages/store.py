@@ -125,9 +125,9 @@ class PageStore:
 
     # -- reads ---------------------------------------------------------------------
 
-    def read_chunk(self, head: Head, chunk: int) -> bytes:
+    def read_chunk(self, head: Head, chunk: int, *, cache: bool = True) -> bytes:
         """The chunk's stored bytes as of ``head`` (may be shorter than a chunk; the
-        caller pads and masks past ``head.size``)."""
+        caller pads and masks past ``head.size``). ``cache=False`` for one-pass scans."""
         if chunk * head.chunk_size >= head.size:
             return b""
         with self._lock:
@@ -154,7 +154,8 @@ class PageStore:
         data = decode_chunk(raw, chunk, version, self.name)
         self.stats["chunks_read"] += 1
         self.stats["bytes_read"] += len(raw)
-        self.cache.put((chunk, version), data)
+        if cache:
+            self.cache.put((chunk, version), data)
         with self._lock:
             if head.version == self._where_at:
                 self._where.setdefault(chunk, version)
