@@ -122,49 +122,52 @@ def test_list_and_names_paginate_past_the_worker_caps(ns):
 
 
 def test_acknowledged_commits_survive_sigkill(tmp_path):
-    """Kill -9 workerd in the middle of a stream of commits, restart it on the same data."""
+    """Kill -9 workerd in the middle of streams of commits, restart it on the same data."""
     data = tmp_path / "do-data"
     server = start_workerd(port=0, data_dir=data, secret="kill-test")
-    url = server.storage_url
-    acked: list[int] = []
+    writers = 3
+    acked: dict[int, list[int]] = {w: [] for w in range(writers)}
     errors: list[Exception] = []
-    stop = threading.Event()
 
-    def writer(ns):
-        store = ns.object("db")
+    def writer(ns, w):
+        store = ns.object(f"db{w}")
         n = 0
-        while not stop.is_set():
+        while True:
             n += 1
             try:
                 store.commit(
-                    {"head": str(n).encode(), f"log/{n:06d}": b"x" * 3000},
+                    {"head": str(n).encode(), f"log/{n:06d}": bytes([w]) * 3000},
                     expect={"head": str(n - 1).encode() if n > 1 else None},
                 )
             except StorageError as exc:
                 errors.append(exc)
                 return
-            acked.append(n)
+            acked[w].append(n)
 
-    ns = open_storage(url)
-    thread = threading.Thread(target=writer, args=(ns,))
+    ns = open_storage(server.storage_url)
+    threads = [threading.Thread(target=writer, args=(ns, w)) for w in range(writers)]
     try:
-        thread.start()
+        for thread in threads:
+            thread.start()
         time.sleep(0.5)
         server.stop(signal.SIGKILL)
-        thread.join(10)
-        assert errors and acked, "the writer should have committed, then seen the crash"
-        print(f"acknowledged {len(acked)} commits before SIGKILL: {errors[0]}")
-        stop.set()
+        for thread in threads:
+            thread.join(10)
+        assert len(errors) == writers and all(acked.values()), "writers should commit, then see the crash"
+        print(f"acknowledged {sum(map(len, acked.values()))} commits before SIGKILL: {errors[0]}")
         server = start_workerd(port=0, data_dir=data, secret="kill-test")
-        again = open_storage(server.storage_url).object("db")
-        head = int(again.get(["head"])["head"])
-        logs = again.list(prefix="log/")
-        # Every acknowledged commit is there; the one in flight is all there or not at all.
-        assert head in (acked[-1], acked[-1] + 1)
-        assert list(logs) == [f"log/{n:06d}" for n in range(1, head + 1)]
-        again.commit({"head": str(head + 1).encode()}, expect={"head": str(head).encode()})
+        again = open_storage(server.storage_url)
+        for w in range(writers):
+            store = again.object(f"db{w}")
+            head = int(store.get(["head"])["head"])
+            logs = store.list(prefix="log/")
+            # Every acknowledged commit is there; the one in flight is all there or not at all.
+            assert head in (acked[w][-1], acked[w][-1] + 1)
+            assert list(logs) == [f"log/{n:06d}" for n in range(1, head + 1)]
+            assert set(logs.values()) == {bytes([w]) * 3000}
+            store.commit({"head": str(head + 1).encode()}, expect={"head": str(head).encode()})
+        assert sorted(again.names()) == [f"db{w}" for w in range(writers)]
     finally:
-        stop.set()
         server.stop(signal.SIGKILL)
         ns.close()
 

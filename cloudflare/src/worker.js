@@ -222,12 +222,14 @@ export class DoliteObject extends DurableObject {
           if (!holds) return `commit refused: ${JSON.stringify(key)} changed`;
         }
       }
-      if (deletes.length) txn.delete(deletes.map(([k]) => k));
+      const pending = [];
+      if (deletes.length) pending.push(txn.delete(deletes.map(([k]) => k)));
       if (writes.length) {
         const entries = Object.create(null);
         for (const [key, value] of writes) entries[key] = value;
-        txn.put(entries);
+        pending.push(txn.put(entries));
       }
+      await Promise.all(pending); // a failed write rejects, rolling the whole transaction back
       return null;
     });
     if (conflict) return errorResponse(409, "conflict", conflict);
