@@ -63,7 +63,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -95,7 +95,7 @@ class Record:
                  sql: str = "", expected: list[str] | None = None):
         self.kind = kind
         self.line = line
-        self.conditions = conditions  # ((\"skipif\"|\"onlyif\", db), ...)
+        self.conditions = conditions  # (("skipif" or "onlyif", db), ...)
         self.tokens = tokens          # the command line split on whitespace, max 4
         self.sql = sql
         self.expected = expected      # query: lines after ----, None if no ---- line
@@ -196,6 +196,7 @@ _INT_PREFIX = re.compile(r"[ \t\n\v\f\r]*([+-]?)0*([0-9]*)")
 _REAL_PREFIX = re.compile(
     r"[ \t\n\v\f\r]*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
 _THOUSANDTH = Decimal("0.001")
+_HALF_THOUSANDTH = Decimal("0.0005")
 _PRINTABLE = bytes(c if 32 <= c <= 126 else 64 for c in range(256))
 
 
@@ -273,15 +274,21 @@ def fmt_real(v: Any) -> str:
     s = repr(v)
     if "e" not in s and "n" not in s:    # plain d.ddd form (not inf/nan/exponent)
         dot = s.index(".")
-        if len(s) - dot <= 4:            # at most 3 decimals: exact, no rounding
+        if len(s) - dot <= 4 and -1e13 < v < 1e13:  # <= 3 decimals, <= 16 digits: exact
             return s + "000"[: 4 - (len(s) - dot)]
     elif not math.isfinite(v):
         return "Inf" if v > 0 else "-Inf" if v < 0 else "NaN"
-    d = Decimal(s)
-    if d.adjusted() >= 16:
-        # SQLite prints at most 16 significant digits, then zeros.
-        d = d.quantize(Decimal(1).scaleb(d.adjusted() - 15), rounding=ROUND_HALF_UP)
-    return f"{d.quantize(_THOUSANDTH, rounding=ROUND_HALF_UP):f}"
+    # SQLite's printf (the classic algorithm that generated the corpus): add 0.0005 to
+    # the magnitude, then emit at most 16 significant digits, truncating.  Working on
+    # the shortest repr of the double reproduces it (checked against SQLite 3.40).
+    d = abs(Decimal(s)) + _HALF_THOUSANDTH
+    adjusted = d.adjusted()
+    if adjusted >= 13:
+        d = d.quantize(Decimal(1).scaleb(adjusted - 15), rounding=ROUND_DOWN)
+        if adjusted >= 16:
+            return f"{'-' if v < 0 else ''}{int(d)}.000"
+    d = d.quantize(_THOUSANDTH, rounding=ROUND_DOWN)
+    return f"{'-' if v < 0 else ''}{d:f}"
 
 
 def real_to_text(r: float) -> str:
@@ -464,7 +471,6 @@ def _run(records: list[Record], connect, path, engine, ht_override, error_types)
     try:
         cur = conn.cursor()
         execute = cur.execute
-        commit = conn.commit
         for rec in records:
             kind = rec.kind
             if rec.conditions and rec.skipped_on(engine):
@@ -520,15 +526,17 @@ def _run(records: list[Record], connect, path, engine, ht_override, error_types)
                     # The reference driver only fails a query that does not prepare; an
                     # error while stepping just ends the rows (sqlite3_step's return code
                     # is not checked).  EXPLAIN tells the two apart without running it.
-                    desc = _prepared_description(cur, sql)
-                    if desc is None:
+                    # Exceptions that are not database errors always fail.
+                    if not isinstance(exc, error_types) or not _prepares(cur, sql):
                         fail(rec, "query failed", _show(rec.expected), _describe(exc))
                         continue
-                    rows = []
-                    runtime_error = exc
+                    desc, rows, runtime_error = None, [], exc
                 ncol = len(types) if runtime_error is not None else len(desc) if desc else 0
                 if ncol != len(types):
-                    fail(rec, f"wrong number of result columns: expected {len(types)} but got {ncol}")
+                    why = " (cursor.description is None)" if not desc else ""
+                    fail(rec, f"wrong number of result columns: expected {len(types)} "
+                              f"but got {ncol}{why}", _show(rec.expected), _show(
+                                  format_rows(rows, "T" * ncol) if ncol else []))
                     continue
                 sort = rec.sort
                 if sort not in ("", "nosort", "rowsort", "valuesort"):
@@ -637,16 +645,13 @@ def _exec_statement(rec, sql, mode, execute, conn, error_types, fail, last) -> b
     return True
 
 
-def _prepared_description(cur, sql: str):
-    """The result columns of ``sql`` if it compiles (via EXPLAIN, which does not run
-    it), else None."""
+def _prepares(cur, sql: str) -> bool:
+    """Whether ``sql`` compiles, checked with EXPLAIN (which does not run it)."""
     try:
         cur.execute("EXPLAIN " + sql)
         cur.fetchall()
     except Exception:
-        return None
-    # EXPLAIN's own columns are not the query's; only "it prepares" matters here, the
-    # column count is taken from the query's type string.
+        return False
     return True
 
 
