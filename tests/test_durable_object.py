@@ -104,6 +104,16 @@ def test_stale_lease_epoch_is_refused_by_the_object(workerd, ns):
     assert new_writer.get(["lease", "head"]) == {"lease": b"epoch-2", "head": b"v1"}
 
 
+def test_any_unicode_object_name_and_key(ns):
+    name = "数据库/é ü?&#%2F"
+    store = ns.object(name)
+    store.commit({"ключ/😀": b"\x00\xff"}, expect={"ключ/😀": None})
+    assert store.list() == {"ключ/😀": b"\x00\xff"}
+    assert name in ns.names()
+    ns.drop(name)
+    assert store.list() == {} and name not in ns.names()
+
+
 def test_list_and_names_paginate_past_the_worker_caps(ns):
     store = ns.object("many")
     keys = [f"k{i:04d}" for i in range(300)]

@@ -169,7 +169,7 @@ export class DoliteObject extends DurableObject {
 
   async fetch(request) {
     const op = new URL(request.url).pathname.slice(1);
-    const name = request.headers.get("x-dolite-name");
+    const name = decodeURIComponent(request.headers.get("x-dolite-name") ?? "");
     try {
       switch (op) {
         case "get": return await this.get(await request.arrayBuffer());
@@ -282,13 +282,13 @@ export class DoliteObject extends DurableObject {
 
 const registry = (env) => env.REGISTRY.get(env.REGISTRY.idFromName("dolite-registry"));
 const registryRequest = (op, name, query = "") =>
-  new Request(`https://registry/${op}${query}`, { method: "POST", headers: { "x-dolite-name": name ?? "" } });
+  new Request(`https://registry/${op}${query}`, { method: "POST", headers: { "x-dolite-name": encodeURIComponent(name ?? "") } });
 
 /** One instance: keys are object names that have been written (and not dropped since). */
 export class DoliteRegistry extends DurableObject {
   async fetch(request) {
     const url = new URL(request.url);
-    const name = request.headers.get("x-dolite-name");
+    const name = decodeURIComponent(request.headers.get("x-dolite-name") ?? "");
     switch (url.pathname) {
       case "/add":
         await this.ctx.storage.put(name, 1);
@@ -353,7 +353,7 @@ export default {
     const stub = env.OBJECTS.get(env.OBJECTS.idFromName(name));
     return stub.fetch(`https://object/${op}${url.search}`, {
       method: request.method,
-      headers: { "x-dolite-name": name },
+      headers: { "x-dolite-name": encodedName }, // header values are Latin-1: keep it encoded
       body: request.method === "POST" ? request.body : undefined,
     });
   },

@@ -1,0 +1,1 @@
+"""Run dolite's Durable Object Worker locally under workerd (:mod:`.dev`) and the ``dolite cloudflare`` CLI (:mod:`.cli`)."""

@@ -73,7 +73,7 @@ class WorkerdHandle:
     host: str
     port: int
     data_dir: Path
-    secret: str
+    secret: str = field(repr=False)
     log_path: Path
     _log: object = field(repr=False, default=None)
 
