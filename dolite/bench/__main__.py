@@ -1,0 +1,3 @@
+from dolite.bench.cli import main
+
+main()

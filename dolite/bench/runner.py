@@ -1,0 +1,259 @@
+"""Runs every workload on dolite, on stdlib sqlite3 (a WAL file) and on the naive
+baseline, in one process, and returns the figures as one JSON-ready dict."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import apsw
+
+import dolite
+from dolite.bench import workloads as w
+from dolite.bench.counting import CountingNamespace
+from dolite.bench.naive import NaiveConnection
+from dolite.storage import open_storage
+
+GOALS = {"bulk_insert": 1.0, "durable_commit": 1.0, "point_select": 1.0, "write_amplification": 1.25}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int  # each timed workload runs this many times per side; the best run counts
+    bulk_rows: int
+    durable_preload: int
+    durable_commits: int
+    naive_durable_commits: int
+    select_rows: int
+    select_lookups: int
+    mixed_transactions: int
+    growth_rows: tuple[int, ...]  # database sizes (rows) for commit cost vs size
+    growth_commits: int
+    naive_growth_commits: int
+    naive_growth_max_rows: int
+
+
+FULL = Sizes(rounds=3, bulk_rows=200_000, durable_preload=10_000, durable_commits=2_000,
+             naive_durable_commits=100, select_rows=200_000, select_lookups=200_000,
+             mixed_transactions=3_000, growth_rows=(10_000, 100_000, 400_000, 1_600_000),
+             growth_commits=300, naive_growth_commits=5, naive_growth_max_rows=1_600_000)
+QUICK = Sizes(rounds=2, bulk_rows=100_000, durable_preload=10_000, durable_commits=300,
+              naive_durable_commits=30, select_rows=100_000, select_lookups=30_000,
+              mixed_transactions=300, growth_rows=(5_000, 50_000, 200_000),
+              growth_commits=60, naive_growth_commits=3, naive_growth_max_rows=200_000)
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, storage: str | None, progress=None):
+        self.sizes = sizes
+        self.tmp = tempfile.mkdtemp(prefix="dolite-bench-")
+        self.url = storage or f"lmdb:{self.tmp}/lmdb"
+        self.ns = open_storage(self.url)
+        self.progress = progress or (lambda message: None)
+        self._serial = 0
+
+    def close(self) -> None:
+        if self.url.startswith("lmdb:") and self.url.endswith(f"{self.tmp}/lmdb"):
+            self.ns.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _name(self, what: str) -> str:
+        self._serial += 1
+        return f"bench-{what}-{os.getpid()}-{self._serial}"
+
+    # -- connections -------------------------------------------------------------------
+
+    def native(self, what: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(os.path.join(self.tmp, self._name(what) + ".db"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    def dolite(self, what: str, namespace=None, name: str | None = None):
+        return dolite.connect(name or self._name(what), storage=namespace or self.ns,
+                              exclusive=True, isolation_level=None)
+
+    def naive(self, what: str) -> NaiveConnection:
+        return NaiveConnection(self.ns, self._name(what))
+
+    # -- workloads -----------------------------------------------------------------
+
+    def _best(self, label: str, sides: dict, run) -> dict[str, float]:
+        """Run ``run(connect)`` for each side, ``rounds`` times interleaved; keep the best."""
+        best: dict[str, float] = {}
+        for r in range(self.sizes.rounds):
+            for side, connect in sides.items():
+                conn = connect(label)
+                try:
+                    value = run(conn)
+                finally:
+                    conn.close()
+                best[side] = max(best.get(side, 0.0), value)
+                self.progress(f"{label} round {r + 1}: {side} {value:,.0f}/s")
+        return best
+
+    def _sides(self, naive: bool = False) -> dict:
+        sides = {"native": self.native, "dolite": self.dolite}
+        if naive:
+            sides["naive"] = self.naive
+        return sides
+
+    def bulk_insert(self) -> dict[str, float]:
+        def run(conn):
+            w.create_table(conn)
+            return w.bulk_insert(conn, self.sizes.bulk_rows)
+        return self._best("bulk_insert", self._sides(naive=True), run)
+
+    def durable_commit(self) -> dict[str, float]:
+        s = self.sizes
+
+        def run(conn):
+            w.create_table(conn)
+            w.fill(conn, s.durable_preload)
+            n = s.naive_durable_commits if isinstance(conn, NaiveConnection) else s.durable_commits
+            return w.durable_commit(conn, n)
+        return self._best("durable_commit", self._sides(naive=True), run)
+
+    def point_select(self) -> dict[str, float]:
+        s = self.sizes
+
+        def run(conn):
+            w.create_table(conn)
+            w.fill(conn, s.select_rows)
+            return w.point_select(conn, s.select_rows, s.select_lookups)
+        return self._best("point_select", self._sides(), run)
+
+    def write_amplification(self) -> dict:
+        """Bytes written to storage per byte of dirty pages over small mixed transactions."""
+        s = self.sizes
+        name = self._name("wa")
+        conn = self.dolite("wa", name=name)
+        w.create_table(conn)
+        conn.execute("CREATE INDEX t_n ON t(n)")
+        w.fill(conn, s.select_rows)
+        conn.close()
+        counting = CountingNamespace(self.ns)
+        conn = self.dolite("wa", namespace=counting, name=name)
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        counting.counters.reset()
+        w.mixed_updates(conn, s.select_rows, s.mixed_transactions)
+        c = counting.counters
+        conn.close()
+        commits = c.by_op.get("commit", 0)
+        self.progress(f"write_amplification: {c.bytes_written / c.chunk_payload_written:.3f}")
+        return {
+            "write_amplification": c.bytes_written / c.chunk_payload_written,
+            "transactions": s.mixed_transactions,
+            "storage_commit_calls": commits,
+            "bytes_written": c.bytes_written,
+            "dirty_page_bytes": c.chunk_payload_written,
+            "dirty_pages_per_transaction": c.chunk_payload_written / page_size / s.mixed_transactions,
+            "page_size": page_size,
+        }
+
+    def commit_vs_size(self) -> tuple[list[dict], str]:
+        """Seconds per single-row commit as the database grows; returns the dolite
+        database's name too (the cold-read figure reuses it)."""
+        s = self.sizes
+        name = self._name("growth")
+        counting = CountingNamespace(self.ns)
+        sides = {"native": self.native("growth"), "dolite": self.dolite("growth", counting, name),
+                 "naive": self.naive("growth")}
+        for conn in sides.values():
+            w.create_table(conn)
+        rows = 0
+        out = []
+        try:
+            for target in s.growth_rows:
+                point: dict = {"rows": target}
+                for side, conn in sides.items():
+                    if side == "naive" and target > s.naive_growth_max_rows:
+                        continue
+                    # the naive side persists the whole file per transaction: fill in one
+                    w.fill(conn, target - rows, start=rows + 1,
+                           batch=target if side == "naive" else 50_000)
+                    commits = s.naive_growth_commits if side == "naive" else s.growth_commits
+                    if side == "dolite":
+                        counting.counters.reset()
+                    point[f"{side}_ms"] = w.timed_commits(conn, target, commits) * 1000
+                    if side == "dolite":
+                        point["dolite_bytes_per_commit"] = counting.counters.bytes_written / commits
+                        point["size_bytes"] = conn.execute("PRAGMA page_count").fetchone()[0] * \
+                            conn.execute("PRAGMA page_size").fetchone()[0]
+                rows = target
+                self.progress(f"commit_vs_size {target:,} rows: " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in point.items() if k.endswith("_ms")))
+                out.append(point)
+        finally:
+            for conn in sides.values():
+                conn.close()
+        return out, name
+
+    def cold_read(self, name: str) -> dict:
+        """Bytes read from storage to open a large database and run its first query."""
+        counting = CountingNamespace(self.ns)  # a fresh namespace object: fresh VFS, empty cache
+        conn = self.dolite("cold", counting, name)
+        opened = counting.counters.snapshot()
+        counting.counters.reset()
+        rows = self.sizes.growth_rows[-1]
+        row = conn.execute("SELECT v, n FROM t WHERE id = ?", (rows // 2 + 7,)).fetchone()
+        assert row is not None
+        query = counting.counters.snapshot()
+        size = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.close()
+        total = opened["bytes_read"] + query["bytes_read"]
+        self.progress(f"cold_read: {total:,} bytes of a {size:,}-byte database")
+        return {"cold_read_bytes": total, "database_bytes": size,
+                "open_bytes": opened["bytes_read"], "query_bytes": query["bytes_read"],
+                "chunks_read": opened["chunks_read"] + query["chunks_read"],
+                "storage_calls": opened["calls"] + query["calls"]}
+
+
+def run(quick: bool = False, storage: str | None = None, progress=None, sizes: Sizes | None = None) -> dict:
+    """Run the whole benchmark; return the result dict (see docs/PERFORMANCE.md)."""
+    started = time.perf_counter()
+    sizes = sizes or (QUICK if quick else FULL)
+    bench = Bench(sizes, storage, progress)
+    try:
+        bulk = bench.bulk_insert()
+        durable = bench.durable_commit()
+        select = bench.point_select()
+        wa = bench.write_amplification()
+        growth, growth_db = bench.commit_vs_size()
+        cold = bench.cold_read(growth_db)
+    finally:
+        bench.close()
+    sides = {side: {"bulk_insert": bulk.get(side), "durable_commit": durable.get(side),
+                    "point_select": select.get(side)} for side in ("native", "dolite", "naive")}
+    sides["naive"].pop("point_select")
+    ratios = {k: sides["dolite"][k] / sides["native"][k] for k in sides["native"]}
+    naive_ratios = {k: sides["dolite"][k] / sides["naive"][k] for k in sides["naive"]}
+    first, last = growth[0], growth[-1]
+    result = {
+        "ratios": ratios,
+        "write_amplification": wa["write_amplification"],
+        "cold_read_bytes": cold["cold_read_bytes"],
+        "naive_ratios": naive_ratios,
+        "throughput": sides,
+        "units": {"bulk_insert": "rows/s", "durable_commit": "commits/s", "point_select": "lookups/s"},
+        "write_amplification_detail": wa,
+        "cold_read": cold,
+        "commit_vs_size": growth,
+        "commit_growth": {side: last[f"{side}_ms"] / first[f"{side}_ms"]
+                          for side in ("dolite", "native", "naive") if f"{side}_ms" in last},
+        "goals": {k: {"goal": g, "met": (wa["write_amplification"] <= g if k == "write_amplification"
+                                         else ratios[k] >= g)} for k, g in GOALS.items()},
+        "quick": quick,
+        "storage": bench.url if storage else "lmdb:<temporary directory> (sync on)",
+        "sizes": asdict(sizes),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "native_sqlite": sqlite3.sqlite_version, "apsw_sqlite": apsw.sqlite_lib_version(),
+                    "platform": platform.platform()},
+        "seconds": time.perf_counter() - started,
+    }
+    return result

@@ -1,0 +1,86 @@
+"""The benchmark workloads. Each runs the same SQL on any DB-API-like connection
+(stdlib sqlite3, dolite, or the naive baseline) opened with ``isolation_level=None``, so
+transactions are explicit and identical on every side."""
+
+from __future__ import annotations
+
+import random
+import time
+
+ROW = "x" * 60
+
+
+def create_table(conn) -> None:
+    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
+
+
+def fill(conn, rows: int, start: int = 1, payload: str = ROW, batch: int = 50_000) -> None:
+    """Insert ``rows`` rows (ids from ``start``) in transactions of ``batch`` rows."""
+    done = 0
+    while done < rows:
+        take = min(batch, rows - done)
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO t(id, v, n) VALUES (?, ?, ?)",
+            ((start + done + i, payload, (start + done + i) * 7 % 1000) for i in range(take)),
+        )
+        conn.execute("COMMIT")
+        done += take
+
+
+def bulk_insert(conn, rows: int) -> float:
+    """Rows/s inserting ``rows`` rows in one transaction (table created beforehand)."""
+    data = [(i, ROW, i % 1000) for i in range(1, rows + 1)]
+    t0 = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t(id, v, n) VALUES (?, ?, ?)", data)
+    conn.execute("COMMIT")
+    return rows / (time.perf_counter() - t0)
+
+
+def durable_commit(conn, commits: int) -> float:
+    """Single-row autocommit INSERTs/s."""
+    t0 = time.perf_counter()
+    for i in range(commits):
+        conn.execute("INSERT INTO t(v, n) VALUES (?, ?)", (ROW, i))
+    return commits / (time.perf_counter() - t0)
+
+
+def point_select(conn, table_rows: int, lookups: int, seed: int = 1) -> float:
+    """Primary-key lookups/s on a warm table of ``table_rows`` rows."""
+    rng = random.Random(seed)
+    ids = [rng.randrange(1, table_rows + 1) for _ in range(lookups)]
+    sql = "SELECT v, n FROM t WHERE id = ?"
+    for i in ids[: min(len(ids), 2000)]:  # warm up
+        conn.execute(sql, (i,)).fetchone()
+    t0 = time.perf_counter()
+    for i in ids:
+        conn.execute(sql, (i,)).fetchone()
+    return lookups / (time.perf_counter() - t0)
+
+
+def mixed_updates(conn, table_rows: int, transactions: int, seed: int = 2) -> None:
+    """Small OLTP transactions: updates, an insert or a delete, sometimes a rollback."""
+    rng = random.Random(seed)
+    next_id = table_rows + 1
+    for _ in range(transactions):
+        conn.execute("BEGIN")
+        for _ in range(rng.randint(1, 4)):
+            conn.execute("UPDATE t SET v = ?, n = n + 1 WHERE id = ?",
+                         ("u" * rng.randint(10, 120), rng.randrange(1, next_id)))
+        roll = rng.random()
+        if roll < 0.3:
+            conn.execute("INSERT INTO t(id, v, n) VALUES (?, ?, ?)", (next_id, ROW, 0))
+            next_id += 1
+        elif roll < 0.4:
+            conn.execute("DELETE FROM t WHERE id = ?", (rng.randrange(1, next_id),))
+        conn.execute("ROLLBACK" if roll > 0.97 else "COMMIT")
+
+
+def timed_commits(conn, table_rows: int, commits: int, seed: int = 3) -> float:
+    """Seconds per single-row UPDATE commit at the table's current size."""
+    rng = random.Random(seed)
+    t0 = time.perf_counter()
+    for _ in range(commits):
+        conn.execute("UPDATE t SET n = n + 1 WHERE id = ?", (rng.randrange(1, table_rows + 1),))
+    return (time.perf_counter() - t0) / commits
