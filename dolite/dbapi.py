@@ -114,12 +114,18 @@ class Cursor:
         conn = self.connection
         is_dml = conn._begin_if_needed(sql)
         before = conn.raw.total_changes()
+        seen = []
+
+        def remember_description(cursor, statement, bindings) -> bool:
+            # Known before the first step, so a query with no rows still describes itself.
+            seen.append(cursor.description)
+            return True
+
+        self._cursor.exec_trace = remember_description
         with translate_errors():
             self._rows = self._cursor.execute(sql, parameters)
-            try:
-                self.description = self._cursor.description
-            except apsw.ExecutionCompleteError:
-                self.description = None
+        self._cursor.exec_trace = None
+        self.description = tuple(seen[-1]) or None if seen else None
         self.rowcount = conn.raw.total_changes() - before if is_dml else -1
         self.lastrowid = conn.raw.last_insert_rowid()
         return self

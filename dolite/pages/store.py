@@ -142,15 +142,7 @@ class PageStore:
             if raw is None:
                 raise CorruptChunk(f"{self.name}: chunk {chunk} v{version} is missing from storage")
         else:
-            found = self.storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, head.version + 1),
-                                      reverse=True, limit=1)
-            if not found:
-                raise SnapshotExpired(
-                    f"{self.name}: no version of chunk {chunk} at or before v{head.version}: "
-                    "that version is older than the retention window"
-                )
-            key, raw = next(iter(found.items()))
-            version = parse_chunk_key(key)[1]
+            version, raw = self._find(head, chunk)
         data = decode_chunk(raw, chunk, version, self.name)
         self.stats["chunks_read"] += 1
         self.stats["bytes_read"] += len(raw)
@@ -160,6 +152,53 @@ class PageStore:
             if head.version == self._where_at:
                 self._where.setdefault(chunk, version)
         return data
+
+    def _find(self, head: Head, chunk: int) -> tuple[int, bytes]:
+        """The newest stored version of ``chunk`` not newer than ``head``. Backends where a
+        call is a network round trip set ``prefetch_chunks``: the following chunks' versions
+        come back in the same call and are cached for the reads that usually follow."""
+        prefetch = getattr(self.storage, "prefetch_chunks", 0)
+        if prefetch > 1:
+            found = self._prefetch(head, chunk, prefetch)
+            if found is not None:
+                return found
+        found = self.storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, head.version + 1),
+                                  reverse=True, limit=1)
+        if not found:
+            raise SnapshotExpired(
+                f"{self.name}: no version of chunk {chunk} at or before v{head.version}: "
+                "that version is older than the retention window"
+            )
+        key, raw = next(iter(found.items()))
+        return parse_chunk_key(key)[1], raw
+
+    def _prefetch(self, head: Head, chunk: int, count: int) -> tuple[int, bytes] | None:
+        last = min(chunk + count, -(-head.size // head.chunk_size))
+        limit = count * 4
+        listed = self.storage.list(start=chunk_prefix(chunk), end=chunk_prefix(last), limit=limit)
+        newest: dict[int, tuple[int, bytes]] = {}
+        last_seen = chunk
+        for key, raw in listed.items():
+            c, v = parse_chunk_key(key)
+            last_seen = c
+            if v <= head.version:
+                newest[c] = (v, raw)
+        complete_below = last if len(listed) < limit else last_seen  # chunks known in full
+        for c, (v, raw) in newest.items():
+            if c != chunk and c < complete_below and self.cache.get((c, v)) is None:
+                try:
+                    data = decode_chunk(raw, c, v, self.name)
+                except CorruptChunk:
+                    continue  # reported if and when that chunk itself is read
+                self.cache.put((c, v), data)
+                self.stats["chunks_read"] += 1
+                self.stats["bytes_read"] += len(raw)
+                with self._lock:
+                    if head.version == self._where_at:
+                        self._where.setdefault(c, v)
+        if chunk < complete_below and chunk in newest:
+            return newest[chunk]
+        return None
 
     # -- commits -------------------------------------------------------------------
 

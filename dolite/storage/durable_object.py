@@ -99,6 +99,8 @@ class DurableObjectStorage:
         self._ns = namespace
         self.name = name
         self.limits = namespace.limits
+        # Each call is a round trip: the page store fetches following chunks with a cold read.
+        self.prefetch_chunks = 32
         self._path = f"/v1/objects/{quote(name, safe='')}/"
 
     def get(self, keys: Iterable[str]) -> dict[str, bytes]:

@@ -139,3 +139,58 @@ def test_second_process_cannot_write_while_lease_is_held(tmp_path):
     check = dolite.connect("leased", storage=url)
     assert check.execute("SELECT count(*) FROM t").fetchone() == (11,)
     check.close()
+
+
+class _CountingStorage:
+    """A pass-through Storage that counts calls and asks the page store to prefetch."""
+
+    def __init__(self, inner, prefetch: int):
+        self.inner, self.prefetch_chunks, self.calls = inner, prefetch, 0
+        self.limits = inner.limits
+
+    def __getattr__(self, name):
+        method = getattr(self.inner, name)
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+
+class _CountingNamespace:
+    def __init__(self, inner, prefetch: int):
+        self.inner, self.prefetch, self.objects = inner, prefetch, {}
+        self.url, self.limits = inner.url, inner.limits
+
+    def object(self, name):
+        return self.objects.setdefault(name, _CountingStorage(self.inner.object(name), self.prefetch))
+
+    def names(self):
+        return self.inner.names()
+
+    def drop(self, name):
+        self.inner.drop(name)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("prefetch", [0, 32])
+def test_cold_scan_round_trips_with_prefetch(prefetch):
+    base = open_storage("memory:")
+    writer = dolite.connect("scan", storage=base)
+    _fill(writer, 2000)
+    expected = writer.execute("SELECT sum(length(v)), count(*) FROM t").fetchone()
+    chunks = writer.database.store.read_head().size // 4096
+    writer.close()
+    counting = _CountingNamespace(base, prefetch)
+    reader = dolite.connect("scan", storage=counting)
+    assert reader.execute("SELECT sum(length(v)), count(*) FROM t").fetchone() == expected
+    assert reader.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    calls = counting.objects["scan"].calls
+    if prefetch:
+        assert calls < chunks / 8, (calls, chunks)
+    else:
+        assert calls >= chunks, (calls, chunks)
+    reader.close()
