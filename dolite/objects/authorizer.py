@@ -1,0 +1,84 @@
+"""The SQL authorizer of hosted databases: server-side SQL cannot reach the host.
+
+Refused: ATTACH / DETACH (and so ``VACUUM INTO``), ``load_extension``, transaction
+control (a request or a batch *is* the transaction), pragmas that touch files, the VFS,
+durability or process-wide memory, and, for read-only tokens, anything that writes.
+"""
+
+from __future__ import annotations
+
+import apsw
+
+# Pragmas refused whatever their argument.
+DENY_ALWAYS = frozenset({
+    "temp_store_directory", "data_store_directory", "hard_heap_limit", "soft_heap_limit",
+    "writable_schema", "key", "rekey", "hexkey", "hexrekey", "textkey", "textrekey",
+    "wal_checkpoint", "mmap_size", "threads",
+})
+# Pragmas that may be read but not set: they change how the file is written or synced.
+DENY_SET = frozenset({
+    "journal_mode", "locking_mode", "synchronous", "temp_store", "schema_version",
+    "wal_autocheckpoint", "journal_size_limit", "legacy_file_format", "cache_spill",
+    "page_size", "max_page_count", "auto_vacuum", "foreign_keys", "recursive_triggers",
+    "query_only", "read_uncommitted", "trusted_schema", "cell_size_check", "cache_size",
+    "busy_timeout", "automatic_index", "defer_foreign_keys", "ignore_check_constraints",
+})
+
+_WRITES = frozenset(getattr(apsw, name) for name in (
+    "SQLITE_INSERT", "SQLITE_UPDATE", "SQLITE_DELETE", "SQLITE_CREATE_INDEX", "SQLITE_CREATE_TABLE",
+    "SQLITE_CREATE_TEMP_INDEX", "SQLITE_CREATE_TEMP_TABLE", "SQLITE_CREATE_TEMP_TRIGGER",
+    "SQLITE_CREATE_TEMP_VIEW", "SQLITE_CREATE_TRIGGER", "SQLITE_CREATE_VIEW", "SQLITE_DROP_INDEX",
+    "SQLITE_DROP_TABLE", "SQLITE_DROP_TEMP_INDEX", "SQLITE_DROP_TEMP_TABLE", "SQLITE_DROP_TEMP_TRIGGER",
+    "SQLITE_DROP_TEMP_VIEW", "SQLITE_DROP_TRIGGER", "SQLITE_DROP_VIEW", "SQLITE_ALTER_TABLE",
+    "SQLITE_REINDEX", "SQLITE_ANALYZE", "SQLITE_CREATE_VTABLE", "SQLITE_DROP_VTABLE",
+))
+
+
+class Authorizer:
+    """Installed on every hosted connection. ``host_mode`` lets the host run its own
+    BEGIN/COMMIT/SAVEPOINT; ``read_only`` is set per request from the token's scope;
+    ``allow_vacuum`` per statement for a plain ``VACUUM`` (which attaches a temp db)."""
+
+    def __init__(self):
+        self.host_mode = False
+        self.read_only = False
+        self.allow_vacuum = False
+        self.denied: tuple[str, str] | None = None  # (code, message) of the last refusal
+
+    def install(self, raw: apsw.Connection) -> None:
+        raw.authorizer = self
+
+    def _deny(self, code: str, message: str) -> int:
+        if self.denied is None:
+            self.denied = (code, message)
+        return apsw.SQLITE_DENY
+
+    def __call__(self, op: int, p1, p2, dbname, trigger) -> int:
+        if self.host_mode:
+            return apsw.SQLITE_OK
+        if op == apsw.SQLITE_ATTACH:
+            if self.allow_vacuum and p1 == "" and not self.read_only:
+                return apsw.SQLITE_OK
+            return self._deny("sql_not_allowed", "ATTACH (and VACUUM INTO) is not allowed on the server")
+        if op == apsw.SQLITE_DETACH:
+            return self._deny("sql_not_allowed", "DETACH is not allowed on the server")
+        if op == apsw.SQLITE_FUNCTION and p2 == "load_extension":
+            return self._deny("sql_not_allowed", "load_extension is not allowed on the server")
+        if op == apsw.SQLITE_TRANSACTION and self.allow_vacuum and not self.read_only:
+            return apsw.SQLITE_OK  # VACUUM runs its own transaction
+        if op in (apsw.SQLITE_TRANSACTION, apsw.SQLITE_SAVEPOINT):
+            return self._deny("transaction_control",
+                              "BEGIN/COMMIT/ROLLBACK/SAVEPOINT are implicit on the server: "
+                              "send a batch (one transaction) or use a session")
+        if op == apsw.SQLITE_PRAGMA:
+            name = (p1 or "").lower()
+            if name in DENY_ALWAYS or (name in DENY_SET and p2 is not None):
+                return self._deny("sql_not_allowed", f"PRAGMA {name} is not allowed on the server")
+            if self.read_only and p2 is not None:
+                return self._deny("forbidden", "this token may only read: PRAGMA with a value refused")
+        if op in (apsw.SQLITE_CREATE_TEMP_TRIGGER, apsw.SQLITE_CREATE_TEMP_VIEW):
+            return self._deny("sql_not_allowed", "TEMP triggers and views would outlive the request: "
+                              "not allowed on the server")
+        if self.read_only and op in _WRITES:
+            return self._deny("forbidden", "this token may only read this database")
+        return apsw.SQLITE_OK

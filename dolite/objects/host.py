@@ -1,0 +1,229 @@
+"""The object host: one actor per database name, loaded on first use, evicted when idle.
+
+Requests to one object run one at a time (an asyncio lock per object, the work itself on
+a thread pool, so different objects run in parallel). A session holds its object's lock
+from BEGIN to COMMIT/ROLLBACK (or until it idles out and is rolled back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from dolite.errors import LeaseHeld
+from dolite.names import validate_name
+from dolite.objects.actor import DatabaseObject, ObjectConfig
+from dolite.objects.errors import RequestError
+from dolite.objects.metrics import LEASE_REFUSALS, OBJECTS_LOADED, SESSIONS_OPEN, STORE_TOTALS
+from dolite.storage import Namespace, open_storage
+
+log = logging.getLogger("dolite.objects")
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Tuning of the object host."""
+
+    object: ObjectConfig = field(default_factory=ObjectConfig)
+    idle_timeout: float = 10.0      # evict an object idle this long (keep < lease_ttl)
+    max_objects: int = 256          # loaded at once; least recently used evicted beyond
+    session_timeout: float = 10.0   # roll back a session idle this long
+    queue_timeout: float = 30.0     # give up waiting for a busy object (503)
+    workers: int = 32
+    sweep_every: float = 0.5
+
+
+@dataclass
+class Session:
+    id: str
+    obj: DatabaseObject
+    expires: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closed: bool = False
+
+
+class ObjectHost:
+    """Owns every loaded :class:`DatabaseObject` of one storage namespace."""
+
+    def __init__(self, storage: str | Namespace, config: HostConfig | None = None):
+        self.config = config or HostConfig()
+        self.namespace = open_storage(storage)
+        self.objects: dict[str, DatabaseObject] = {}
+        self.sessions: dict[str, Session] = {}
+        self.executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="dolite-object")
+        self._sweeper: asyncio.Task | None = None
+        STORE_TOTALS.live = lambda: [o.store for o in list(self.objects.values()) if o.conn is not None]
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_loop())
+
+    async def close(self) -> None:
+        """Roll back open sessions, evict every object (releasing leases)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for session in list(self.sessions.values()):
+            await self._end_session(session, commit=False)
+        for obj in list(self.objects.values()):
+            async with obj.lock:
+                await self._thread(obj.evict, "shutdown")
+        self.executor.shutdown(wait=True)
+
+    # -- running work on an object -------------------------------------------------------
+
+    def _object(self, name: str) -> DatabaseObject:
+        validate_name(name)
+        obj = self.objects.get(name)
+        if obj is None:
+            obj = self.objects[name] = DatabaseObject(name, self.namespace, self.config.object)
+            obj.lock = asyncio.Lock()
+        return obj
+
+    async def _thread(self, fn, *args):
+        """Run ``fn`` on the pool; if we are cancelled, wait for it anyway (the object
+        must stay locked until its thread is done)."""
+        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await fut
+            raise
+
+    async def _acquire(self, obj: DatabaseObject) -> None:
+        obj.waiting += 1
+        try:
+            await asyncio.wait_for(obj.lock.acquire(), self.config.queue_timeout)
+        except TimeoutError:
+            raise RequestError(503, "busy", f"database {obj.name!r} stayed busy for "
+                               f"{self.config.queue_timeout:g}s (an open session?)",
+                               headers={"Retry-After": "1"}) from None
+        finally:
+            obj.waiting -= 1
+
+    async def call(self, name: str, method: str, *args):
+        """Run ``DatabaseObject.<method>(*args)`` for database ``name``, serialized."""
+        obj = self._object(name)
+        await self._acquire(obj)
+        try:
+            return await self._thread(getattr(obj, method), *args)
+        except LeaseHeld:
+            LEASE_REFUSALS.inc()
+            raise
+        finally:
+            obj.last_used = time.monotonic()
+            obj.lock.release()
+            OBJECTS_LOADED.set(sum(1 for o in self.objects.values() if o.conn is not None))
+
+    async def list_databases(self) -> list[str]:
+        names = await self._thread(self.namespace.names)
+        return [n for n in names if _valid(n)]
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def open_session(self, name: str, read_only: bool) -> dict:
+        obj = self._object(name)
+        await self._acquire(obj)
+        try:
+            await self._thread(obj.begin_session, read_only)
+        except BaseException:
+            obj.lock.release()
+            raise
+        session = Session(secrets.token_urlsafe(18), obj, time.monotonic() + self.config.session_timeout)
+        self.sessions[session.id] = session
+        SESSIONS_OPEN.set(len(self.sessions))
+        return {"session": session.id, "idle_timeout": self.config.session_timeout}
+
+    def _session(self, name: str, sid: str) -> Session:
+        session = self.sessions.get(sid)
+        if session is None or session.obj.name != name or session.closed:
+            raise RequestError(404, "session_not_found",
+                               "no such session (it may have idled out and been rolled back)")
+        return session
+
+    async def session_query(self, name: str, sid: str, statements, batch: bool) -> list[dict]:
+        session = self._session(name, sid)
+        async with session.lock:
+            self._session(name, sid)
+            try:
+                return await self._thread(session.obj.session_query, statements, batch)
+            except RequestError as exc:
+                if exc.code == "session_lost":
+                    await self._end_session(session, commit=False)
+                raise
+            except Exception:
+                await self._end_session(session, commit=False)  # storage trouble: give up
+                raise
+            finally:
+                session.expires = time.monotonic() + self.config.session_timeout
+
+    async def end_session(self, name: str, sid: str, commit: bool) -> None:
+        session = self._session(name, sid)
+        async with session.lock:
+            self._session(name, sid)
+            await self._end_session(session, commit)
+
+    async def _end_session(self, session: Session, commit: bool) -> None:
+        if session.closed:
+            return
+        session.closed = True
+        self.sessions.pop(session.id, None)
+        SESSIONS_OPEN.set(len(self.sessions))
+        obj = session.obj
+        try:
+            await self._thread(obj.end_session, commit)
+        except BaseException:
+            if commit:
+                with contextlib.suppress(Exception):
+                    await self._thread(obj.end_session, False)
+            raise
+        finally:
+            obj.last_used = time.monotonic()
+            obj.lock.release()
+
+    # -- eviction --------------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sweep_every)
+            try:
+                await self.sweep()
+            except Exception:  # noqa: BLE001 - the sweeper must keep running
+                log.exception("sweep failed")
+
+    async def sweep(self) -> None:
+        """Roll back idle sessions; evict idle objects and the least recently used
+        beyond ``max_objects``; forget unloaded objects nobody waits for."""
+        now = time.monotonic()
+        for session in list(self.sessions.values()):
+            if session.expires < now and not session.lock.locked():
+                log.info("session on %s idled out: rolled back", session.obj.name)
+                await self._end_session(session, commit=False)
+        loaded = sorted((o for o in self.objects.values() if o.conn is not None), key=lambda o: o.last_used)
+        excess = len(loaded) - self.config.max_objects
+        for obj in loaded:
+            idle = now - obj.last_used > self.config.idle_timeout
+            if (idle or excess > 0) and not obj.lock.locked() and obj.waiting == 0:
+                async with obj.lock:
+                    await self._thread(obj.evict, "idle" if idle else "capacity")
+                excess -= 1
+        for name, obj in list(self.objects.items()):
+            if obj.conn is None and not obj.lock.locked() and obj.waiting == 0:
+                del self.objects[name]
+        OBJECTS_LOADED.set(sum(1 for o in self.objects.values() if o.conn is not None))
+
+
+def _valid(name: str) -> bool:
+    try:
+        validate_name(name)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,191 @@
+"""Running request SQL on a hosted connection, within bounds, all or nothing.
+
+One entry is exactly one statement. A request runs as one transaction (BEGIN ... COMMIT,
+rolled back on any error); inside a session, a request runs under a SAVEPOINT so that it
+too is all or nothing while the session's transaction stays open.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import apsw
+
+from dolite import dbapi
+from dolite.errors import DoliteError
+from dolite.objects.authorizer import Authorizer
+from dolite.objects.errors import RequestError, bad_request
+from dolite.objects.metrics import COMMIT_SECONDS
+from dolite.wire import Statement, WireError, encode_value
+
+_VACUUM = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*VACUUM\b", re.I | re.S)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Per-request limits."""
+
+    max_statements: int = 1000
+    max_result_bytes: int = 8 << 20
+    statement_seconds: float = 10.0
+    max_value_bytes: int = 16 << 20  # SQLITE_LIMIT_LENGTH: largest string or blob
+
+
+class _Budget:
+    def __init__(self, limit: int):
+        self.left = limit
+        self.limit = limit
+
+    def charge(self, row: list) -> None:
+        cost = 8
+        for v in row:
+            if isinstance(v, str):
+                cost += len(v) + 3
+            elif isinstance(v, dict):
+                cost += len(v.get("base64") or v.get("value") or "") + 30
+            else:
+                cost += 24
+        self.left -= cost
+        if self.left < 0:
+            raise RequestError(413, "result_too_large",
+                               f"the result is over the limit of {self.limit} bytes: "
+                               "add a LIMIT or select fewer columns (nothing was changed)")
+
+
+def _statement_error(exc: BaseException, auth: Authorizer, index: int | None, timed_out: bool) -> RequestError:
+    where = "" if index is None else f"batch[{index}]: "
+    if auth.denied is not None:
+        code, message = auth.denied
+        return RequestError(400 if code == "transaction_control" else 403, code, where + message)
+    if isinstance(exc, RequestError):
+        exc.message = where + exc.message
+        exc.args = (exc.message,)
+        return exc
+    root = exc.__cause__ if isinstance(exc, dbapi.Error) and exc.__cause__ is not None else exc
+    if timed_out:
+        return bad_request("time_limit", f"{where}the statement ran over the time limit and was interrupted")
+    if isinstance(root, apsw.ExecTraceAbort):
+        return bad_request("multiple_statements",
+                           f"{where}an entry holds exactly one statement: send several as a batch")
+    if isinstance(exc, (WireError, UnicodeError, OverflowError, TypeError, ValueError)) and not isinstance(exc, DoliteError):
+        return bad_request("bad_value", f"{where}{exc}")
+    if isinstance(exc, dbapi.IntegrityError):
+        return bad_request("constraint", f"{where}{exc}")
+    if isinstance(exc, dbapi.ProgrammingError):
+        return bad_request("bad_statement", f"{where}{exc}")
+    if isinstance(exc, dbapi.DataError):
+        return bad_request("data_error", f"{where}{exc}")
+    if isinstance(exc, dbapi.DatabaseError):
+        return bad_request("sql_error", f"{where}{exc}")
+    raise exc  # a DoliteError (conflict, lease, storage) or a bug: the caller handles it
+
+
+class Runner:
+    """Executes statements on one connection for its object."""
+
+    def __init__(self, raw: apsw.Connection, auth: Authorizer, bounds: Bounds):
+        self.raw = raw
+        self.auth = auth
+        self.bounds = bounds
+        self._deadline = 0.0
+        raw.limit(apsw.SQLITE_LIMIT_LENGTH, bounds.max_value_bytes)
+        raw.set_progress_handler(self._progress, 1000)
+
+    def _progress(self) -> bool:
+        return self._deadline > 0 and time.monotonic() > self._deadline
+
+    def control(self, sql: str) -> None:
+        """Run the host's own transaction statement, bypassing the authorizer."""
+        self.auth.host_mode = True
+        try:
+            with dbapi.translate_errors():
+                self.raw.execute(sql)
+        finally:
+            self.auth.host_mode = False
+
+    def run(self, statements: list[Statement], *, read_only: bool, batch: bool,
+            in_session: bool = False) -> tuple[list[dict], bool]:
+        """Run ``statements`` as one unit. Returns their results and whether anything was
+        written. On any error, nothing of this request is kept, and RequestError (or the
+        DoliteError behind a storage failure) is raised."""
+        self.auth.read_only = read_only
+        budget = _Budget(self.bounds.max_result_bytes)
+        single_vacuum = not batch and not in_session and bool(_VACUUM.match(statements[0].sql))
+        wrap = "SAVEPOINT dolite_request" if in_session else ("" if single_vacuum else "BEGIN")
+        if wrap:
+            self.control(wrap)
+        results, wrote = [], False
+        try:
+            for i, stmt in enumerate(statements):
+                result, changed = self._one(stmt, budget, i if batch else None, single_vacuum)
+                results.append(result)
+                wrote = wrote or changed
+        except BaseException:
+            if in_session:
+                self.control("ROLLBACK TO dolite_request")
+                self.control("RELEASE dolite_request")
+            elif self.raw.in_transaction:
+                self.control("ROLLBACK")
+            raise
+        if in_session:
+            self.control("RELEASE dolite_request")
+        elif wrap:
+            started = time.perf_counter()
+            try:
+                self.control("COMMIT")
+            except BaseException:
+                if self.raw.in_transaction:
+                    self.control("ROLLBACK")
+                raise
+            if wrote:
+                COMMIT_SECONDS.observe(time.perf_counter() - started)
+        return results, wrote
+
+    def _one(self, stmt: Statement, budget: _Budget, index: int | None, vacuum: bool) -> tuple[dict, bool]:
+        state = {"count": 0, "columns": [], "readonly": True}
+
+        def trace(cursor, sql, bindings) -> bool:
+            state["count"] += 1
+            if state["count"] > 1:
+                return False
+            try:
+                state["columns"] = [d[0] for d in cursor.description]
+            except apsw.ExecutionCompleteError:
+                state["columns"] = []
+            state["readonly"] = cursor.is_readonly
+            return True
+
+        self.auth.denied = None
+        self.auth.allow_vacuum = vacuum
+        cursor = self.raw.cursor()
+        cursor.exec_trace = trace
+        before = self.raw.total_changes()
+        started = time.perf_counter()
+        self._deadline = time.monotonic() + self.bounds.statement_seconds
+        rows: list[list] = []
+        try:
+            with dbapi.translate_errors():
+                for row in cursor.execute(stmt.sql, stmt.params, can_cache=False):
+                    encoded = [encode_value(v) for v in row]
+                    budget.charge(encoded)
+                    rows.append(encoded)
+        except BaseException as exc:
+            timed_out = self._progress()
+            raise _statement_error(exc, self.auth, index, timed_out) from exc
+        finally:
+            self._deadline = 0.0
+            self.auth.allow_vacuum = False
+            cursor.close(True)
+        if state["count"] == 0:
+            raise _statement_error(bad_request("empty_statement", "the SQL holds no statement (only comments?)"),
+                                   self.auth, index, False)
+        changed = self.raw.total_changes() - before
+        return {
+            "columns": state["columns"],
+            "rows": rows,
+            "rows_changed": self.raw.changes() if changed else 0,
+            "last_insert_rowid": self.raw.last_insert_rowid(),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        }, not state["readonly"]
