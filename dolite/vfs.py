@@ -159,11 +159,8 @@ class DatabaseFile:
 
     def xUnlock(self, level):
         if self.level >= RESERVED and level < RESERVED and self.file.pending:
-            # synchronous=OFF skips xSync: what SQLite left in the file is its state.
-            try:
-                self.file.commit()
-            except DoliteError as exc:
-                _last_error.error = exc
+            # Unsynced writes at the end of a write transaction belong to a rollback.
+            self.file.discard()
         if level == NONE:
             self.file.end()
         self.db.locks.unlock(self.owner, level)
@@ -173,6 +170,12 @@ class DatabaseFile:
         return self.db.locks.reserved_by_other(self.owner)
 
     def xFileControl(self, op, ptr):
+        if op == apsw.SQLITE_FCNTL_PRAGMA:
+            pragma = apsw.VFSFcntlPragma(ptr)
+            if pragma.name.lower() == "synchronous" and (pragma.value or "").strip("'\"").lower() in ("off", "0"):
+                # Commits happen when SQLite syncs; without syncs nothing would be stored.
+                pragma.result = "dolite: synchronous=OFF is not supported (commits are made at sync)"
+                raise apsw.SQLError(pragma.result)
         return False
 
     def xSectorSize(self):

@@ -39,6 +39,12 @@ class PagedFile:
             self.store.unpin(self.head)
         self.head = None
 
+    def discard(self) -> None:
+        """Forget this transaction's writes; keep the pin."""
+        self.dirty.clear()
+        if self.head is not None:
+            self.size = self.low = self.head.size
+
     @property
     def pending(self) -> bool:
         return bool(self.dirty) or (self.head is not None and self.size != self.head.size)
@@ -63,8 +69,7 @@ class PagedFile:
                 chunks[last - 1] = chunks[last - 1][: size % chunk_size]
             new = self.store.commit(head, chunks, size)
         except BaseException:
-            self.dirty.clear()
-            self.size = self.low = head.size
+            self.discard()
             raise
         self.dirty.clear()
         self._set_head(new)
