@@ -29,11 +29,14 @@ const doliteWorker :Workerd.Worker = (
   durableObjectNamespaces = [
     (className = "DoliteObject", uniqueKey = "dolite-object-8f3c2a61"),
     (className = "DoliteRegistry", uniqueKey = "dolite-registry-5d91e0b7"),
+    # Benchmark baseline only (`dolite cloudflare bench`): SQL run natively in the object.
+    (className = "NativeSqlObject", uniqueKey = "dolite-native-sql-3b7e9c42", enableSql = true),
   ],
   durableObjectStorage = (localDisk = "dolite-data"),
   bindings = [
     (name = "OBJECTS", durableObjectNamespace = "DoliteObject"),
     (name = "REGISTRY", durableObjectNamespace = "DoliteRegistry"),
+    (name = "NATIVE", durableObjectNamespace = "NativeSqlObject"),
     # The shared secret clients send as `Authorization: Bearer <secret>`.
     (name = "DOLITE_SECRET", fromEnvironment = "DOLITE_SECRET"),
   ],

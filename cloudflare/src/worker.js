@@ -17,6 +17,11 @@
 //   GET  /v1/objects/{name}/list?start=&end=&prefix=&limit=&reverse=1
 //                                        -> records(entries); header x-dolite-more: 1 if capped
 //   POST /v1/objects/{name}/drop         -> 204 (deleteAll, then unregister the name)
+//   POST /v1/native/{name}/sql           body: JSON {sql, params} or {batch: [{sql, params}, ...]}
+//                                        -> JSON {columns, rows, rowsRead, rowsWritten}
+//        A benchmark baseline only, not a product API: runs SQL natively in a SQLite-backed
+//        Durable Object (NativeSqlObject) so `dolite cloudflare bench` can compare dolite's
+//        page store with the same workload in `ctx.storage.sql`. See NativeSqlObject below.
 //
 // Binary framing ("records"), all integers unsigned 32-bit big-endian:
 //   count, then per record: keyLength, key (UTF-8), valueLength, value
@@ -309,6 +314,66 @@ export class DoliteRegistry extends DurableObject {
   }
 }
 
+// -- benchmark baseline: SQL run natively in a SQLite-backed Durable Object ----------------
+//
+// NOT a product API. `dolite cloudflare bench` (dolite/cloudflare/bench.py) sends the same
+// statements it runs through dolite to this class, one request per commit or point read, to
+// compare with `ctx.storage.sql.exec`. It is reachable only with the shared secret (the front
+// Worker checks it), has no limits beyond the runtime's own, and offers no schema safety:
+// whoever holds the secret can already read and write every dolite object anyway.
+//
+// Body: {"sql": "...", "params": [...]} runs one statement (its writes are one implicit
+// transaction, made durable before the reply), or {"batch": [{"sql", "params"}, ...]} runs
+// several in one `transactionSync`: all or nothing. The reply describes the last statement:
+// {columns, rows (arrays), rowsRead, rowsWritten} summed over the batch. Params are JSON
+// scalars; SQL errors answer 400 {error: "sql", message}.
+
+const MAX_NATIVE_BODY = 8 << 20;
+
+export class NativeSqlObject extends DurableObject {
+  async fetch(request) {
+    try {
+      const body = await request.text();
+      if (body.length > MAX_NATIVE_BODY) throw limitError(`body over ${MAX_NATIVE_BODY} bytes`);
+      let message;
+      try {
+        message = JSON.parse(body);
+      } catch {
+        throw badRequest("body is not JSON");
+      }
+      const batch = Array.isArray(message?.batch) ? message.batch : [message];
+      for (const item of batch) {
+        if (typeof item?.sql !== "string") throw badRequest("each statement needs a string `sql`");
+        if (item.params !== undefined && !Array.isArray(item.params)) throw badRequest("`params` is an array");
+      }
+      const sql = this.ctx.storage.sql;
+      const run = () => {
+        let last = null;
+        let rowsRead = 0;
+        let rowsWritten = 0;
+        for (const { sql: text, params = [] } of batch) {
+          const cursor = sql.exec(text, ...params);
+          const rows = cursor.raw().toArray(); // consume before reading the counters
+          rowsRead += cursor.rowsRead;
+          rowsWritten += cursor.rowsWritten;
+          last = { columns: cursor.columnNames, rows };
+        }
+        return { ...last, rowsRead, rowsWritten };
+      };
+      let result;
+      try {
+        result = batch.length > 1 ? this.ctx.storage.transactionSync(run) : run();
+      } catch (err) {
+        throw new HttpError(400, "sql", String(err?.message ?? err));
+      }
+      return Response.json(result);
+    } catch (err) {
+      if (err instanceof HttpError) return errorResponse(err.status, err.kind, err.message);
+      throw err;
+    }
+  }
+}
+
 // -- the front Worker: authentication and routing -----------------------------------------
 
 async function secretMatches(given, expected) {
@@ -335,6 +400,8 @@ export default {
       return Response.json({ limits: LIMITS, listPage: LIST_PAGE, namesPage: NAMES_PAGE });
     }
     if (url.pathname === "/v1/names") return names(env, url.searchParams);
+    const native = url.pathname.match(/^\/v1\/native\/([^/]+)\/sql$/);
+    if (native) return nativeSql(request, env, native[1]);
     const match = url.pathname.match(/^\/v1\/objects\/([^/]+)\/([a-z]+)$/);
     if (!match || !(match[2] in OBJECT_OPS)) return errorResponse(404, "not_found", `no route ${url.pathname}`);
     const [, encodedName, op] = match;
@@ -358,6 +425,23 @@ export default {
     });
   },
 };
+
+/** The benchmark baseline: forward one SQL request to the named NativeSqlObject. */
+async function nativeSql(request, env, encodedName) {
+  if (request.method !== "POST") return errorResponse(405, "method", "sql takes POST");
+  if (!env.NATIVE) return errorResponse(404, "not_found", "this Worker has no NATIVE binding");
+  let name;
+  try {
+    name = decodeURIComponent(encodedName);
+  } catch {
+    return errorResponse(400, "bad_request", "object name is not valid percent-encoded UTF-8");
+  }
+  if (!name || utf8.encode(name).byteLength > MAX_NAME_BYTES) {
+    return errorResponse(400, "bad_request", `object names are 1 to ${MAX_NAME_BYTES} bytes`);
+  }
+  const stub = env.NATIVE.get(env.NATIVE.idFromName(name));
+  return stub.fetch("https://native/sql", { method: "POST", body: request.body });
+}
 
 /** A page of registered names, keeping only objects that still hold at least one key. */
 async function names(env, params) {
