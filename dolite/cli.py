@@ -126,6 +126,41 @@ def info(name: str, storage: str = StorageOpt,
 
 
 @app.command()
+def versions(name: str, storage: str = StorageOpt) -> None:
+    """Versions of NAME that can still be restored (within its retention window)."""
+    from datetime import datetime, timezone
+
+    from dolite.restore import retained_versions
+
+    try:
+        for version, at in retained_versions(storage, name):
+            console.print(f"{version}\t{datetime.fromtimestamp(at, timezone.utc).isoformat()}")
+    except DoliteError as exc:
+        _fail(exc)
+
+
+@app.command()
+def restore(name: str, storage: str = StorageOpt,
+            version: Optional[int] = typer.Option(None, help="Version to go back to"),
+            at: Optional[str] = typer.Option(None, help="Time to go back to: ISO 8601 or Unix seconds"),
+            into: Optional[str] = typer.Option(None, help="Copy into this new database instead")) -> None:
+    """Point-in-time restore of NAME to a retained version (as a new version on top)."""
+    from datetime import datetime
+
+    from dolite.restore import restore as restore_database
+
+    try:
+        when = None
+        if at is not None:
+            when = float(at) if at.replace(".", "", 1).isdigit() else datetime.fromisoformat(at).timestamp()
+        head = restore_database(storage, name, version=version, at=when, into=into)
+    except (DoliteError, ValueError, FileExistsError) as exc:
+        _fail(exc)
+    console.print(f"restored {name!r}{f' into {into!r}' if into else ''}: now version {head.version}, "
+                  f"{head.size} bytes")
+
+
+@app.command()
 def demo(storage: str = StorageOpt) -> None:
     """A short tour on the embedded store: create, write, read, check."""
     from dolite.demo import run_demo

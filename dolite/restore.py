@@ -1,0 +1,90 @@
+"""Point-in-time restore from the versions kept within the retention window.
+
+``restore(storage, name, version=V)`` (or ``at=timestamp``) makes the database's content
+what it was at that version, as a new version on top (history is kept, so a restore can
+itself be undone), writing only the chunks that changed since. With ``into=OTHER`` the old
+version is copied to a new database instead.
+"""
+
+from __future__ import annotations
+
+from dolite.errors import SnapshotExpired
+from dolite.names import validate_name
+from dolite.pages import Head, PageStore
+from dolite.pages.format import LOG_PREFIX, decode_record, from_ranges, log_key, parse_log_key
+from dolite.snapshot import version_head
+from dolite.storage import Namespace, open_storage
+
+
+def retained_versions(storage: str | Namespace, name: str) -> list[tuple[int, float]]:
+    """(version, commit time) of every version that can still be restored, oldest first."""
+    store = PageStore(open_storage(storage).object(validate_name(name)), name)
+    head = store.read_head()
+    out = {}
+    for key, raw in store.storage.list(prefix=LOG_PREFIX).items():
+        version = parse_log_key(key)
+        if version <= head.version and "#" not in key:
+            out[version] = decode_record(raw, key)["time"]
+    return sorted(out.items())
+
+
+def version_at(storage: str | Namespace, name: str, at: float) -> int:
+    """The newest retained version committed at or before time ``at`` (Unix seconds)."""
+    candidates = [v for v, t in retained_versions(storage, name) if t <= at]
+    if not candidates:
+        raise SnapshotExpired(f"{name}: no retained version at or before {at}")
+    return candidates[-1]
+
+
+def restore(storage: str | Namespace, name: str, *, version: int | None = None,
+            at: float | None = None, into: str | None = None) -> Head:
+    """Restore ``name`` to ``version`` (or the version current at time ``at``); return the
+    new head. Raise SnapshotExpired if that version is no longer retained."""
+    if (version is None) == (at is None):
+        raise ValueError("give exactly one of version= or at=")
+    namespace = open_storage(storage)
+    if version is None:
+        version = version_at(namespace, name, at)
+    store = PageStore(namespace.object(validate_name(name)), name)
+    current = store.read_head()
+    old = version_head(store, current, version)
+    store.pin(old)
+    try:
+        if into is not None:
+            return _copy_into(namespace, store, old, validate_name(into))
+        chunks = _changed_since(store, old, current)
+        data = ((c, _chunk_as_of(store, old, c)) for c in chunks)
+        try:
+            return store.commit_stream(current, chunks, data, old.size)
+        finally:
+            store.close()
+    finally:
+        store.unpin(old)
+
+
+def _chunk_as_of(store: PageStore, head: Head, chunk: int) -> bytes:
+    valid = min(head.chunk_size, head.size - chunk * head.chunk_size)
+    data = store.read_chunk(head, chunk, cache=False)[:valid]
+    return data + bytes(valid - len(data))
+
+
+def _changed_since(store: PageStore, old: Head, current: Head) -> list[int]:
+    """Chunks of the old file that any later commit rewrote, or that a truncation cut."""
+    old_chunks = -(-old.size // old.chunk_size)
+    changed: set[int] = set(range(-(-current.size // current.chunk_size), old_chunks))
+    records = store.storage.list(start=log_key(old.version + 1), end=log_key(current.version + 1))
+    for key, raw in records.items():
+        changed.update(from_ranges(decode_record(raw, key)["chunks"]))
+    return sorted(c for c in changed if c < old_chunks)
+
+
+def _copy_into(namespace: Namespace, source: PageStore, old: Head, target: str) -> Head:
+    dest = PageStore(namespace.object(target), target)
+    if dest.exists():
+        raise FileExistsError(f"database {target!r} already exists")
+    base = dest.create(chunk_size=old.chunk_size, retention=old.retention)
+    chunks = list(range(-(-old.size // old.chunk_size)))
+    try:
+        return dest.commit_stream(base, chunks, ((c, _chunk_as_of(source, old, c)) for c in chunks), old.size)
+    finally:
+        dest.close()
