@@ -1,0 +1,270 @@
+"""The HTTP API (Starlette). Routes are thin: authenticate, parse, call the object host.
+
+See docs/SERVICE.md and ``GET /openapi.json`` for the API itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from dataclasses import dataclass
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from dolite import dbapi
+from dolite.errors import DoliteError
+from dolite.names import validate_name
+from dolite.objects import HostConfig, ObjectHost, RequestError
+from dolite.objects.metrics import REGISTRY, REQUEST_SECONDS
+from dolite.server.auth import ADMIN, READ, WRITE, Auth
+from dolite.server.errors import JSON, error_response, from_exception
+from dolite.server.openapi import spec
+from dolite.wire import WireError, parse_query
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits of the HTTP layer."""
+
+    max_body_bytes: int = 1 << 20
+    max_import_bytes: int = 1 << 30
+    max_statements: int = 1000
+
+
+class Service:
+    """Routes bound to one host, auth and config."""
+
+    def __init__(self, host: ObjectHost, auth: Auth, config: ServiceConfig):
+        self.host, self.auth, self.config = host, auth, config
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _grant(self, request: Request, database: str | None, level: int) -> int:
+        grant = self.auth.identify(request.headers.get("authorization"))
+        if database is not None:
+            validate_name(database)
+        return self.auth.require(grant, database, level)
+
+    async def _body(self, request: Request, limit: int):
+        """Yield the body in pieces, refusing (413) past ``limit`` bytes."""
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise RequestError(400, "bad_request", "invalid Content-Length header")
+            if int(declared) > limit:
+                raise _too_large(limit)
+        seen = 0
+        async for piece in request.stream():
+            seen += len(piece)
+            if seen > limit:
+                raise _too_large(limit)
+            yield piece
+
+    async def _json(self, request: Request):
+        raw = b"".join([piece async for piece in self._body(request, self.config.max_body_bytes)])
+        try:
+            return _loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise RequestError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+
+    async def _statements(self, request: Request):
+        try:
+            return parse_query(await self._json(request), self.config.max_statements)
+        except WireError as exc:
+            raise RequestError(400, "bad_request", str(exc)) from None
+
+    @staticmethod
+    def _shape(results: list[dict], batch: bool, started: float) -> dict:
+        took = round((time.perf_counter() - started) * 1000, 3)
+        if batch:
+            return {"results": results, "duration_ms": took}
+        return {**results[0], "duration_ms": took}
+
+    # -- routes ----------------------------------------------------------------------
+
+    async def healthz(self, request: Request):
+        return JSON({"status": "ok"})
+
+    async def metrics(self, request: Request):
+        self._grant(request, None, READ if self.auth.enabled else 0)
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(self, request: Request):
+        return JSON(spec())
+
+    async def list_databases(self, request: Request):
+        grant = self.auth.identify(request.headers.get("authorization"))
+        names = await self.host.list_databases()
+        return JSON({"databases": [n for n in names if grant.can_list(n)]})
+
+    async def create_database(self, request: Request):
+        body = await self._json(request)
+        if not isinstance(body, dict) or set(body) != {"name"} or not isinstance(body["name"], str):
+            raise RequestError(400, "bad_request", 'the body must be {"name": "<database name>"}')
+        name = body["name"]
+        self._grant(request, name, ADMIN)
+        return JSON(await self.host.call(name, "create"), status_code=201)
+
+    async def database_info(self, request: Request):
+        name = request.path_params["name"]
+        self._grant(request, name, READ)
+        return JSON(await self.host.call(name, "info"))
+
+    async def delete_database(self, request: Request):
+        name = request.path_params["name"]
+        self._grant(request, name, ADMIN)
+        await self.host.call(name, "delete")
+        return JSON({"deleted": name})
+
+    async def query(self, request: Request):
+        name = request.path_params["name"]
+        level = self._grant(request, name, READ)
+        started = time.perf_counter()
+        statements, batch = await self._statements(request)
+        results = await self.host.call(name, "query", statements, level < WRITE, batch)
+        return JSON(self._shape(results, batch, started))
+
+    async def export(self, request: Request):
+        name = request.path_params["name"]
+        self._grant(request, name, READ)
+        spool = tempfile.TemporaryFile()
+        try:
+            await self.host.call(name, "export_to", spool)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+
+        async def stream():
+            try:
+                while piece := await run_in_threadpool(spool.read, 1 << 16):
+                    yield piece
+            finally:
+                spool.close()
+
+        return StreamingResponse(stream(), media_type="application/vnd.sqlite3",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}.sqlite"'})
+
+    async def import_(self, request: Request):
+        name = request.path_params["name"]
+        self._grant(request, name, ADMIN)
+        replace = request.query_params.get("replace", "false").lower() in ("1", "true", "yes")
+        with tempfile.TemporaryFile() as spool:
+            async for piece in self._body(request, self.config.max_import_bytes):
+                await run_in_threadpool(spool.write, piece)
+            spool.seek(0)
+            info = await self.host.call(name, "import_from", spool, replace)
+        return JSON(info, status_code=201)
+
+    async def open_session(self, request: Request):
+        name = request.path_params["name"]
+        level = self._grant(request, name, READ)
+        return JSON(await self.host.open_session(name, level < WRITE), status_code=201)
+
+    async def session_query(self, request: Request):
+        name, sid = request.path_params["name"], request.path_params["session"]
+        self._grant(request, name, READ)
+        started = time.perf_counter()
+        statements, batch = await self._statements(request)
+        results = await self.host.session_query(name, sid, statements, batch)
+        return JSON(self._shape(results, batch, started))
+
+    async def commit(self, request: Request):
+        name, sid = request.path_params["name"], request.path_params["session"]
+        self._grant(request, name, READ)
+        await self.host.end_session(name, sid, commit=True)
+        return JSON({"committed": True})
+
+    async def rollback(self, request: Request):
+        name, sid = request.path_params["name"], request.path_params["session"]
+        self._grant(request, name, READ)
+        await self.host.end_session(name, sid, commit=False)
+        return JSON({"rolled_back": True})
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError(413, "body_too_large", f"the request body is over the limit of {limit} bytes")
+
+
+def _loads(raw: bytes):
+    import json
+
+    return json.loads(raw.decode("utf-8"))
+
+
+class MetricsMiddleware:
+    """Times every HTTP request into ``dolite_request_seconds{route,method,status}``."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), [500]
+
+        async def capture(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUEST_SECONDS.labels(route, scope["method"], str(status[0])).observe(time.perf_counter() - started)
+
+
+async def _http_error(request: Request, exc: HTTPException):
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+
+async def _error(request: Request, exc: Exception):
+    return from_exception(exc)
+
+
+def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
+               config: ServiceConfig | None = None, storage: str = "memory:") -> Starlette:
+    """The ASGI app. Starts and stops ``host`` (made from ``storage`` if not given)."""
+    host = host or ObjectHost(storage, HostConfig())
+    service = Service(host, auth or Auth([]), config or ServiceConfig())
+    db = "/v1/databases/{name}"
+    routes = [
+        Route("/healthz", service.healthz, methods=["GET"]),
+        Route("/metrics", service.metrics, methods=["GET"]),
+        Route("/openapi.json", service.openapi, methods=["GET"]),
+        Route("/v1/databases", service.list_databases, methods=["GET"]),
+        Route("/v1/databases", service.create_database, methods=["POST"]),
+        Route(db, service.database_info, methods=["GET"]),
+        Route(db, service.delete_database, methods=["DELETE"]),
+        Route(db + "/query", service.query, methods=["POST"]),
+        Route(db + "/export", service.export, methods=["GET"]),
+        Route(db + "/import", service.import_, methods=["POST"]),
+        Route(db + "/sessions", service.open_session, methods=["POST"]),
+        Route(db + "/sessions/{session}/query", service.session_query, methods=["POST"]),
+        Route(db + "/sessions/{session}/commit", service.commit, methods=["POST"]),
+        Route(db + "/sessions/{session}/rollback", service.rollback, methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await host.start()
+        try:
+            yield
+        finally:
+            await host.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(MetricsMiddleware)],
+                    exception_handlers={HTTPException: _http_error, DoliteError: _error, dbapi.Error: _error,
+                                        WireError: _error, Exception: _error})
+    app.state.host = host
+    return app

@@ -1,0 +1,132 @@
+"""The OpenAPI 3.0 description of the HTTP API (served at ``GET /openapi.json``)."""
+
+from __future__ import annotations
+
+from dolite.names import MAX_NAME
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict:
+    text = {400: "Bad request (JSON, SQL, names, limits)", 401: "Missing or invalid token",
+            403: "Token lacks the scope, or SQL refused by the authorizer", 404: "No such database or session",
+            409: "Conflict (exists, fenced commit, lost session)", 413: "Body or result too large",
+            503: "Another process holds the write lease, or the object stayed busy"}
+    return {str(s): {"description": text[s], **_json(_ref("Error"))} for s in statuses}
+
+
+NAME = {"name": "name", "in": "path", "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_NAME,
+                   "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"}}
+SESSION = {"name": "session", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+    "Value": {"description": "A SQLite value: JSON where exact, else a tagged object", "nullable": True,
+              "anyOf": [
+                  {"type": "string"}, {"type": "number"}, {"type": "integer"}, {"type": "boolean"},
+                  {"type": "object", "required": ["type", "base64"], "additionalProperties": False,
+                   "properties": {"type": {"enum": ["blob"]}, "base64": {"type": "string", "format": "byte"}}},
+                  {"type": "object", "required": ["type", "value"], "additionalProperties": False,
+                   "properties": {"type": {"enum": ["integer", "float"]}, "value": {"type": "string"}}},
+              ]},
+    "Statement": {"type": "object", "required": ["sql"], "additionalProperties": False, "properties": {
+        "sql": {"type": "string", "minLength": 1, "description": "Exactly one SQL statement"},
+        "params": {"oneOf": [{"type": "array", "items": _ref("Value")},
+                             {"type": "object", "additionalProperties": _ref("Value")}]}}},
+    "Batch": {"type": "object", "required": ["batch"], "additionalProperties": False, "properties": {
+        "batch": {"type": "array", "minItems": 1, "items": _ref("Statement"),
+                  "description": "Run as one transaction: all or nothing"}}},
+    "Result": {"type": "object", "required": ["columns", "rows", "rows_changed", "last_insert_rowid"],
+               "properties": {"columns": {"type": "array", "items": {"type": "string"}},
+                              "rows": {"type": "array", "items": {"type": "array", "items": _ref("Value")}},
+                              "rows_changed": {"type": "integer"}, "last_insert_rowid": {"type": "integer"},
+                              "duration_ms": {"type": "number"}}},
+    "BatchResult": {"type": "object", "required": ["results"], "properties": {
+        "results": {"type": "array", "items": _ref("Result")}, "duration_ms": {"type": "number"}}},
+    "DatabaseInfo": {"type": "object", "required": ["name", "version", "size"], "properties": {
+        "name": {"type": "string"}, "version": {"type": "integer"}, "size": {"type": "integer"},
+        "chunk_size": {"type": "integer"}, "retention": {"type": "number"}, "committed_at": {"type": "number"}}},
+}
+
+_QUERY_BODY = {"required": True, **_json({"oneOf": [_ref("Statement"), _ref("Batch")]})}
+_QUERY_OK = {"200": {"description": "Statement result, or one result per batch entry",
+                     **_json({"oneOf": [_ref("Result"), _ref("BatchResult")]})}}
+
+
+def spec() -> dict:
+    """The OpenAPI document."""
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "dolite", "version": "1",
+                 "description": "SQLite databases as Durable-Object-style actors. Every error is "
+                                '{"error": {"code", "message"}} and changes nothing.'},
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": {"operationId": "healthz", "security": [], "responses": {
+                "200": {"description": "Alive", **_json({"type": "object"})}}}},
+            "/metrics": {"get": {"operationId": "metrics", "responses": {
+                "200": {"description": "Prometheus metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                **_errors(401, 403)}}},
+            "/v1/databases": {
+                "get": {"operationId": "listDatabases", "responses": {
+                    "200": {"description": "Databases this token may read", **_json({
+                        "type": "object", "properties": {"databases": {"type": "array", "items": {"type": "string"}}}})},
+                    **_errors(401)}},
+                "post": {"operationId": "createDatabase", "requestBody": {"required": True, **_json({
+                    "type": "object", "required": ["name"], "additionalProperties": False,
+                    "properties": {"name": NAME["schema"]}})},
+                    "responses": {"201": {"description": "Created", **_json(_ref("DatabaseInfo"))},
+                                  **_errors(400, 401, 403, 409, 413, 503)}}},
+            "/v1/databases/{name}": {
+                "parameters": [NAME],
+                "get": {"operationId": "databaseInfo", "responses": {
+                    "200": {"description": "Head of the database", **_json(_ref("DatabaseInfo"))},
+                    **_errors(400, 401, 403, 404, 503)}},
+                "delete": {"operationId": "deleteDatabase", "responses": {
+                    "200": {"description": "Deleted", **_json({"type": "object"})},
+                    **_errors(400, 401, 403, 404, 503)}}},
+            "/v1/databases/{name}/query": {"parameters": [NAME], "post": {
+                "operationId": "query", "requestBody": _QUERY_BODY,
+                "responses": {**_QUERY_OK, **_errors(400, 401, 403, 404, 409, 413, 503)}}},
+            "/v1/databases/{name}/export": {"parameters": [NAME], "get": {
+                "operationId": "exportDatabase", "responses": {
+                    "200": {"description": "The database as a .sqlite file",
+                            "content": {"application/vnd.sqlite3": {"schema": {"type": "string", "format": "binary"}}}},
+                    **_errors(400, 401, 403, 404)}}},
+            "/v1/databases/{name}/import": {"parameters": [NAME, {
+                "name": "replace", "in": "query", "required": False, "schema": {"type": "boolean"}}], "post": {
+                "operationId": "importDatabase",
+                "requestBody": {"required": True, "content": {"application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"201": {"description": "Imported", **_json(_ref("DatabaseInfo"))},
+                              **_errors(400, 401, 403, 409, 413, 503)}}},
+            "/v1/databases/{name}/sessions": {"parameters": [NAME], "post": {
+                "operationId": "openSession", "responses": {
+                    "201": {"description": "An open transaction that holds the database until it ends", **_json({
+                        "type": "object", "properties": {"session": {"type": "string"},
+                                                         "idle_timeout": {"type": "number"}}})},
+                    **_errors(400, 401, 403, 404, 503)}}},
+            "/v1/databases/{name}/sessions/{session}/query": {"parameters": [NAME, SESSION], "post": {
+                "operationId": "sessionQuery", "requestBody": _QUERY_BODY,
+                "responses": {**_QUERY_OK, **_errors(400, 401, 403, 404, 409, 413, 503)}}},
+            "/v1/databases/{name}/sessions/{session}/commit": {"parameters": [NAME, SESSION], "post": {
+                "operationId": "commitSession", "responses": {
+                    "200": {"description": "Committed durably", **_json({"type": "object"})},
+                    **_errors(400, 401, 403, 404, 409, 503)}}},
+            "/v1/databases/{name}/sessions/{session}/rollback": {"parameters": [NAME, SESSION], "post": {
+                "operationId": "rollbackSession", "responses": {
+                    "200": {"description": "Rolled back", **_json({"type": "object"})},
+                    **_errors(400, 401, 403, 404, 503)}}},
+        },
+    }
