@@ -2,6 +2,7 @@
 
     dolite cloudflare dev --port 8787 --data ./do-data [--secret S]
     dolite cloudflare deploy [--secret S]
+    dolite cloudflare bench [--quick] [--json]
 
 The main CLI mounts :data:`app` as its ``cloudflare`` sub-command.
 """
@@ -91,6 +92,31 @@ def deploy(
             raise _fail("wrangler secret put DOLITE_SECRET failed (see its output above)")
     if not dry_run:
         typer.echo("deployed. Point dolite at it with do+https://<worker>.<account>.workers.dev?secret=...")
+
+
+@app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Small sizes; finishes in well under 30 s."),
+    json_: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """dolite over a Durable Object vs the same SQL in a SQLite-backed one (local workerd).
+
+    Reports commits/s, point reads/s and round trips per commit; see
+    benchmarks/durable_object.md.
+    """
+    import json
+
+    from dolite.cloudflare.bench import print_report, run_do_bench
+
+    progress = None if json_ else (lambda message: typer.echo(f"  {message}", err=True))
+    try:
+        result = run_do_bench(quick=quick, progress=progress)
+    except WorkerdError as exc:
+        raise _fail(str(exc)) from None
+    if json_:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_report(result)
 
 
 def _interrupt(signum, frame) -> None:
