@@ -61,6 +61,7 @@ class LeaseKeeper:
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held: Lease | None = None
         self.raw: bytes | None = None
+        self._tried = False  # an acquire reached storage: the lease may be ours unheard
 
     def valid(self, margin: float = 1.0) -> bool:
         """Whether we hold the lease with at least ``margin`` seconds left on our clock."""
@@ -81,6 +82,7 @@ class LeaseKeeper:
                 f"(lease expires in {current.expires - now:.1f}s)"
             )
         new = Lease(epoch=(current.epoch + 1) if current else 1, owner=self.owner, expires=now + self.ttl)
+        self._tried = True
         try:
             self.storage.commit({LEASE: new.encode()}, expect={LEASE: current_raw})
         except Conflict as exc:
@@ -107,12 +109,20 @@ class LeaseKeeper:
         self.held = self.raw = None
 
     def release(self) -> None:
-        """Give the lease up so another writer need not wait for it to expire."""
-        if self.held is None:
-            return
-        released = replace(self.held, expires=0.0)
+        """Give the lease up so another writer need not wait for it to expire. That
+        includes a lease we took without hearing so (the reply of the commit that took
+        it, or of a later fenced commit, was lost): storage says its owner is us."""
+        raw = self.raw
+        if raw is None:
+            if not self._tried:
+                return
+            raw = self.storage.get([LEASE]).get(LEASE)
+            if raw is None or Lease.decode(raw).owner != self.owner:
+                return
+        released = replace(Lease.decode(raw), expires=0.0)
         try:
-            self.storage.commit({LEASE: released.encode()}, expect={LEASE: self.raw})
+            self.storage.commit({LEASE: released.encode()}, expect={LEASE: raw})
         except Conflict:
             pass
         self.forget()
+        self._tried = False
