@@ -1,0 +1,260 @@
+"""A PEP 249 (DB-API 2.0) driver over the HTTP API, shaped like :mod:`dolite.dbapi`::
+
+    conn = dolite.connect("http://127.0.0.1:8787/shop", token="s3cret")
+    conn.execute("INSERT INTO t(v) VALUES (?)", ["x"])   # opens a server-side session
+    conn.commit()                                         # durable when this returns
+
+Like sqlite3, DML opens a transaction implicitly (unless ``isolation_level`` is None);
+here the transaction is a server-side session that holds the database until commit or
+rollback (or until it idles out on the server and is rolled back). Reads outside a
+transaction run on their own. ``executemany`` and ``executescript`` send one batch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from dolite.client import Client, Result, ServiceError, Session
+from dolite.dbapi import (
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
+from dolite.errors import DoliteError
+
+apilevel = "2.0"
+threadsafety = 1
+paramstyle = "qmark"
+
+_DML = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE)\b", re.I | re.S)
+_PEP249 = {
+    "constraint": IntegrityError,
+    "bad_statement": ProgrammingError, "multiple_statements": ProgrammingError,
+    "empty_statement": ProgrammingError, "bad_value": ProgrammingError, "bad_request": ProgrammingError,
+    "data_error": DataError, "result_too_large": DataError, "body_too_large": DataError,
+    "internal": InternalError,
+}
+
+
+def _translate(exc: Exception) -> Exception:
+    """A ServiceError as the PEP 249 error (or the dolite error: conflicts, missing DB)."""
+    if isinstance(exc, ServiceError):
+        if type(exc) is not ServiceError:
+            return exc  # LeaseHeld, Conflict, DatabaseNotFound, InvalidName: as the local driver
+        return _PEP249.get(exc.code, OperationalError)(exc.message)
+    if isinstance(exc, httpx.HTTPError):
+        return OperationalError(f"cannot reach the dolite server: {exc}")
+    return exc
+
+
+class Cursor:
+    """PEP 249 cursor; results are fetched whole with each execute."""
+
+    arraysize = 1
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self._rows: Iterator[tuple] = iter(())
+        self.description = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+
+    def _set(self, result: Result, is_dml: bool) -> None:
+        self._rows = iter(result.rows)
+        self.description = tuple((c, None, None, None, None, None, None) for c in result.columns) or None
+        self.rowcount = result.rows_changed if is_dml else -1
+        self.lastrowid = result.last_insert_rowid
+
+    def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
+        is_dml = bool(_DML.match(sql))
+        self._set(self.connection._run([(sql, parameters)], is_dml)[0], is_dml)
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
+        is_dml = bool(_DML.match(sql))
+        results = self.connection._run([(sql, p) for p in seq_of_parameters], is_dml) or []
+        self._rows, self.description = iter(()), None
+        self.rowcount = sum(r.rows_changed for r in results) if is_dml else -1
+        self.lastrowid = results[-1].last_insert_rowid if results else self.lastrowid
+        return self
+
+    def executescript(self, sql: str) -> Cursor:
+        self.connection.commit()
+        statements = split_statements(sql)
+        if statements:
+            self.connection._run(statements, False, script=True)
+        return self
+
+    def fetchone(self) -> tuple | None:
+        return next(self._rows, None)
+
+    def fetchmany(self, size: int | None = None) -> list[tuple]:
+        size = self.arraysize if size is None else size
+        return [row for _, row in zip(range(size), self._rows)]
+
+    def fetchall(self) -> list[tuple]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[tuple]:
+        return self._rows
+
+    def setinputsizes(self, sizes) -> None:
+        pass
+
+    def setoutputsize(self, size, column=None) -> None:
+        pass
+
+    def close(self) -> None:
+        self._rows = iter(())
+
+
+class Connection:
+    """PEP 249 connection to one database on a dolite server."""
+
+    Error, DatabaseError, OperationalError, IntegrityError = Error, DatabaseError, OperationalError, IntegrityError
+    ProgrammingError, DataError, InternalError, NotSupportedError = (
+        ProgrammingError, DataError, InternalError, NotSupportedError)
+    InterfaceError, Warning = InterfaceError, Warning
+
+    def __init__(self, client: Client, name: str, isolation_level: str | None):
+        self.client = client
+        self.name = name
+        self.isolation_level = isolation_level
+        self._session: Session | None = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._session is not None
+
+    def _run(self, statements: list, is_dml: bool, script: bool = False) -> list[Result]:
+        if self.client is None:
+            raise ProgrammingError("the connection is closed")
+        try:
+            if self._session is None and is_dml and self.isolation_level is not None and not script:
+                self._session = self.client.session(self.name)
+            if self._session is not None:
+                return self._session.batch(statements) if len(statements) != 1 else [self._session.query(*statements[0])]
+            if len(statements) == 1:
+                return [self.client.query(self.name, *statements[0])]
+            return self.client.batch(self.name, statements) if statements else []
+        except (ServiceError, httpx.HTTPError) as exc:
+            if isinstance(exc, ServiceError) and exc.code in ("session_not_found", "session_lost"):
+                self._session = None
+            raise _translate(exc) from exc
+
+    def cursor(self) -> Cursor:
+        return Cursor(self)
+
+    def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def executescript(self, sql: str) -> Cursor:
+        return self.cursor().executescript(sql)
+
+    def commit(self) -> None:
+        """Commit the open transaction; durable on the server when this returns."""
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.commit()
+            except (ServiceError, httpx.HTTPError) as exc:
+                raise _translate(exc) from exc
+
+    def rollback(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.rollback()
+            except (ServiceError, httpx.HTTPError) as exc:
+                raise _translate(exc) from exc
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        try:
+            self.rollback()
+        except (Error, DoliteError):
+            pass
+        self.client.close()
+        self.client = None
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a SQL script into complete statements (SQLite's own notion of complete)."""
+    import apsw
+
+    out, current = [], ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if apsw.complete(current):
+            if current.strip(" \t\r\n;"):
+                out.append(current.strip())
+            current = ""
+    if current.strip(" \t\r\n;"):
+        out.append(current.rstrip(";").strip())
+    return out
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``http://host:port[/prefix]/name`` -> (``http://host:port[/prefix]``, ``name``)."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    base_path, _, name = path.rpartition("/")
+    if parts.scheme not in ("http", "https") or not parts.netloc or not name:
+        raise InterfaceError(f"expected http(s)://HOST:PORT/DATABASE, got {url!r}")
+    return urlunsplit((parts.scheme, parts.netloc, base_path, "", "")), name
+
+
+def connect(url: str, token: str | None = None, *, create: bool = True, isolation_level: str | None = "",
+            timeout: float = 60.0) -> Connection:
+    """Open database ``DATABASE`` on the server at ``http(s)://HOST:PORT/DATABASE``.
+
+    ``create``: create the database if it is missing (needs an admin token).
+    """
+    from dolite.client import NotFoundError
+
+    base, name = split_url(url)
+    client = Client(base, token=token, timeout=timeout)
+    try:
+        try:
+            client.info(name)
+        except NotFoundError:
+            if not create:
+                raise
+            try:
+                client.create(name)
+            except ServiceError as exc:
+                if exc.code != "already_exists":
+                    raise
+    except (ServiceError, httpx.HTTPError) as exc:
+        client.close()
+        raise _translate(exc) from exc
+    return Connection(client, name, isolation_level)
+
+
+__all__ = ["connect", "Connection", "Cursor", "Error", "DatabaseError", "OperationalError",
+           "IntegrityError", "ProgrammingError", "DataError", "InternalError", "NotSupportedError",
+           "InterfaceError", "Warning", "apilevel", "threadsafety", "paramstyle"]
