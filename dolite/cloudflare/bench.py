@@ -14,7 +14,10 @@ Workload: a table ``t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)`` filled with `
 (untimed), then ``commits`` single-row INSERT commits, then ``reads`` point SELECTs by
 primary key at random ids. dolite's reads are measured twice: *cold* (a fresh connection on
 a fresh namespace object, so an empty page cache: the first pass fetches chunks) and *hot*
-(after a full scan has loaded every page into the cache). Round trips are counted at the
+(after a full scan has loaded every page into the cache). The commit phase and the hot-read
+phase alternate between the two sides in rounds (``ROUNDS``), so both see the same
+background load; the native side's reads are timed alongside dolite's hot reads (it keeps
+no cache in the client, so it has no cold/hot distinction). Round trips are counted at the
 HTTP layer (an httpx event hook on the backend's client), so they include everything the
 page store does for a commit: chunk writes, the head compare-and-set, lease checks.
 
@@ -132,124 +135,147 @@ def _per_s(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
-def _dolite_side(handle: WorkerdHandle, prefix: str, sizes: DoBenchSizes, ids_cold: list[int],
-                 ids_hot: list[int], progress: Callable[[str], None]) -> dict:
+ROUNDS = 4
+"""The timed phases alternate between the two sides in this many rounds (which side goes
+first alternates too), so both see the same background load on a shared machine."""
+
+
+def _rounds(count: int, rounds: int) -> list[range]:
+    rounds = max(1, min(rounds, count))
+    edges = [count * r // rounds for r in range(rounds + 1)]
+    return [range(edges[r], edges[r + 1]) for r in range(rounds)]
+
+
+def _interleaved(count: int, sides: dict[str, Callable[[range], None]]) -> dict[str, float]:
+    """Run ``sides[name](part)`` over ``range(count)`` in alternating rounds; seconds per side."""
+    seconds = dict.fromkeys(sides, 0.0)
+    names = list(sides)
+    for r, part in enumerate(_rounds(count, ROUNDS)):
+        for name in names if r % 2 == 0 else reversed(names):
+            t0 = time.perf_counter()
+            sides[name](part)
+            seconds[name] += time.perf_counter() - t0
+    return seconds
+
+
+def _fill_native(native: NativeSql, sizes: DoBenchSizes) -> None:
+    native.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
+    for start in range(1, sizes.rows + 1, sizes.fill_batch):
+        stop = min(start + sizes.fill_batch, sizes.rows + 1)
+        native.batch([("INSERT INTO t(id, v, n) VALUES (?, ?, ?)", [i, ROW, i * 7 % 1000])
+                      for i in range(start, stop)])
+    native.execute(INSERT, (ROW, -1))
+
+
+def _fill_dolite(conn, sizes: DoBenchSizes) -> None:
+    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t(id, v, n) VALUES (?, ?, ?)",
+                     ((i, ROW, i * 7 % 1000) for i in range(1, sizes.rows + 1)))
+    conn.execute("COMMIT")
+    conn.execute(INSERT, (ROW, -1)).fetchall()  # one commit untimed: the write lease is held
+
+
+def _measure(handle: WorkerdHandle, prefix: str, sizes: DoBenchSizes, ids_cold: list[int],
+             ids_hot: list[int], progress: Callable[[str], None]) -> tuple[dict, dict]:
     url = f"{handle.storage_url}&prefix={prefix}"
     name = "bench"
-    ns, counter = _counted_namespace(url)
+    native = NativeSql(handle, f"{prefix}{name}")
     try:
-        conn = dolite.connect(name, storage=ns, exclusive=True, isolation_level=None)
-        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
-        conn.execute("BEGIN")
-        conn.executemany("INSERT INTO t(id, v, n) VALUES (?, ?, ?)",
-                         ((i, ROW, i * 7 % 1000) for i in range(1, sizes.rows + 1)))
-        conn.execute("COMMIT")
-        conn.execute(INSERT, (ROW, -1)).fetchall()  # one commit untimed: the lease is held
-        progress(f"dolite: filled {sizes.rows:,} rows")
+        _fill_native(native, sizes)
+        ns, counter = _counted_namespace(url)
+        try:
+            conn = dolite.connect(name, storage=ns, exclusive=True, isolation_level=None)
+            _fill_dolite(conn, sizes)
+            progress(f"filled {sizes.rows:,} rows on each side")
 
-        before, ops_before = counter.snapshot(), dict(counter.by_op)
-        t0 = time.perf_counter()
-        for i in range(sizes.commits):
-            conn.execute(INSERT, (ROW, i))
-        seconds = time.perf_counter() - t0
-        requests, sent, received = counter.since(before)
-        by_op = {op: n - ops_before.get(op, 0) for op, n in counter.by_op.items() if n > ops_before.get(op, 0)}
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        db_bytes = conn.execute("PRAGMA page_count").fetchone()[0] * page_size
-        conn.close()
-        commits = {
-            "commits_per_s": _per_s(sizes.commits, seconds),
+            # -- commits: one single-row INSERT each, alternating sides in rounds --------
+            def dolite_commits(part: range) -> None:
+                for i in part:
+                    conn.execute(INSERT, (ROW, i))
+
+            def native_commits(part: range) -> None:
+                for i in part:
+                    native.execute(INSERT, (ROW, i))
+
+            before_d, ops_before = counter.snapshot(), dict(counter.by_op)
+            before_n = native.counter.snapshot()
+            seconds = _interleaved(sizes.commits, {"dolite": dolite_commits, "native": native_commits})
+            requests, sent, received = counter.since(before_d)
+            n_requests, n_sent, n_received = native.counter.since(before_n)
+            by_op = {op: n - ops_before.get(op, 0) for op, n in counter.by_op.items()
+                     if n > ops_before.get(op, 0)}
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            db_bytes = conn.execute("PRAGMA page_count").fetchone()[0] * page_size
+            conn.close()
+        finally:
+            ns.close()
+        d = {
+            "commits_per_s": _per_s(sizes.commits, seconds["dolite"]),
             "round_trips_per_commit": requests / sizes.commits,
             "bytes_sent_per_commit": sent / sizes.commits,
             "bytes_received_per_commit": received / sizes.commits,
             # besides one commit call each: the page store's occasional reads and old-version GC
             "commit_phase_requests_by_op": by_op,
+            "database_bytes": db_bytes,
         }
-        progress(f"dolite: {commits['commits_per_s']:,.0f} commits/s, "
-                 f"{commits['round_trips_per_commit']:.2f} round trips a commit")
-    finally:
-        ns.close()
+        n = {
+            "commits_per_s": _per_s(sizes.commits, seconds["native"]),
+            "round_trips_per_commit": n_requests / sizes.commits,
+            "bytes_sent_per_commit": n_sent / sizes.commits,
+            "bytes_received_per_commit": n_received / sizes.commits,
+        }
+        progress(f"commits/s: dolite {d['commits_per_s']:,.0f} ({d['round_trips_per_commit']:.2f} "
+                 f"round trips each), native {n['commits_per_s']:,.0f}")
 
-    # Cold: a fresh namespace object gets a fresh VFS, so the page cache starts empty.
-    ns, counter = _counted_namespace(url)
-    try:
-        before = counter.snapshot()
-        conn = dolite.connect(name, storage=ns, exclusive=True, isolation_level=None, create=False)
-        conn.execute("SELECT 1").fetchall()
-        open_requests = counter.since(before)[0]
-        before = counter.snapshot()
-        t0 = time.perf_counter()
-        conn.execute(SELECT, (ids_cold[0],)).fetchone()
-        first_read = time.perf_counter() - t0
-        for i in ids_cold[1:]:
-            conn.execute(SELECT, (i,)).fetchone()
-        cold_seconds = time.perf_counter() - t0
-        cold_requests, _, cold_received = counter.since(before)
+        # -- dolite cold reads: a fresh namespace object gets a fresh VFS, an empty cache --
+        ns, counter = _counted_namespace(url)
+        try:
+            before = counter.snapshot()
+            conn = dolite.connect(name, storage=ns, exclusive=True, isolation_level=None, create=False)
+            conn.execute("SELECT 1").fetchall()
+            d["open_round_trips"] = counter.since(before)[0]
+            before = counter.snapshot()
+            t0 = time.perf_counter()
+            conn.execute(SELECT, (ids_cold[0],)).fetchone()
+            d["first_read_ms"] = (time.perf_counter() - t0) * 1000
+            for i in ids_cold[1:]:
+                conn.execute(SELECT, (i,)).fetchone()
+            cold_seconds = time.perf_counter() - t0
+            cold_requests, _, cold_received = counter.since(before)
+            d["cold_reads_per_s"] = _per_s(len(ids_cold), cold_seconds)
+            d["round_trips_per_cold_read"] = cold_requests / len(ids_cold)
+            d["bytes_received_per_cold_read"] = cold_received / len(ids_cold)
 
-        conn.execute("SELECT count(*), sum(length(v)) FROM t").fetchone()  # load every page
-        before = counter.snapshot()
-        t0 = time.perf_counter()
-        for i in ids_hot:
-            conn.execute(SELECT, (i,)).fetchone()
-        hot_seconds = time.perf_counter() - t0
-        hot_requests = counter.since(before)[0]
-        conn.close()
-    finally:
-        ns.close()
-    reads = {
-        "open_round_trips": open_requests,
-        "first_read_ms": first_read * 1000,
-        "cold_reads_per_s": _per_s(len(ids_cold), cold_seconds),
-        "round_trips_per_cold_read": cold_requests / len(ids_cold),
-        "bytes_received_per_cold_read": cold_received / len(ids_cold),
-        "hot_reads_per_s": _per_s(len(ids_hot), hot_seconds),
-        "round_trips_per_hot_read": hot_requests / len(ids_hot),
-        "database_bytes": db_bytes,
-    }
-    progress(f"dolite: {reads['cold_reads_per_s']:,.0f} cold reads/s, "
-             f"{reads['hot_reads_per_s']:,.0f} hot reads/s")
-    return commits | reads
+            # -- hot reads (every page cached) alternating with native reads --------------
+            conn.execute("SELECT count(*), sum(length(v)) FROM t").fetchone()  # load every page
 
+            def dolite_reads(part: range) -> None:
+                for j in part:
+                    conn.execute(SELECT, (ids_hot[j],)).fetchone()
 
-def _native_side(handle: WorkerdHandle, prefix: str, sizes: DoBenchSizes, ids: list[int],
-                 progress: Callable[[str], None]) -> dict:
-    native = NativeSql(handle, f"{prefix}bench")
-    try:
-        native.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
-        for start in range(1, sizes.rows + 1, sizes.fill_batch):
-            stop = min(start + sizes.fill_batch, sizes.rows + 1)
-            native.batch([("INSERT INTO t(id, v, n) VALUES (?, ?, ?)", [i, ROW, i * 7 % 1000])
-                          for i in range(start, stop)])
-        native.execute(INSERT, (ROW, -1))
-        progress(f"native: filled {sizes.rows:,} rows")
+            def native_reads(part: range) -> None:
+                for j in part:
+                    if not native.execute(SELECT, (ids_hot[j],)):
+                        raise RuntimeError(f"native point read of id {ids_hot[j]} found nothing")
 
-        before = native.counter.snapshot()
-        t0 = time.perf_counter()
-        for i in range(sizes.commits):
-            native.execute(INSERT, (ROW, i))
-        seconds = time.perf_counter() - t0
-        requests, sent, received = native.counter.since(before)
-
-        before = native.counter.snapshot()
-        t0 = time.perf_counter()
-        for i in ids:
-            rows = native.execute(SELECT, (i,))
-            assert rows, f"native point read of id {i} found nothing"
-        read_seconds = time.perf_counter() - t0
-        read_requests, _, read_received = native.counter.since(before)
+            before_d, before_n = counter.snapshot(), native.counter.snapshot()
+            seconds = _interleaved(len(ids_hot), {"dolite": dolite_reads, "native": native_reads})
+            hot_requests = counter.since(before_d)[0]
+            n_requests, _, n_received = native.counter.since(before_n)
+            conn.close()
+        finally:
+            ns.close()
     finally:
         native.close()
-    out = {
-        "commits_per_s": _per_s(sizes.commits, seconds),
-        "round_trips_per_commit": requests / sizes.commits,
-        "bytes_sent_per_commit": sent / sizes.commits,
-        "bytes_received_per_commit": received / sizes.commits,
-        "reads_per_s": _per_s(len(ids), read_seconds),
-        "round_trips_per_read": read_requests / len(ids),
-        "bytes_received_per_read": read_received / len(ids),
-    }
-    progress(f"native: {out['commits_per_s']:,.0f} commits/s, {out['reads_per_s']:,.0f} reads/s")
-    return out
+    d["hot_reads_per_s"] = _per_s(len(ids_hot), seconds["dolite"])
+    d["round_trips_per_hot_read"] = hot_requests / len(ids_hot)
+    n["reads_per_s"] = _per_s(len(ids_hot), seconds["native"])
+    n["round_trips_per_read"] = n_requests / len(ids_hot)
+    n["bytes_received_per_read"] = n_received / len(ids_hot)
+    progress(f"point reads/s: dolite cold {d['cold_reads_per_s']:,.0f}, hot {d['hot_reads_per_s']:,.0f}; "
+             f"native {n['reads_per_s']:,.0f}")
+    return d, n
 
 
 def _workerd_version() -> str:
@@ -283,9 +309,7 @@ def run_do_bench(
         with start_workerd(port=0, data_dir=data, secret=uuid.uuid4().hex) as handle:
             say(f"workerd on {handle.url}")
             prefix = f"do-bench-{uuid.uuid4().hex[:8]}/"
-            dolite_figures = _dolite_side(handle, prefix, sizes, ids_cold, ids_hot, say)
-            # The native side reads the same ids (cold and hot lists): it has no client cache.
-            native_figures = _native_side(handle, prefix, sizes, ids_cold + ids_hot, say)
+            dolite_figures, native_figures = _measure(handle, prefix, sizes, ids_cold, ids_hot, say)
     finally:
         shutil.rmtree(data, ignore_errors=True)
     d, n = dolite_figures, native_figures
@@ -307,6 +331,8 @@ def run_do_bench(
             "hot_reads_per_s": d["hot_reads_per_s"] / n["reads_per_s"],
         },
         "notes": [
+            f"commits and hot reads alternate between the sides in {ROUNDS} rounds; the cold pass "
+            "runs alone (its cache warms as it goes)",
             "cold reads: the first pass over an empty page cache; each miss fetches the chunk "
             "and the following ones (prefetch), so the cache warms during the pass",
             "native round trips are 1 per commit and per read by construction: one HTTP request "
