@@ -38,12 +38,15 @@ def _fenced_delete(store: PageStore, keys: list[str], final_writes: dict[str, by
         store.storage.commit(final_writes, expect=fence)
 
 
-def _records(store: PageStore, start: int, end: int) -> dict[int, list[dict]]:
-    """Decoded log records with ``start <= version < end``, parts grouped by version."""
-    raw = store.storage.list(start=log_key(start), end=log_key(end), prefix=LOG_PREFIX)
+def _records(store: PageStore, start: int, end: int, most: int | None = None) -> dict[int, list[dict]]:
+    """Decoded log records with ``start <= version < end``, parts grouped by version; with
+    ``most``, only the oldest records that come whole within that many keys."""
+    raw = store.storage.list(start=log_key(start), end=log_key(end), prefix=LOG_PREFIX, limit=most)
     grouped: dict[int, list[dict]] = defaultdict(list)
     for key, value in raw.items():
         grouped[parse_log_key(key)].append(decode_record(value, f"{store.name}:{key}"))
+    if most is not None and len(raw) >= most and len(grouped) > 1:
+        grouped.pop(max(grouped))  # its parts may run past the limit
     return dict(sorted(grouped.items()))
 
 
@@ -75,8 +78,8 @@ def collect(store: PageStore, now: float) -> int:
     horizon = now - head.retention
     deletes: list[str] = []
     processed = done
-    for version, parts in _records(store, done + 1, limit + 1).items():
-        if parts[0]["time"] > horizon or processed - done >= MAX_RECORDS_PER_RUN:
+    for version, parts in _records(store, done + 1, limit + 1, most=MAX_RECORDS_PER_RUN).items():
+        if parts[0]["time"] > horizon:
             break
         for part in parts:
             deletes += _superseded(store, from_ranges(part["chunks"]), version)

@@ -36,7 +36,7 @@ from dolite.pages.lease import LeaseKeeper
 from dolite.storage.base import Storage
 
 DEFAULT_CHUNK_SIZE = 4096
-DEFAULT_RETENTION = 3600.0
+DEFAULT_RETENTION = 600.0
 GC_EVERY = 64
 
 
