@@ -21,6 +21,9 @@ def text(result: dict) -> str:
             f"{'ok' if result['goals'][key]['met'] else 'MISS':>7}"
             + (f"{naive:>12,.0f}{result['naive_ratios'][key]:>9.1f}x" if naive else f"{'-':>12}{'-':>10}")
             + f"   {units[key]}")
+    layers = result["point_select_layers"]
+    lines.append("point select by layer (dolite/native): " + ", ".join(
+        f"{k} {v['ratio_to_native']:.2f}x" for k, v in layers.items()))
     wa = result["write_amplification_detail"]
     lines += ["",
               f"write amplification {result['write_amplification']:.3f} (goal <= 1.25: "

@@ -128,6 +128,24 @@ class Bench:
             return w.point_select(conn, s.select_rows, s.select_lookups)
         return self._best("point_select", self._sides(), run)
 
+    def point_select_layers(self) -> dict[str, float]:
+        """Where dolite's point-select time goes: the same lookups through the DB-API
+        wrapper, through APSW directly (``conn.raw``), and through APSW with SQLite's
+        page cache large enough to hold the table (no VFS reads at all)."""
+        s = self.sizes
+        conn = self.dolite("layers")
+        try:
+            w.create_table(conn)
+            w.fill(conn, s.select_rows)
+            out = {"dbapi": w.point_select(conn, s.select_rows, s.select_lookups),
+                   "apsw": w.point_select(conn.raw, s.select_rows, s.select_lookups)}
+            conn.raw.execute("PRAGMA cache_size = -262144")
+            out["apsw_large_page_cache"] = w.point_select(conn.raw, s.select_rows, s.select_lookups)
+        finally:
+            conn.close()
+        self.progress("point_select layers: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in out.items()))
+        return out
+
     def write_amplification(self) -> dict:
         """Bytes written to storage per byte of dirty pages over small mixed transactions."""
         s = self.sizes
@@ -223,6 +241,7 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
         bulk = bench.bulk_insert()
         durable = bench.durable_commit()
         select = bench.point_select()
+        layers = bench.point_select_layers()
         wa = bench.write_amplification()
         growth, growth_db = bench.commit_vs_size()
         cold = bench.cold_read(growth_db)
@@ -241,6 +260,8 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
         "naive_ratios": naive_ratios,
         "throughput": sides,
         "units": {"bulk_insert": "rows/s", "durable_commit": "commits/s", "point_select": "lookups/s"},
+        "point_select_layers": {k: {"lookups_per_s": v, "ratio_to_native": v / select["native"]}
+                                for k, v in layers.items()},
         "write_amplification_detail": wa,
         "cold_read": cold,
         "commit_vs_size": growth,
