@@ -33,7 +33,7 @@ class DoliteVsSqlite(RuleBasedStateMachine):
         url = f"memory:{uuid.uuid4().hex}" if self.backend == "memory" else f"lmdb:{self.tmp}/lmdb"
         self.inner = open_storage(url)
         self.ref = sqlite3.connect(":memory:", isolation_level=None)
-        self.dol = self._open()
+        self.ns, self.dol = self._open()
         for sql in SCHEMA:
             self.ref.execute(sql)
             self.dol.execute(sql)
@@ -41,10 +41,11 @@ class DoliteVsSqlite(RuleBasedStateMachine):
         self.savepoint = False
         self.committed = self._rows(self.ref)
 
-    def _open(self, timeout: float = 5.0):
-        # a fresh namespace wrapper is a fresh VFS: like another process opening the database
-        self.ns = FaultyNamespace(self.inner)
-        return dolite.connect("m", storage=self.ns, isolation_level=None, timeout=timeout)
+    def _open(self):
+        """A connection in a fresh VFS (a fresh namespace wrapper), as another process
+        would open the database; returns (namespace, connection)."""
+        ns = FaultyNamespace(self.inner)
+        return ns, dolite.connect("m", storage=ns, isolation_level=None)
 
     @staticmethod
     def _rows(conn):
@@ -143,15 +144,13 @@ class DoliteVsSqlite(RuleBasedStateMachine):
             self.ref.execute("ROLLBACK")
             self.in_tx = self.savepoint = False
         self.dol.close()  # an open transaction is discarded, like the rollback above
-        self.dol = self._open()
+        self.ns, self.dol = self._open()
 
     @rule()
     def reader_elsewhere(self):
         """A reader in another VFS (another process) sees the last committed version,
         whatever the writer has in flight."""
-        writer_ns = self.ns
-        reader = self._open()
-        self.ns = writer_ns
+        _, reader = self._open()
         try:
             assert self._rows(reader) == self.committed
         finally:
