@@ -331,17 +331,17 @@ def run_do_bench(
             "hot_reads_per_s": d["hot_reads_per_s"] / n["reads_per_s"],
         },
         "notes": [
-            f"commits and hot reads alternate between the sides in {ROUNDS} rounds; the cold pass "
-            "runs alone (its cache warms as it goes)",
-            "cold reads: the first pass over an empty page cache; each miss fetches the chunk "
-            "and the following ones (prefetch), so the cache warms during the pass",
-            "native round trips are 1 per commit and per read by construction: one HTTP request "
-            "carries one statement; they are counted anyway",
-            "dolite reads run SQLite in the client: hot reads come from its page cache "
-            "(an exclusive connection needs no round trip); the native DO answers every read "
-            "with a request",
-            "dolite commits run SQLite in the client and ship changed chunks plus a head "
-            "compare-and-set; the native DO ships only the statement",
+            (f"commits and hot reads alternate between the sides in {ROUNDS} rounds; the cold pass "
+             "runs alone (its cache warms as it goes)"),
+            ("cold reads: the first pass over an empty page cache; each miss fetches the chunk "
+             "and the following ones (prefetch), so the cache warms during the pass"),
+            ("native round trips are 1 per commit and per read by construction: one HTTP request "
+             "carries one statement; they are counted anyway"),
+            ("dolite reads run SQLite in the client: hot reads come from its page cache "
+             "(an exclusive connection needs no round trip); the native DO answers every read "
+             "with a request"),
+            ("dolite commits run SQLite in the client and ship changed chunks plus a head "
+             "compare-and-set; the native DO ships only the statement"),
         ],
         "seconds": time.perf_counter() - started,
     }
