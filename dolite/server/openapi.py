@@ -23,7 +23,7 @@ def _errors(*statuses: int) -> dict:
 
 NAME = {"name": "name", "in": "path", "required": True,
         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_NAME,
-                   "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"}}
+                   "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"}, "example": "shop"}
 SESSION = {"name": "session", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 
 SCHEMAS = {
@@ -38,7 +38,8 @@ SCHEMAS = {
                   {"type": "object", "required": ["type", "value"], "additionalProperties": False,
                    "properties": {"type": {"enum": ["integer", "float"]}, "value": {"type": "string"}}},
               ]},
-    "Statement": {"type": "object", "required": ["sql"], "additionalProperties": False, "properties": {
+    "Statement": {"type": "object", "required": ["sql"], "additionalProperties": False,
+                  "example": {"sql": "SELECT * FROM t WHERE v > ?", "params": [1]}, "properties": {
         "sql": {"type": "string", "minLength": 1, "description": "Exactly one SQL statement"},
         "params": {"oneOf": [{"type": "array", "items": _ref("Value")},
                              {"type": "object", "additionalProperties": _ref("Value")}]}}},
@@ -60,6 +61,18 @@ SCHEMAS = {
 _QUERY_BODY = {"required": True, **_json({"oneOf": [_ref("Statement"), _ref("Batch")]})}
 _QUERY_OK = {"200": {"description": "Statement result, or one result per batch entry",
                      **_json({"oneOf": [_ref("Result"), _ref("BatchResult")]})}}
+
+
+def _links(source: str, *operations: str, session: bool = False) -> dict:
+    params = {"name": source}
+    if session:
+        params["session"] = "$response.body#/session"
+    return {"links": {op: {"operationId": op, "parameters": params} for op in operations}}
+
+
+_DB_LINKS = _links("$response.body#/name", "query", "databaseInfo", "openSession", "exportDatabase",
+                   "deleteDatabase")
+_SESSION_LINKS = _links("$request.path.name", "sessionQuery", "commitSession", "rollbackSession", session=True)
 
 
 def spec() -> dict:
@@ -86,7 +99,7 @@ def spec() -> dict:
                 "post": {"operationId": "createDatabase", "requestBody": {"required": True, **_json({
                     "type": "object", "required": ["name"], "additionalProperties": False,
                     "properties": {"name": NAME["schema"]}})},
-                    "responses": {"201": {"description": "Created", **_json(_ref("DatabaseInfo"))},
+                    "responses": {"201": {"description": "Created", **_json(_ref("DatabaseInfo")), **_DB_LINKS},
                                   **_errors(400, 401, 403, 409, 413, 503)}}},
             "/v1/databases/{name}": {
                 "parameters": [NAME],
@@ -109,13 +122,14 @@ def spec() -> dict:
                 "operationId": "importDatabase",
                 "requestBody": {"required": True, "content": {"application/octet-stream": {
                     "schema": {"type": "string", "format": "binary"}}}},
-                "responses": {"201": {"description": "Imported", **_json(_ref("DatabaseInfo"))},
+                "responses": {"201": {"description": "Imported", **_json(_ref("DatabaseInfo")), **_DB_LINKS},
                               **_errors(400, 401, 403, 409, 413, 503)}}},
             "/v1/databases/{name}/sessions": {"parameters": [NAME], "post": {
                 "operationId": "openSession", "responses": {
                     "201": {"description": "An open transaction that holds the database until it ends", **_json({
                         "type": "object", "properties": {"session": {"type": "string"},
-                                                         "idle_timeout": {"type": "number"}}})},
+                                                         "idle_timeout": {"type": "number"}}}),
+                            **_SESSION_LINKS},
                     **_errors(400, 401, 403, 404, 503)}}},
             "/v1/databases/{name}/sessions/{session}/query": {"parameters": [NAME, SESSION], "post": {
                 "operationId": "sessionQuery", "requestBody": _QUERY_BODY,
