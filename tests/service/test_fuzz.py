@@ -38,7 +38,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path):
              f"{srv.url}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "20",
              "--generation-deterministic", "--header", f"Authorization: Bearer {srv.token}",
              "--request-timeout", "30", "--no-color", "--workers", "1"],
-            capture_output=True, text=True, timeout=240)
+            capture_output=True, text=True, timeout=240, cwd=tmp_path)
         output = run.stdout + run.stderr
         assert run.returncode == 0, output[-6000:]
         assert "passed" in output and "failed" not in output.split("SUMMARY")[-1], output[-3000:]
