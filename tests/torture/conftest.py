@@ -67,3 +67,11 @@ def pytest_sessionfinish(session, exitstatus):
         head, rest = doc.split(START, 1)
         doc = head + render(results, int(exitstatus), time.time() - _started) + rest.split(END, 1)[1]
         RELIABILITY.write_text(doc)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long forms run for many minutes: lift pytest-timeout's 300 s for them."""
+    if LONG:
+        for item in items:
+            if "tests/torture/" in str(item.fspath).replace("\\", "/"):
+                item.add_marker(pytest.mark.timeout(4 * 3600))
