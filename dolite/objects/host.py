@@ -21,6 +21,7 @@ from dolite.objects.actor import DatabaseObject, ObjectConfig
 from dolite.objects.errors import RequestError
 from dolite.objects.metrics import LEASE_REFUSALS, OBJECTS_LOADED, SESSIONS_OPEN, STORE_TOTALS
 from dolite.storage import Namespace, open_storage
+from dolite.vfs import vfs_for
 
 log = logging.getLogger("dolite.objects")
 
@@ -53,6 +54,8 @@ class ObjectHost:
     def __init__(self, storage: str | Namespace, config: HostConfig | None = None):
         self.config = config or HostConfig()
         self.namespace = open_storage(storage)
+        # Register the namespace's VFS now, with our options (the first registration wins).
+        vfs_for(self.namespace, cache_bytes=self.config.object.cache_bytes, lease_ttl=self.config.object.lease_ttl)
         self.objects: dict[str, DatabaseObject] = {}
         self.sessions: dict[str, Session] = {}
         self.executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="dolite-object")
