@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterable, Iterator
 
@@ -18,7 +19,7 @@ import apsw
 from dolite.errors import DatabaseNotFound, DoliteError
 from dolite.names import validate_name
 from dolite.storage import Namespace, open_storage
-from dolite.vfs import Database, take_last_error, vfs_for
+from dolite.vfs import Database, clear_last_error, take_last_error, vfs_for
 
 DEFAULT_STORAGE = "lmdb:./.dolite"
 
@@ -78,23 +79,41 @@ _ERRORS = [
 ]
 
 
+def translated(exc: apsw.Error) -> Exception:
+    """The exception to raise for an APSW error: the DoliteError behind it (a storage
+    failure in the VFS), else the matching PEP 249 class."""
+    cause = take_last_error()
+    if cause is not None:
+        return cause
+    for apsw_type, ours in _ERRORS:
+        if isinstance(exc, apsw_type):
+            return ours(str(exc))
+    return DatabaseError(str(exc))
+
+
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn APSW errors into PEP 249 ones, or into the DoliteError behind them."""
-    take_last_error()
+    """Context manager form of :func:`translated`, for code off the hot path."""
+    clear_last_error()
     try:
         yield
     except apsw.Error as exc:
-        cause = take_last_error()
-        if cause is not None:
-            raise cause from exc
-        for apsw_type, ours in _ERRORS:
-            if isinstance(exc, apsw_type):
-                raise ours(str(exc)) from exc
-        raise DatabaseError(str(exc)) from exc
+        raise translated(exc) from exc
 
 
 _DML = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE)\b", re.I | re.S)
+
+
+@functools.lru_cache(maxsize=512)
+def is_dml(sql: str) -> bool:
+    """Whether ``sql`` starts with INSERT/UPDATE/DELETE/REPLACE (sqlite3's implicit-BEGIN rule)."""
+    return bool(_DML.match(sql))
+
+
+def _remember_description(cell: list, cursor, statement, bindings) -> bool:
+    # Known before the first step, so a query with no rows still describes itself.
+    cell[0] = cursor.description
+    return True
 
 
 class Cursor:
@@ -105,6 +124,11 @@ class Cursor:
     def __init__(self, connection: Connection):
         self.connection = connection
         self._cursor = connection.raw.cursor()
+        # A cell, not a bound method: a cursor <-> trace cycle would leave cursors to the
+        # cyclic GC, which may finalize one inside a VFS callback.
+        self._described: list = [None]
+        self._trace = functools.partial(_remember_description, self._described)
+        self._cursor.exec_trace = self._trace
         self._rows: Iterator[tuple] = iter(())
         self.description = None
         self.rowcount = -1
@@ -112,34 +136,40 @@ class Cursor:
 
     def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
         conn = self.connection
-        is_dml = conn._begin_if_needed(sql)
-        before = conn.raw.total_changes()
-        seen = []
-
-        def remember_description(cursor, statement, bindings) -> bool:
-            # Known before the first step, so a query with no rows still describes itself.
-            seen.append(cursor.description)
-            return True
-
-        self._cursor.exec_trace = remember_description
-        with translate_errors():
+        dml = is_dml(sql)
+        if dml:
+            conn._begin_if_needed()
+            before = conn.raw.total_changes()
+        self._described[0] = None
+        clear_last_error()
+        try:
             self._rows = self._cursor.execute(sql, parameters)
-        self._cursor.exec_trace = None
-        self.description = tuple(seen[-1]) or None if seen else None
-        self.rowcount = conn.raw.total_changes() - before if is_dml else -1
-        self.lastrowid = conn.raw.last_insert_rowid()
+        except apsw.Error as exc:
+            raise translated(exc) from exc
+        self.description = self._described[0] or None
+        if dml:
+            self.rowcount = conn.raw.total_changes() - before
+            self.lastrowid = conn.raw.last_insert_rowid()
+        else:
+            self.rowcount = -1
         return self
 
     def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
         conn = self.connection
-        is_dml = conn._begin_if_needed(sql)
+        dml = is_dml(sql)
+        if dml:
+            conn._begin_if_needed()
         before = conn.raw.total_changes()
-        with translate_errors():
-            for _ in self._cursor.executemany(sql, seq_of_parameters):
-                pass
+        self._cursor.exec_trace = None
+        try:
+            with translate_errors():
+                for _ in self._cursor.executemany(sql, seq_of_parameters):
+                    pass
+        finally:
+            self._cursor.exec_trace = self._trace
         self.description = None
         self._rows = iter(())
-        self.rowcount = conn.raw.total_changes() - before if is_dml else -1
+        self.rowcount = conn.raw.total_changes() - before if dml else -1
         self.lastrowid = conn.raw.last_insert_rowid()
         return self
 
@@ -151,8 +181,10 @@ class Cursor:
         return self
 
     def fetchone(self) -> tuple | None:
-        with translate_errors():
+        try:
             return next(self._rows, None)
+        except apsw.Error as exc:
+            raise translated(exc) from exc
 
     def fetchmany(self, size: int | None = None) -> list[tuple]:
         size = self.arraysize if size is None else size
@@ -165,8 +197,10 @@ class Cursor:
         return out
 
     def fetchall(self) -> list[tuple]:
-        with translate_errors():
+        try:
             return list(self._rows)
+        except apsw.Error as exc:
+            raise translated(exc) from exc
 
     def __iter__(self) -> Iterator[tuple]:
         return self
@@ -209,12 +243,10 @@ class Connection:
     def in_transaction(self) -> bool:
         return self.raw.in_transaction
 
-    def _begin_if_needed(self, sql: str) -> bool:
-        is_dml = bool(_DML.match(sql))
-        if is_dml and self.isolation_level is not None and not self.raw.in_transaction:
+    def _begin_if_needed(self) -> None:
+        if self.isolation_level is not None and not self.raw.in_transaction:
             with translate_errors():
                 self.raw.execute(f"BEGIN {self.isolation_level}")
-        return is_dml
 
     def cursor(self) -> Cursor:
         return Cursor(self)

@@ -31,6 +31,10 @@ def take_last_error() -> DoliteError | None:
     return error
 
 
+def clear_last_error() -> None:
+    _last_error.error = None
+
+
 def _fail(error: DoliteError) -> Exception:
     """Remember ``error`` for the DB-API layer; return the apsw exception for SQLite."""
     _last_error.error = error

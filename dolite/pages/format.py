@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 from dolite.errors import CorruptChunk
 
@@ -66,7 +66,8 @@ class Head:
     format: int = FORMAT
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        return (f'{{"version":{self.version},"size":{self.size},"chunk_size":{self.chunk_size},'
+                f'"retention":{self.retention!r},"time":{self.time!r},"format":{self.format}}}').encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> Head:
@@ -106,12 +107,14 @@ def decode_chunk(raw: bytes, chunk: int, version: int, where: str) -> bytes:
 
 
 def encode_record(fields: dict) -> bytes:
-    return zlib.compress(json.dumps(fields, separators=(",", ":")).encode(), 1)
+    """JSON; zlib-compressed when large (small records: compression costs more than it saves)."""
+    text = json.dumps(fields, separators=(",", ":")).encode()
+    return text if len(text) < 1024 else zlib.compress(text, 1)
 
 
 def decode_record(raw: bytes, where: str) -> dict:
     try:
-        return json.loads(zlib.decompress(raw))
+        return json.loads(raw if raw[:1] == b"{" else zlib.decompress(raw))
     except (zlib.error, ValueError) as exc:
         raise CorruptChunk(f"{where}: record is unreadable: {exc}") from exc
 
