@@ -20,7 +20,13 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from dolite.errors import Conflict, DatabaseNotFound, DoliteError, InvalidName, LeaseHeld
+from dolite.errors import (
+    Conflict,
+    DatabaseNotFound,
+    DoliteError,
+    InvalidName,
+    LeaseHeld,
+)
 from dolite.wire import decode_value, encode_params
 
 

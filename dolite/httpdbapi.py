@@ -37,7 +37,7 @@ apilevel = "2.0"
 threadsafety = 1
 paramstyle = "qmark"
 
-_DML = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE)\b", re.I | re.S)
+_DML = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE | re.DOTALL)
 _PEP249 = {
     "constraint": IntegrityError,
     "bad_statement": ProgrammingError, "multiple_statements": ProgrammingError,
@@ -255,6 +255,21 @@ def connect(url: str, token: str | None = None, *, create: bool = True, isolatio
     return Connection(client, name, isolation_level)
 
 
-__all__ = ["connect", "Connection", "Cursor", "Error", "DatabaseError", "OperationalError",
-           "IntegrityError", "ProgrammingError", "DataError", "InternalError", "NotSupportedError",
-           "InterfaceError", "Warning", "apilevel", "threadsafety", "paramstyle"]
+__all__ = [
+    "Connection",
+    "Cursor",
+    "DataError",
+    "DatabaseError",
+    "Error",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "NotSupportedError",
+    "OperationalError",
+    "ProgrammingError",
+    "Warning",
+    "apilevel",
+    "connect",
+    "paramstyle",
+    "threadsafety",
+]

@@ -17,7 +17,12 @@ from dolite import dbapi, snapshot
 from dolite.errors import Conflict, DatabaseNotFound
 from dolite.objects.authorizer import Authorizer
 from dolite.objects.errors import RequestError
-from dolite.objects.metrics import COMMIT_SECONDS, OBJECT_EVICTIONS, OBJECT_LOADS, STORE_TOTALS
+from dolite.objects.metrics import (
+    COMMIT_SECONDS,
+    OBJECT_EVICTIONS,
+    OBJECT_LOADS,
+    STORE_TOTALS,
+)
 from dolite.objects.runner import Bounds, Runner
 from dolite.pages.format import HEAD, LEASE
 from dolite.storage import Namespace
@@ -117,7 +122,7 @@ class DatabaseObject:
         database = conn.database
         try:
             conn.close()
-        except Exception:  # noqa: BLE001 - eviction must always finish
+        except Exception:
             log.exception("closing %s", self.name)
         vfs = vfs_for(self.namespace)
 

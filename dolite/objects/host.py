@@ -19,7 +19,12 @@ from dolite.errors import LeaseHeld
 from dolite.names import validate_name
 from dolite.objects.actor import DatabaseObject, ObjectConfig
 from dolite.objects.errors import RequestError
-from dolite.objects.metrics import LEASE_REFUSALS, OBJECTS_LOADED, SESSIONS_OPEN, STORE_TOTALS
+from dolite.objects.metrics import (
+    LEASE_REFUSALS,
+    OBJECTS_LOADED,
+    SESSIONS_OPEN,
+    STORE_TOTALS,
+)
 from dolite.storage import Namespace, open_storage
 from dolite.vfs import vfs_for
 
@@ -199,7 +204,7 @@ class ObjectHost:
             await asyncio.sleep(self.config.sweep_every)
             try:
                 await self.sweep()
-            except Exception:  # noqa: BLE001 - the sweeper must keep running
+            except Exception:
                 log.exception("sweep failed")
 
     async def sweep(self) -> None:

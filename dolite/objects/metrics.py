@@ -43,7 +43,7 @@ class StoreTotals:
     def __init__(self):
         self._lock = threading.Lock()
         self._retired = dict.fromkeys((*STORE_STATS, "cache_hits", "cache_misses"), 0)
-        self.live: Callable[[], list] = lambda: []
+        self.live: Callable[[], list] = list
 
     @staticmethod
     def _of(store) -> dict[str, int]:

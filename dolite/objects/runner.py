@@ -20,7 +20,7 @@ from dolite.objects.errors import RequestError, bad_request
 from dolite.objects.metrics import COMMIT_SECONDS
 from dolite.wire import Statement, WireError, encode_value
 
-_VACUUM = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*VACUUM\b", re.I | re.S)
+_VACUUM = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*VACUUM\b", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -27,9 +26,9 @@ def serve(
                                 help="Storage URL: lmdb:PATH, memory:, do+http://HOST:PORT"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
     port: int = typer.Option(8787, "--port", help="Port to listen on"),
-    token: Optional[str] = typer.Option(None, "--token", envvar="DOLITE_TOKEN",
+    token: str | None = typer.Option(None, "--token", envvar="DOLITE_TOKEN",
                                         help="Bearer token with admin access to every database"),
-    token_file: Optional[Path] = typer.Option(None, "--token-file",
+    token_file: Path | None = typer.Option(None, "--token-file",
                                               help="JSON file of tokens with per-database read/write/admin scopes"),
     lease_ttl: float = typer.Option(30.0, help="Seconds a write lease lasts without renewal"),
     idle_timeout: float = typer.Option(10.0, help="Evict a database idle this many seconds"),

@@ -184,8 +184,8 @@ def test_database_lifecycle(http):
 
 
 def test_export_and_import(http, db, tmp_path):
-    batch(http, db, [("CREATE TABLE t(v)",), ("INSERT INTO t WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 3000) "
-                                                     "SELECT i FROM r",)])
+    fill = "INSERT INTO t WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 3000) SELECT i FROM r"
+    batch(http, db, [("CREATE TABLE t(v)",), (fill,)])
     r = http.get(f"/v1/databases/{db}/export")
     assert r.status_code == 200 and r.content.startswith(b"SQLite format 3\x00")
     path = tmp_path / "x.sqlite"

@@ -103,9 +103,7 @@ def test_different_objects_run_in_parallel_one_object_in_order(srv):
         t.start()
     for t in threads:
         t.join(60)
-    slow_start, slow_end = results["slow"]
-    other_start, other_end = results["other"]
-    same_start, same_end = results["same"]
+    slow_end, other_end, same_end = (results[k][1] for k in ("slow", "other", "same"))
     assert other_end < slow_end - 0.2, "a request to another object waited for the busy one"
     # Started 0.2 s into a statement of 0.8 s or more: without serialization it would be
     # back long before the slow one.

@@ -14,7 +14,7 @@ from tests.service.conftest import ROOT, Server
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_service_doc_curl_example(tmp_path):
     doc = (ROOT / "docs" / "SERVICE.md").read_text()
-    script = re.search(r"```sh\n(curl .*?)```", doc, re.S).group(1)
+    script = re.search(r"```sh\n(curl .*?)```", doc, re.DOTALL).group(1)
     srv = Server(f"lmdb:{tmp_path}/data", token=None).start()  # like `make run`: no token, loopback
     try:
         run = subprocess.run(["bash", "-e", "-c", script.replace("8787", str(srv.port))],

@@ -10,7 +10,7 @@ from tests.service.conftest import Server
 
 def metric(text: str, name: str, labels: str = "") -> float:
     pattern = rf"^{name}(?:{{[^}}]*{re.escape(labels)}[^}}]*}})? (\S+)$" if labels else rf"^{name}(?:{{[^}}]*}})? (\S+)$"
-    return sum(float(m) for m in re.findall(pattern, text, re.M))
+    return sum(float(m) for m in re.findall(pattern, text, re.MULTILINE))
 
 
 def fill(http, count: int) -> None:
