@@ -70,9 +70,10 @@ from dolite.testing.sqllogictest.runner import (
     split_statements,
 )
 from dolite.testing.sqllogictest.values import format_rows, format_value, hash_values
+from dolite.testing.sqllogictest.cli import main
 
 __all__ = [
     "DEFAULT_HASH_THRESHOLD", "ENGINE", "Failure", "Record", "Result",
     "format_value", "format_rows", "hash_values", "parse", "parse_file", "run_file", "run_script",
-    "split_statements",
+    "split_statements", "main",
 ]
