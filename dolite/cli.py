@@ -43,7 +43,8 @@ def import_(file: Path, name: str, storage: str = StorageOpt,
     """Import a SQLite file (or a base64 JSON export) as database NAME."""
     try:
         if storage.startswith(("http://", "https://")):
-            _remote(storage).import_from(name, file)
+            facts = _remote(storage).import_from(name, file, replace=replace)
+            console.print(f"imported {file} as {name!r} on {storage}: {facts}")
         else:
             with _progress(file.stat().st_size) as bar:
                 task = bar.add_task(f"import {name}", total=file.stat().st_size)
@@ -60,7 +61,8 @@ def export(name: str, file: Path, storage: str = StorageOpt,
     """Export database NAME to a plain SQLite FILE (or base64 JSON)."""
     try:
         if storage.startswith(("http://", "https://")):
-            _remote(storage).export_to(name, file)
+            written = _remote(storage).export_to(name, file)
+            console.print(f"exported {name!r} from {storage} to {file}: {written} bytes")
             return
         size = admin.info(storage, name)["size"]
         with _progress(size) as bar:
@@ -102,7 +104,8 @@ def check(name: str, storage: str = StorageOpt) -> None:
 def ls(storage: str = StorageOpt) -> None:
     """List databases."""
     try:
-        for name in admin.list_databases(storage):
+        remote = storage.startswith(("http://", "https://"))
+        for name in _remote(storage).databases() if remote else admin.list_databases(storage):
             console.print(name)
     except DoliteError as exc:
         _fail(exc)
@@ -113,7 +116,8 @@ def info(name: str, storage: str = StorageOpt,
          as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """Size, pages, versions and chunks of database NAME."""
     try:
-        facts = admin.info(storage, name)
+        remote = storage.startswith(("http://", "https://"))
+        facts = _remote(storage).info(name) if remote else admin.info(storage, name)
     except DoliteError as exc:
         _fail(exc)
     if as_json:

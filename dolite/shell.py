@@ -15,7 +15,7 @@ def _connect(name: str, storage: str, token: str | None):
     import dolite
 
     if storage.startswith(("http://", "https://")):
-        return dolite.connect(f"{storage.rstrip('/')}/{name}", token=token)
+        return dolite.connect(f"{storage.rstrip('/')}/{name}", token=token, isolation_level=None)
     return dolite.connect(name, storage=storage, isolation_level=None)
 
 
