@@ -301,6 +301,7 @@ def connect(
     chunk_size: int | None = None,
     retention: float | None = None,
     cache_bytes: int = 64 << 20,
+    page_cache_bytes: int = 16 << 20,
     lease_ttl: float = 30.0,
 ) -> Connection:
     """Open database ``name`` in ``storage`` (a URL or Namespace; default ``lmdb:./.dolite``).
@@ -309,6 +310,9 @@ def connect(
     ``exclusive``: this connection owns the database (SQLite locking_mode=EXCLUSIVE):
     fastest, but other connections in this process wait until it closes.
     ``chunk_size`` and ``retention`` (seconds of old versions kept) apply at creation.
+    ``cache_bytes`` bounds the chunk cache shared by this process's connections to a
+    database; ``page_cache_bytes`` is this connection's SQLite page cache (hot pages never
+    reach the VFS; it stays valid across transactions while nobody else writes).
     """
     validate_name(name)
     namespace = open_storage(storage or DEFAULT_STORAGE)
@@ -323,7 +327,8 @@ def connect(
         raw = apsw.Connection(name, vfs=vfs.vfs_name,
                               flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
         raw.set_busy_timeout(int(timeout * 1000))
-        raw.execute("PRAGMA journal_mode=MEMORY; PRAGMA temp_store=MEMORY")
+        raw.execute("PRAGMA journal_mode=MEMORY; PRAGMA temp_store=MEMORY; "
+                    f"PRAGMA cache_size=-{max(page_cache_bytes // 1024, 64)}")
         if exclusive:
             raw.execute("PRAGMA locking_mode=EXCLUSIVE")
     database.connections += 1
