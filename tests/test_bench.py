@@ -12,7 +12,8 @@ from dolite.bench import runner
 TINY = runner.Sizes(rounds=1, bulk_rows=2_000, durable_preload=200, durable_commits=20,
                     naive_durable_commits=5, select_rows=2_000, select_lookups=500,
                     mixed_transactions=30, growth_rows=(500, 3_000), growth_commits=5,
-                    naive_growth_commits=2, naive_growth_max_rows=3_000)
+                    naive_growth_commits=2, naive_growth_max_rows=3_000,
+                    concurrent_threads=3, concurrent_commits=5)
 
 
 def _positive(x) -> bool:
@@ -39,6 +40,9 @@ def test_bench_quick_json_shape(monkeypatch):
     for side in ("native", "dolite"):
         assert all(_positive(v) for v in result["throughput"][side].values())
     assert all(_positive(v) for v in result["naive_ratios"].values())
+    cc = result["concurrent_commit"]
+    assert cc["threads"] == TINY.concurrent_threads
+    assert all(_positive(cc[k]) for k in ("native", "dolite", "ratio"))
     assert [p["rows"] for p in result["commit_vs_size"]] == list(TINY.growth_rows)
     assert all(_positive(p["dolite_ms"]) for p in result["commit_vs_size"])
 
@@ -48,5 +52,5 @@ def test_bench_text_report_on_memory_backend():
 
     result = runner.run(quick=True, storage="memory:", sizes=TINY)
     text = report.text(result)
-    assert "bulk insert" in text and "write amplification" in text
+    assert "bulk insert" in text and "write amplification" in text and "concurrent commit" in text
     assert result["storage"] == "memory:"

@@ -21,6 +21,10 @@ def text(result: dict) -> str:
             f"{'ok' if result['goals'][key]['met'] else 'MISS':>7}"
             + (f"{naive:>12,.0f}{result['naive_ratios'][key]:>9.1f}x" if naive else f"{'-':>12}{'-':>10}")
             + f"   {units[key]}")
+    cc = result["concurrent_commit"]
+    lines.append(f"{'concurrent commit':<16}{cc['dolite']:>14,.0f}{cc['native']:>14,.0f}{cc['ratio']:>7.2f}x"
+                 f"{'':>7}{'-':>12}{'-':>10}   commits/s, {cc['threads']} threads, a database each "
+                 f"({cc['dolite_vs_single_thread']:.1f}x dolite's single-thread rate)")
     layers = result["point_select_layers"]
     lines.append("point select by layer (dolite/native): " + ", ".join(
         f"{k} {v['ratio_to_native']:.2f}x" for k, v in layers.items()))

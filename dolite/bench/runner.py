@@ -36,16 +36,20 @@ class Sizes:
     growth_commits: int
     naive_growth_commits: int
     naive_growth_max_rows: int
+    concurrent_threads: int = 8  # concurrent_commit: threads, each with its own database
+    concurrent_commits: int = 500  # single-row commits per thread
 
 
 FULL = Sizes(rounds=3, bulk_rows=200_000, durable_preload=10_000, durable_commits=2_000,
              naive_durable_commits=100, select_rows=200_000, select_lookups=200_000,
              mixed_transactions=3_000, growth_rows=(10_000, 100_000, 400_000, 1_600_000),
-             growth_commits=300, naive_growth_commits=5, naive_growth_max_rows=1_600_000)
+             growth_commits=300, naive_growth_commits=5, naive_growth_max_rows=1_600_000,
+             concurrent_threads=8, concurrent_commits=500)
 QUICK = Sizes(rounds=2, bulk_rows=100_000, durable_preload=10_000, durable_commits=300,
               naive_durable_commits=30, select_rows=100_000, select_lookups=30_000,
               mixed_transactions=300, growth_rows=(5_000, 50_000, 200_000),
-              growth_commits=60, naive_growth_commits=3, naive_growth_max_rows=200_000)
+              growth_commits=60, naive_growth_commits=3, naive_growth_max_rows=200_000,
+              concurrent_threads=8, concurrent_commits=100)
 
 
 class Bench:
@@ -69,7 +73,8 @@ class Bench:
     # -- connections -------------------------------------------------------------------
 
     def native(self, what: str) -> sqlite3.Connection:
-        conn = sqlite3.connect(os.path.join(self.tmp, self._name(what) + ".db"), isolation_level=None)
+        conn = sqlite3.connect(os.path.join(self.tmp, self._name(what) + ".db"), isolation_level=None,
+                               check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         return conn
@@ -118,6 +123,23 @@ class Bench:
             n = s.naive_durable_commits if isinstance(conn, NaiveConnection) else s.durable_commits
             return w.durable_commit(conn, n)
         return self._best("durable_commit", self._sides(naive=True), run)
+
+    def concurrent_commit(self) -> dict[str, float]:
+        """Total durable commits/s of ``concurrent_threads`` threads, each committing
+        single-row INSERTs to its own database: on dolite the databases share one storage
+        namespace (group commit can share syncs); natively, one WAL file each."""
+        s = self.sizes
+
+        def connect_all(connect):
+            def many(label):
+                conns = [connect(label) for _ in range(s.concurrent_threads)]
+                for conn in conns:
+                    w.create_table(conn)
+                return _Group(conns)
+            return many
+        sides = {side: connect_all(connect) for side, connect in self._sides().items()}
+        return self._best("concurrent_commit", sides,
+                          lambda group: w.concurrent_commit(group.conns, s.concurrent_commits))
 
     def point_select(self) -> dict[str, float]:
         s = self.sizes
@@ -232,6 +254,17 @@ class Bench:
                 "storage_calls": opened["calls"] + query["calls"]}
 
 
+class _Group:
+    """Several connections closed together (one side of the concurrent workload)."""
+
+    def __init__(self, conns):
+        self.conns = conns
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.close()
+
+
 def run(quick: bool = False, storage: str | None = None, progress=None, sizes: Sizes | None = None) -> dict:
     """Run the whole benchmark; return the result dict (see docs/PERFORMANCE.md)."""
     started = time.perf_counter()
@@ -240,6 +273,7 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
     try:
         bulk = bench.bulk_insert()
         durable = bench.durable_commit()
+        concurrent = bench.concurrent_commit()
         select = bench.point_select()
         layers = bench.point_select_layers()
         wa = bench.write_amplification()
@@ -260,6 +294,10 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
         "naive_ratios": naive_ratios,
         "throughput": sides,
         "units": {"bulk_insert": "rows/s", "durable_commit": "commits/s", "point_select": "lookups/s"},
+        "concurrent_commit": {"threads": sizes.concurrent_threads, "unit": "commits/s (all threads)",
+                              "native": concurrent["native"], "dolite": concurrent["dolite"],
+                              "ratio": concurrent["dolite"] / concurrent["native"],
+                              "dolite_vs_single_thread": concurrent["dolite"] / durable["dolite"]},
         "point_select_layers": {k: {"lookups_per_s": v, "ratio_to_native": v / select["native"]}
                                 for k, v in layers.items()},
         "write_amplification_detail": wa,

@@ -5,6 +5,7 @@ transactions are explicit and identical on every side."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 
 ROW = "x" * 60
@@ -44,6 +45,32 @@ def durable_commit(conn, commits: int) -> float:
     for i in range(commits):
         conn.execute("INSERT INTO t(v, n) VALUES (?, ?)", (ROW, i))
     return commits / (time.perf_counter() - t0)
+
+
+def concurrent_commit(conns, commits: int) -> float:
+    """Total single-row autocommit INSERTs/s of one thread per connection (each its own
+    database), ``commits`` each, all started together."""
+    start = threading.Barrier(len(conns) + 1)
+    errors: list[BaseException] = []
+
+    def worker(conn):
+        start.wait()
+        try:
+            durable_commit(conn, commits)
+        except BaseException as exc:  # reported in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(conn,)) for conn in conns]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return len(conns) * commits / elapsed
 
 
 def point_select(conn, table_rows: int, lookups: int, seed: int = 1) -> float:
