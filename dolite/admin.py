@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from dolite.errors import CorruptChunk, DatabaseNotFound
 from dolite.names import validate_name
 from dolite.pages import PageStore
-from dolite.pages.format import CHUNK_PREFIX, HEAD, LEASE, LOG_PREFIX, decode_chunk, parse_chunk_key
+from dolite.pages.format import (
+    CHUNK_PREFIX,
+    HEAD,
+    LEASE,
+    LOG_PREFIX,
+    decode_chunk,
+    parse_chunk_key,
+)
 from dolite.pages.lease import Lease
 from dolite.storage import Namespace, open_storage
 

@@ -11,62 +11,34 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 from collections.abc import Iterable, Iterator
 
 import apsw
 
 from dolite.errors import DatabaseNotFound, DoliteError
 from dolite.names import validate_name
+from dolite.pep249 import (
+    ConnectionBase,
+    CursorBase,
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+    apilevel,
+    is_dml,
+    paramstyle,
+    threadsafety,
+)
 from dolite.storage import Namespace, open_storage
 from dolite.vfs import Database, clear_last_error, take_last_error, vfs_for
 
 DEFAULT_STORAGE = "lmdb:./.dolite"
-
-apilevel = "2.0"
-threadsafety = 1
-paramstyle = "qmark"
-
-
-class Warning(Exception):  # noqa: A001 - PEP 249 name
-    pass
-
-
-class Error(Exception):
-    pass
-
-
-class InterfaceError(Error):
-    pass
-
-
-class DatabaseError(Error):
-    pass
-
-
-class DataError(DatabaseError):
-    pass
-
-
-class OperationalError(DatabaseError):
-    pass
-
-
-class IntegrityError(DatabaseError):
-    pass
-
-
-class InternalError(DatabaseError):
-    pass
-
-
-class ProgrammingError(DatabaseError):
-    pass
-
-
-class NotSupportedError(DatabaseError):
-    pass
-
 
 _ERRORS = [
     (apsw.ConstraintError, IntegrityError),
@@ -101,25 +73,14 @@ def translate_errors() -> Iterator[None]:
         raise translated(exc) from exc
 
 
-_DML = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE)\b", re.I | re.S)
-
-
-@functools.lru_cache(maxsize=512)
-def is_dml(sql: str) -> bool:
-    """Whether ``sql`` starts with INSERT/UPDATE/DELETE/REPLACE (sqlite3's implicit-BEGIN rule)."""
-    return bool(_DML.match(sql))
-
-
 def _remember_description(cell: list, cursor, statement, bindings) -> bool:
     # Known before the first step, so a query with no rows still describes itself.
     cell[0] = cursor.description
     return True
 
 
-class Cursor:
+class Cursor(CursorBase):
     """PEP 249 cursor over an APSW cursor."""
-
-    arraysize = 1
 
     def __init__(self, connection: Connection):
         self.connection = connection
@@ -186,49 +147,19 @@ class Cursor:
         except apsw.Error as exc:
             raise translated(exc) from exc
 
-    def fetchmany(self, size: int | None = None) -> list[tuple]:
-        size = self.arraysize if size is None else size
-        out = []
-        with translate_errors():
-            for row in self._rows:
-                out.append(row)
-                if len(out) >= size:
-                    break
-        return out
-
     def fetchall(self) -> list[tuple]:
         try:
             return list(self._rows)
         except apsw.Error as exc:
             raise translated(exc) from exc
 
-    def __iter__(self) -> Iterator[tuple]:
-        return self
-
-    def __next__(self) -> tuple:
-        row = self.fetchone()
-        if row is None:
-            raise StopIteration
-        return row
-
-    def setinputsizes(self, sizes) -> None:
-        pass
-
-    def setoutputsize(self, size, column=None) -> None:
-        pass
-
     def close(self) -> None:
         self._cursor.close(True)
 
 
-class Connection:
+class Connection(ConnectionBase):
     """PEP 249 connection. Like sqlite3, DML opens a transaction implicitly (unless
     ``isolation_level`` is None) and :meth:`commit` makes it durable."""
-
-    Error, DatabaseError, OperationalError, IntegrityError = Error, DatabaseError, OperationalError, IntegrityError
-    ProgrammingError, DataError, InternalError, NotSupportedError = (
-        ProgrammingError, DataError, InternalError, NotSupportedError)
-    InterfaceError, Warning = InterfaceError, Warning
 
     def __init__(self, raw: apsw.Connection, database: Database, isolation_level: str | None):
         self.raw = raw
@@ -251,15 +182,6 @@ class Connection:
     def cursor(self) -> Cursor:
         return Cursor(self)
 
-    def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
-        return self.cursor().execute(sql, parameters)
-
-    def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
-        return self.cursor().executemany(sql, seq_of_parameters)
-
-    def executescript(self, sql: str) -> Cursor:
-        return self.cursor().executescript(sql)
-
     def commit(self) -> None:
         if self.raw.in_transaction:
             with translate_errors():
@@ -280,14 +202,6 @@ class Connection:
         if self.database.connections == 0:
             self.database.store.close()
 
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.rollback()
 
 
 def connect(

@@ -12,14 +12,16 @@ transaction run on their own. ``executemany`` and ``executescript`` send one bat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from dolite.client import Client, Result, ServiceError, Session
-from dolite.dbapi import (
+from dolite.errors import DoliteError
+from dolite.pep249 import (
+    ConnectionBase,
+    CursorBase,
     DatabaseError,
     DataError,
     Error,
@@ -30,14 +32,13 @@ from dolite.dbapi import (
     OperationalError,
     ProgrammingError,
     Warning,
+    apilevel,
+    is_dml,
+    paramstyle,
+    split_statements,
+    threadsafety,
 )
-from dolite.errors import DoliteError
 
-apilevel = "2.0"
-threadsafety = 1
-paramstyle = "qmark"
-
-_DML = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE | re.DOTALL)
 _PEP249 = {
     "constraint": IntegrityError,
     "bad_statement": ProgrammingError, "multiple_statements": ProgrammingError,
@@ -58,10 +59,8 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
-class Cursor:
+class Cursor(CursorBase):
     """PEP 249 cursor; results are fetched whole with each execute."""
-
-    arraysize = 1
 
     def __init__(self, connection: Connection):
         self.connection = connection
@@ -70,22 +69,22 @@ class Cursor:
         self.rowcount = -1
         self.lastrowid: int | None = None
 
-    def _set(self, result: Result, is_dml: bool) -> None:
+    def _set(self, result: Result, dml: bool) -> None:
         self._rows = iter(result.rows)
         self.description = tuple((c, None, None, None, None, None, None) for c in result.columns) or None
-        self.rowcount = result.rows_changed if is_dml else -1
+        self.rowcount = result.rows_changed if dml else -1
         self.lastrowid = result.last_insert_rowid
 
     def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
-        is_dml = bool(_DML.match(sql))
-        self._set(self.connection._run([(sql, parameters)], is_dml)[0], is_dml)
+        dml = is_dml(sql)
+        self._set(self.connection._run([(sql, parameters)], dml)[0], dml)
         return self
 
     def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
-        is_dml = bool(_DML.match(sql))
-        results = self.connection._run([(sql, p) for p in seq_of_parameters], is_dml) or []
+        dml = is_dml(sql)
+        results = self.connection._run([(sql, p) for p in seq_of_parameters], dml) or []
         self._rows, self.description = iter(()), None
-        self.rowcount = sum(r.rows_changed for r in results) if is_dml else -1
+        self.rowcount = sum(r.rows_changed for r in results) if dml else -1
         self.lastrowid = results[-1].last_insert_rowid if results else self.lastrowid
         return self
 
@@ -99,33 +98,15 @@ class Cursor:
     def fetchone(self) -> tuple | None:
         return next(self._rows, None)
 
-    def fetchmany(self, size: int | None = None) -> list[tuple]:
-        size = self.arraysize if size is None else size
-        return [row for _, row in zip(range(size), self._rows)]
-
     def fetchall(self) -> list[tuple]:
         return list(self._rows)
-
-    def __iter__(self) -> Iterator[tuple]:
-        return self._rows
-
-    def setinputsizes(self, sizes) -> None:
-        pass
-
-    def setoutputsize(self, size, column=None) -> None:
-        pass
 
     def close(self) -> None:
         self._rows = iter(())
 
 
-class Connection:
+class Connection(ConnectionBase):
     """PEP 249 connection to one database on a dolite server."""
-
-    Error, DatabaseError, OperationalError, IntegrityError = Error, DatabaseError, OperationalError, IntegrityError
-    ProgrammingError, DataError, InternalError, NotSupportedError = (
-        ProgrammingError, DataError, InternalError, NotSupportedError)
-    InterfaceError, Warning = InterfaceError, Warning
 
     def __init__(self, client: Client, name: str, isolation_level: str | None):
         self.client = client
@@ -156,15 +137,6 @@ class Connection:
     def cursor(self) -> Cursor:
         return Cursor(self)
 
-    def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
-        return self.cursor().execute(sql, parameters)
-
-    def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
-        return self.cursor().executemany(sql, seq_of_parameters)
-
-    def executescript(self, sql: str) -> Cursor:
-        return self.cursor().executescript(sql)
-
     def commit(self) -> None:
         """Commit the open transaction; durable on the server when this returns."""
         session, self._session = self._session, None
@@ -192,30 +164,6 @@ class Connection:
         self.client.close()
         self.client = None
 
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.rollback()
-
-
-def split_statements(script: str) -> list[str]:
-    """Split a SQL script into complete statements (SQLite's own notion of complete)."""
-    import apsw
-
-    out, current = [], ""
-    for piece in script.split(";"):
-        current += piece + ";"
-        if apsw.complete(current):
-            if current.strip(" \t\r\n;"):
-                out.append(current.strip())
-            current = ""
-    if current.strip(" \t\r\n;"):
-        out.append(current.rstrip(";").strip())
-    return out
 
 
 def split_url(url: str) -> tuple[str, str]:

@@ -11,7 +11,13 @@ from __future__ import annotations
 from dolite.errors import SnapshotExpired
 from dolite.names import validate_name
 from dolite.pages import Head, PageStore
-from dolite.pages.format import LOG_PREFIX, decode_record, from_ranges, log_key, parse_log_key
+from dolite.pages.format import (
+    LOG_PREFIX,
+    decode_record,
+    from_ranges,
+    log_key,
+    parse_log_key,
+)
 from dolite.snapshot import version_head
 from dolite.storage import Namespace, open_storage
 

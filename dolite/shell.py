@@ -8,6 +8,8 @@ import apsw
 from rich.console import Console
 from rich.table import Table
 
+from dolite.pep249 import split_statements
+
 HELP = ".tables  .schema [TABLE]  .help  .quit   — anything else is SQL, ended by ';'"
 
 
@@ -56,18 +58,6 @@ def run_shell(name: str, storage: str, *, token: str | None = None, console: Con
         conn.close()
     if failed and not interactive:
         raise SystemExit(1)
-
-
-def split_statements(sql: str) -> list[str]:
-    """Complete SQL statements in ``sql``, one by one (semicolons inside strings,
-    comments and triggers are respected, via SQLite's own completeness test)."""
-    statements, start = [], 0
-    for i, ch in enumerate(sql):
-        if ch == ";" and apsw.complete(sql[start: i + 1]):
-            if sql[start: i + 1].strip(" \t\n;"):
-                statements.append(sql[start: i + 1].strip())
-            start = i + 1
-    return statements
 
 
 def _run(conn, sql: str, console: Console) -> bool:

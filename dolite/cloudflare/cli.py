@@ -18,7 +18,12 @@ from pathlib import Path
 
 import typer
 
-from dolite.cloudflare.dev import WorkerdError, ensure_npm_packages, project_dir, start_workerd
+from dolite.cloudflare.dev import (
+    WorkerdError,
+    ensure_npm_packages,
+    project_dir,
+    start_workerd,
+)
 
 app = typer.Typer(
     help="Run dolite's Durable Object Worker locally (workerd) or deploy it to Cloudflare.",

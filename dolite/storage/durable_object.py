@@ -25,7 +25,13 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from dolite.errors import Conflict, InvalidName, InvalidURL, LimitExceeded, StorageError
-from dolite.storage.base import Limits, check_commit, check_entries, check_keys, key_range
+from dolite.storage.base import (
+    Limits,
+    check_commit,
+    check_entries,
+    check_keys,
+    key_range,
+)
 
 DO_LIMITS = Limits(max_key_bytes=2048, max_value_bytes=131_072 - 8, max_keys_per_call=128)
 """The Worker's limits. A KV-backed Durable Object caps the *serialized* value at 131,072

@@ -55,6 +55,7 @@ Command line (stdlib :mod:`sqlite3`, in memory)::
     python -m dolite.testing.sqllogictest FILE_OR_DIR...
 """
 
+from dolite.testing.sqllogictest.cli import main
 from dolite.testing.sqllogictest.parse import (
     DEFAULT_HASH_THRESHOLD,
     ENGINE,
@@ -70,7 +71,6 @@ from dolite.testing.sqllogictest.runner import (
     split_statements,
 )
 from dolite.testing.sqllogictest.values import format_rows, format_value, hash_values
-from dolite.testing.sqllogictest.cli import main
 
 __all__ = [
     "DEFAULT_HASH_THRESHOLD", "ENGINE", "Failure", "Record", "Result",
