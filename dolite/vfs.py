@@ -163,8 +163,17 @@ class DatabaseFile:
 
     def xUnlock(self, level):
         if self.level >= RESERVED and level < RESERVED and self.file.pending:
-            # Unsynced writes at the end of a write transaction belong to a rollback.
-            self.file.discard()
+            if self.file.only_shrunk:
+                # VACUUM truncates after its last sync: that shrink belongs to the
+                # committed transaction. (Nothing to report an error to here; on failure
+                # the file keeps its old length, which SQLite ignores past its header.)
+                try:
+                    self.file.commit()
+                except DoliteError as exc:
+                    _last_error.error = exc
+            else:
+                # Other unsynced writes at the end of a write transaction are a rollback's.
+                self.file.discard()
         if level == NONE:
             self.file.end()
         self.db.locks.unlock(self.owner, level)

@@ -21,6 +21,7 @@ class PagedFile:
         self.size = 0
         self.low = 0  # lowest size this transaction truncated to: zeros past it
         self.dirty: dict[int, bytearray] = {}
+        self.written = False  # any write (not just truncation) since the last commit
 
     # -- transaction boundaries -----------------------------------------------------
 
@@ -39,8 +40,14 @@ class PagedFile:
             self.store.unpin(self.head)
         self.head = None
 
+    @property
+    def only_shrunk(self) -> bool:
+        """True if the sole change since the last commit is a truncation."""
+        return not self.written and self.head is not None and self.size < self.head.size
+
     def discard(self) -> None:
         """Forget this transaction's writes; keep the pin."""
+        self.written = False
         self.dirty.clear()
         if self.head is not None:
             self.size = self.low = self.head.size
@@ -72,6 +79,7 @@ class PagedFile:
             self.discard()
             raise
         self.dirty.clear()
+        self.written = False
         self._set_head(new)
 
     def _set_head(self, head: Head) -> None:
@@ -113,6 +121,7 @@ class PagedFile:
         assert head is not None, "write outside a transaction"
         cs = head.chunk_size
         end = offset + len(data)
+        self.written = True
         if offset > self.size:
             # A write past the end leaves a hole of zeros; later reads must see them.
             self._zero_tail(self.size)

@@ -194,3 +194,20 @@ def test_cold_scan_round_trips_with_prefetch(prefetch):
     else:
         assert calls >= chunks, (calls, chunks)
     reader.close()
+
+
+def test_vacuum_shrinks_the_stored_file(storage_url):
+    conn = dolite.connect("shrink", storage=storage_url)
+    _fill(conn, 2000)
+    big = conn.database.store.read_head().size
+    conn.execute("DELETE FROM t WHERE id > 10")
+    conn.commit()
+    conn.execute("VACUUM")
+    head = conn.database.store.read_head()
+    page_count, page_size = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
+    assert head.size == page_count * page_size < big / 10
+    conn.close()
+    again = dolite.connect("shrink", storage=storage_url)
+    assert again.execute("SELECT count(*) FROM t").fetchone() == (10,)
+    assert again.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    again.close()
