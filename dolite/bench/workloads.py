@@ -57,7 +57,7 @@ def concurrent_commit(conns, commits: int) -> float:
         start.wait()
         try:
             durable_commit(conn, commits)
-        except BaseException as exc:  # reported in the main thread
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the main thread)
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(conn,)) for conn in conns]

@@ -2,25 +2,69 @@
 
 Objects share one environment. Each object name gets a fixed 8-byte id (sub-database
 ``objects``); its keys live in sub-database ``data`` as ``id + utf8(key)``. LMDB's
-compile-time key limit (511 bytes) therefore caps keys at 503 bytes here. A commit is one
-LMDB write transaction, so it is atomic and, with ``sync`` on, durable once it returns.
+compile-time key limit (511 bytes) therefore caps keys at 503 bytes here.
+
+Group commit: every write (``commit``, ``put``, ``delete``) is a request to the namespace.
+The first writer to find no group in progress leads: it takes the requests queued so far
+(at most ``MAX_GROUP`` requests, ``MAX_GROUP_BYTES`` of values), applies each in its own
+nested transaction inside one LMDB write transaction (a refused ``expect`` or an error
+aborts only that request's nested transaction; later requests see earlier ones: serial
+order), commits it with sync once, then wakes the writers of the group with their result.
+Writers arriving meanwhile queue for the next group; the first of them is promoted to lead
+it. A lone writer goes straight through in a plain write transaction. So each commit is
+still atomic and, with ``sync`` on, durable once it returns, but concurrent commits (many
+objects served by one process) share LMDB's two syncs. Processes sharing a directory are
+serialized by LMDB's own write lock, as before.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
 import struct
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 
 import lmdb
 
 from dolite.errors import Conflict, StorageError
-from dolite.storage.base import Limits, check_commit, check_entries, check_keys, key_range
+from dolite.storage.base import (
+    Limits,
+    check_commit,
+    check_entries,
+    check_keys,
+    key_range,
+)
 
 LMDB_LIMITS = Limits(max_key_bytes=511 - 8)
 _ID = struct.Struct(">Q")
 _NEXT_ID = b"\x00next-id"
+MAX_GROUP = 64  # requests per group commit
+MAX_GROUP_BYTES = 16 << 20  # bytes of values per group (a group always takes one request)
+
+
+class _Request:
+    """One write waiting for (or leading) a group commit."""
+
+    __slots__ = ("deletes", "error", "expect", "lead", "nbytes", "result", "storage", "wake", "writes")
+
+    def __init__(self, storage: LmdbStorage, writes: Mapping[str, bytes], deletes: list[str],
+                 expect: dict[str, bytes | None]):
+        self.storage = storage
+        self.writes = writes
+        self.deletes = deletes
+        self.expect = expect
+        self.nbytes = sum(len(v) for v in writes.values())
+        self.result: int | None = None  # keys deleted, set once applied
+        self.error: BaseException | None = None
+        self.wake: _thread.LockType | None = None  # held until the request is done (followers)
+        self.lead = False  # promoted: lead the next group
+
+    def outcome(self) -> int:
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 class LmdbStorage:
@@ -55,11 +99,7 @@ class LmdbStorage:
 
     def delete(self, keys: Iterable[str]) -> int:
         keys = check_keys(keys, self.limits, "delete")
-        with self._ns._write() as txn:
-            prefix = self._key_prefix(txn)
-            if prefix is None:
-                return 0
-            return sum(1 for k in keys if txn.delete(prefix + k.encode(), db=self._ns._data))
+        return self._ns._submit(_Request(self, {}, keys, {}))
 
     def list(self, *, start=None, end=None, prefix=None, limit=None, reverse=False) -> dict[str, bytes]:
         lo, hi = key_range(start, end, prefix)
@@ -98,23 +138,7 @@ class LmdbStorage:
         deletes, expect = check_commit(writes, deletes, expect, self.limits)
         if not deletes and not expect:
             check_entries(writes, self.limits, "put")
-        data = self._ns._data
-        with self._ns._write() as txn:
-            prefix = self._key_prefix(txn)
-            if prefix is None:
-                if any(v is not None for v in expect.values()):
-                    raise Conflict(f"commit refused: object {self._name!r} is empty")
-                if not writes:
-                    return
-                # The id is cached only once this transaction has committed.
-                prefix = self._ns._allocate_id(self._name, txn)
-            for key, value in expect.items():
-                if txn.get(prefix + key.encode(), db=data) != value:
-                    raise Conflict(f"commit refused: {key!r} changed")
-            for key in deletes:
-                txn.delete(prefix + key.encode(), db=data)
-            for key, value in writes.items():
-                txn.put(prefix + key.encode(), bytes(value), db=data)
+        self._ns._submit(_Request(self, writes, deletes, expect))
 
 
 class LmdbNamespace:
@@ -136,6 +160,135 @@ class LmdbNamespace:
         self._data = self._env.open_db(b"data")
         self._ids: dict[str, bytes] = {}
         self._ids_lock = threading.Lock()
+        self._group_lock = threading.Lock()
+        self._queue: deque[_Request] = deque()  # requests waiting for the next group
+        self._leading = False  # a group is in progress (its leader will promote the next)
+        self.group_stats = {"groups": 0, "requests": 0, "max_group": 0}
+
+    # -- group commit ---------------------------------------------------------------
+
+    def _submit(self, request: _Request) -> int:
+        """Apply one write request through group commit; return its result (keys deleted)."""
+        with self._group_lock:
+            if self._leading:
+                request.wake = _thread.allocate_lock()
+                request.wake.acquire()
+                self._queue.append(request)
+            else:
+                self._leading = True
+        if request.wake is not None:
+            request.wake.acquire()  # released by the leader: done, or promoted to lead
+            if not request.lead:
+                return request.outcome()
+        self._lead(request)
+        return request.outcome()
+
+    def _lead(self, first: _Request) -> None:
+        group = [first]
+        size = first.nbytes
+        following = None
+        try:
+            with self._group_lock:
+                queue = self._queue
+                while queue and len(group) < MAX_GROUP and size + queue[0].nbytes <= MAX_GROUP_BYTES:
+                    request = queue.popleft()
+                    group.append(request)
+                    size += request.nbytes
+            self._run_group(group)
+        finally:
+            with self._group_lock:
+                if self._queue:
+                    following = self._queue.popleft()
+                    following.lead = True
+                else:
+                    self._leading = False
+                stats = self.group_stats
+                stats["groups"] += 1
+                stats["requests"] += len(group)
+                stats["max_group"] = max(stats["max_group"], len(group))
+            if following is not None:
+                following.wake.release()
+            for request in group[1:]:
+                if request.error is None and request.result is None:  # leader interrupted
+                    request.error = StorageError("lmdb: group commit interrupted")
+                request.wake.release()
+
+    def _run_group(self, group: list[_Request]) -> None:
+        """Apply ``group`` in one write transaction committed once. Sets every request's
+        ``result`` or ``error``; one request's failure never fails the others."""
+        try:
+            txn = self._env.begin(write=True)
+        except lmdb.Error as exc:
+            for request in group:
+                request.error = StorageError(f"lmdb: {exc}")
+            return
+        allocated: dict[str, bytes] = {}  # ids of new objects, cached once committed
+        applied: list[_Request] = []
+        try:
+            if len(group) == 1:  # a lone writer: no nested transaction needed
+                try:
+                    self._apply(group[0], txn, allocated)
+                    applied.append(group[0])
+                except Exception as exc:  # noqa: BLE001 (the request's own error)
+                    group[0].error = _translate(exc)
+            else:
+                for request in group:
+                    mine: dict[str, bytes] = {}
+                    child = self._env.begin(write=True, parent=txn)
+                    try:
+                        self._apply(request, child, mine)
+                    except Exception as exc:  # noqa: BLE001 (the request's own error)
+                        child.abort()
+                        request.error = _translate(exc)
+                        continue
+                    child.commit()
+                    allocated.update(mine)
+                    applied.append(request)
+            if not applied:
+                txn.abort()
+                return
+            txn.commit()
+        except BaseException as exc:
+            txn.abort()
+            for request in group:
+                if request.error is None:
+                    request.result = None
+                    request.error = _translate(exc) if isinstance(exc, Exception) else \
+                        StorageError("lmdb: group commit interrupted")
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if allocated:
+            with self._ids_lock:
+                self._ids.update(allocated)
+
+    def _apply(self, request: _Request, txn: lmdb.Transaction, allocated: dict[str, bytes]) -> None:
+        """Check ``request``'s expectations and apply it in ``txn`` (raises ``Conflict``)."""
+        storage, writes, expect = request.storage, request.writes, request.expect
+        data = self._data
+        name = storage._name
+        prefix = self._ids.get(name)
+        if prefix is None:
+            prefix = txn.get(name.encode(), db=self._objects)
+        if prefix is None:
+            if any(v is not None for v in expect.values()):
+                raise Conflict(f"commit refused: object {name!r} is empty")
+            if not writes:
+                request.result = 0
+                return
+            prefix = self._allocate_id(name, txn)
+            allocated[name] = prefix
+        for key, value in expect.items():
+            if txn.get(prefix + key.encode(), db=data) != value:
+                raise Conflict(f"commit refused: {key!r} changed")
+        deleted = 0
+        for key in request.deletes:
+            deleted += txn.delete(prefix + key.encode(), db=data)
+        for key, value in writes.items():
+            txn.put(prefix + key.encode(), bytes(value), db=data)
+        request.result = deleted
+
+    # -- objects --------------------------------------------------------------------
 
     def _write(self) -> lmdb.Transaction:
         try:
@@ -196,6 +349,10 @@ class LmdbNamespace:
 
         forget_shared(f"lmdb:{os.path.realpath(self.path)}")
         self._env.close()
+
+
+def _translate(exc: Exception) -> Exception:
+    return StorageError(f"lmdb: {exc}") if isinstance(exc, lmdb.Error) else exc
 
 
 def open_url(url: str) -> LmdbNamespace:
