@@ -3,6 +3,7 @@ and its syncs, yet each keeps the contract (atomic, its own expect, durable on r
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import subprocess
@@ -10,11 +11,12 @@ import sys
 import textwrap
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
 
-from dolite.errors import Conflict, LimitExceeded
+from dolite.errors import Conflict, LimitExceeded, StorageError
 from dolite.storage.lmdb import LMDB_LIMITS, LmdbNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -254,6 +256,104 @@ def test_an_error_inside_a_group_fails_only_its_request(ns, monkeypatch):
     assert isinstance(outcomes[2].get("error"), TypeError)
     assert [o.get("error") for i, o in enumerate(outcomes) if i != 2] == [None] * 3
     assert store.list() == {"a": b"1", "b": b"2", "d": b"4"}
+
+
+def test_map_full_in_one_request_fails_only_that_request(tmp_path):
+    """An LMDB error while applying one request of a group (here the map is full) aborts
+    that request's nested transaction only; the group still commits the others."""
+    ns = LmdbNamespace(str(tmp_path / "small"), map_size=2 << 20)
+    try:
+        groups = _record_groups(ns)
+        store = ns.object("full")
+        huge = {f"h{i}": b"x" * 100_000 for i in range(40)}  # 4 MB: within the limits, not the map
+        with _WriteLockHeld(ns):
+            started = _queue_in_order(ns, groups, (store.put, {"a": b"1"}), [
+                (store.put, {"b": b"2"}),
+                (store.put, huge),
+                (store.put, {"c": b"3"}),
+            ])
+        for thread, _ in started:
+            thread.join(30)
+        outcomes = [outcome for _, outcome in started]
+        assert isinstance(outcomes[2].get("error"), StorageError)
+        assert [o.get("error") for i, o in enumerate(outcomes) if i != 2] == [None] * 3
+        assert [len(g) for g in groups] == [1, 3]
+        assert store.list() == {"a": b"1", "b": b"2", "c": b"3"}
+    finally:
+        ns._env.close()
+
+
+class _InterruptedWait:
+    """A follower's wake lock whose wait is interrupted (as KeyboardInterrupt does), either
+    at once (still queued) or just after the leader released it (``after_wake``)."""
+
+    def __init__(self, after_wake: bool):
+        self.lock = _thread.allocate_lock()
+        self.after_wake = after_wake
+        self.calls = 0
+
+    def acquire(self):
+        self.calls += 1
+        if self.calls == 1:  # taken by _submit itself, before waiting
+            return self.lock.acquire()
+        if self.after_wake:
+            self.lock.acquire()
+        raise KeyboardInterrupt
+
+    def release(self):
+        self.lock.release()
+
+
+def _interrupt_thread(monkeypatch, name: str, after_wake: bool) -> None:
+    from dolite.storage import lmdb as module
+
+    def allocate_lock():
+        if threading.current_thread().name == name:
+            return _InterruptedWait(after_wake)
+        return _thread.allocate_lock()
+
+    monkeypatch.setattr(module, "_thread", types.SimpleNamespace(allocate_lock=allocate_lock))
+
+
+@pytest.mark.parametrize("after_wake", [False, True])
+def test_an_interrupted_follower_never_stalls_the_queue(ns, monkeypatch, after_wake):
+    """Interrupted while queued, a follower is withdrawn and writes nothing; interrupted
+    just as it was promoted to lead, it still leads its group before raising."""
+    groups = _record_groups(ns)
+    store = ns.object("interrupted")
+    _interrupt_thread(monkeypatch, "victim", after_wake)
+    with _WriteLockHeld(ns):
+        lead = _start(store.put, {"a": b"1"})
+        _wait_for(lambda: len(groups) == 1)
+        victim = threading.Thread(target=lambda: victim_outcome.update(_catch(store.put, {"v": b"1"})),
+                                  name="victim")
+        victim_outcome: dict = {}
+        victim.start()
+        if after_wake:
+            _wait_for(lambda: len(ns._queue) == 1)
+        else:
+            victim.join(10)
+        other = _start(store.put, {"w": b"1"})
+        _wait_for(lambda: len(ns._queue) == (2 if after_wake else 1))
+    for thread in (lead[0], victim, other[0]):
+        thread.join(30)
+        assert not thread.is_alive()
+    assert isinstance(victim_outcome.get("error"), KeyboardInterrupt)
+    assert "error" not in other[1]
+    if after_wake:  # promoted: it led [victim, other]
+        assert store.list() == {"a": b"1", "v": b"1", "w": b"1"}
+        assert [len(g) for g in groups] == [1, 2]
+    else:  # withdrawn before any group took it
+        assert store.list() == {"a": b"1", "w": b"1"}
+        assert [len(g) for g in groups] == [1, 1]
+    assert not ns._leading and not ns._queue
+
+
+def _catch(target, *args) -> dict:
+    try:
+        return {"result": target(*args)}
+    except BaseException as exc:  # noqa: BLE001 (inspected by the test)
+        return {"error": exc}
 
 
 def test_limit_exceeded_is_raised_before_anything_is_queued_or_written(ns):

@@ -118,12 +118,12 @@ class LmdbStorage:
                 if not positioned:
                     return out
                 items = cursor.iterprev(keys=True, values=True)
-                within = lambda k: k >= lo_b  # noqa: E731
+                within = lambda k: k >= lo_b
             else:
                 if not cursor.set_range(lo_b):
                     return out
                 items = cursor.iternext(keys=True, values=True)
-                within = lambda k: k < hi_b  # noqa: E731
+                within = lambda k: k < hi_b
             for key, value in items:
                 if not within(key) or not key.startswith(id_prefix):
                     break
@@ -177,11 +177,27 @@ class LmdbNamespace:
             else:
                 self._leading = True
         if request.wake is not None:
-            request.wake.acquire()  # released by the leader: done, or promoted to lead
+            try:
+                request.wake.acquire()  # released by the leader: done, or promoted to lead
+            except BaseException:  # interrupted while queued (KeyboardInterrupt)
+                self._withdraw(request)
+                raise
             if not request.lead:
                 return request.outcome()
         self._lead(request)
         return request.outcome()
+
+    def _withdraw(self, request: _Request) -> None:
+        """Take an interrupted follower out of the queue, or, if it was already promoted,
+        still lead its group (the others wait for it). If it is in a group already, the
+        group goes on without it noticing: its outcome is unknown to its caller."""
+        with self._group_lock:
+            if request in self._queue:
+                self._queue.remove(request)
+                return
+            promoted = request.lead
+        if promoted:
+            self._lead(request)
 
     def _lead(self, first: _Request) -> None:
         group = [first]
@@ -361,8 +377,7 @@ def open_url(url: str) -> LmdbNamespace:
     from dolite.storage import parse_bool, shared, url_options
 
     path, options = url_options(url)
-    if path.startswith("//"):
-        path = path[2:]
+    path = path.removeprefix("//")
     if not path:
         raise InvalidURL(f"{url!r}: lmdb URLs need a directory, e.g. lmdb:./data")
     unknown = set(options) - {"sync"}
