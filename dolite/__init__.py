@@ -12,11 +12,30 @@ from dolite.errors import (
     SnapshotExpired,
     StorageError,
 )
+from dolite.pep249 import (  # the DB-API exceptions, as sqlite3 exposes them
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+    apilevel,
+    paramstyle,
+    threadsafety,
+)
 from dolite.storage import open_storage
+from dolite import dbapi  # noqa: E402,I001 - after the names it re-exports
 
 __all__ = [
     "Conflict", "CorruptChunk", "DatabaseNotFound", "DoliteError", "InvalidName", "InvalidURL",
     "LeaseHeld", "LimitExceeded", "SnapshotExpired", "StorageError", "open_storage", "connect",
+    "dbapi", "Error", "Warning", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
+    "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError",
+    "apilevel", "paramstyle", "threadsafety",
 ]
 
 
