@@ -36,7 +36,7 @@ from dolite.pep249 import (
     threadsafety,
 )
 from dolite.storage import Namespace, open_storage
-from dolite.vfs import Database, clear_last_error, take_last_error, vfs_for
+from dolite.vfs import Database, DoliteVFS, clear_last_error, take_last_error, vfs_for
 
 DEFAULT_STORAGE = "lmdb:./.dolite"
 
@@ -161,8 +161,10 @@ class Connection(ConnectionBase):
     """PEP 249 connection. Like sqlite3, DML opens a transaction implicitly (unless
     ``isolation_level`` is None) and :meth:`commit` makes it durable."""
 
-    def __init__(self, raw: apsw.Connection, database: Database, isolation_level: str | None):
+    def __init__(self, raw: apsw.Connection, vfs: DoliteVFS, database: Database,
+                 isolation_level: str | None):
         self.raw = raw
+        self._vfs = vfs
         self.database = database
         self.isolation_level = isolation_level
 
@@ -197,10 +199,9 @@ class Connection(ConnectionBase):
             return
         with contextlib.suppress(apsw.Error):
             self.rollback()
-        self.raw.close()
-        self.database.connections -= 1
-        if self.database.connections == 0:
-            self.database.store.close()
+        raw, self.raw = self.raw, None
+        raw.close()
+        self._vfs.detach(self.database)
 
 
 
@@ -231,22 +232,28 @@ def connect(
     validate_name(name)
     namespace = open_storage(storage or DEFAULT_STORAGE)
     vfs = vfs_for(namespace, cache_bytes=cache_bytes, lease_ttl=lease_ttl)
-    database = vfs.database(name)
-    if not database.store.exists():
-        if not create:
-            raise DatabaseNotFound(f"database {name!r} does not exist in {namespace.url}")
-        options = {k: v for k, v in (("chunk_size", chunk_size), ("retention", retention)) if v is not None}
-        database.store.create(**options)
-    with translate_errors():
-        raw = apsw.Connection(name, vfs=vfs.vfs_name,
-                              flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
-        raw.set_busy_timeout(int(timeout * 1000))
-        raw.execute("PRAGMA journal_mode=MEMORY; PRAGMA temp_store=MEMORY; "
-                    f"PRAGMA cache_size=-{max(page_cache_bytes // 1024, 64)}")
-        if exclusive:
-            raw.execute("PRAGMA locking_mode=EXCLUSIVE")
-    database.connections += 1
-    return Connection(raw, database, isolation_level)
+    database = vfs.attach(name)
+    raw = None
+    try:
+        if not database.store.exists():
+            if not create:
+                raise DatabaseNotFound(f"database {name!r} does not exist in {namespace.url}")
+            options = {k: v for k, v in (("chunk_size", chunk_size), ("retention", retention)) if v is not None}
+            database.store.create(**options)
+        with translate_errors():
+            raw = apsw.Connection(name, vfs=vfs.vfs_name,
+                                  flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
+            raw.set_busy_timeout(int(timeout * 1000))
+            raw.execute("PRAGMA journal_mode=MEMORY; PRAGMA temp_store=MEMORY; "
+                        f"PRAGMA cache_size=-{max(page_cache_bytes // 1024, 64)}")
+            if exclusive:
+                raw.execute("PRAGMA locking_mode=EXCLUSIVE")
+    except BaseException:
+        if raw is not None:
+            raw.close()
+        vfs.detach(database)
+        raise
+    return Connection(raw, vfs, database, isolation_level)
 
 
 __all__ = [

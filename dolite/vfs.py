@@ -16,6 +16,7 @@ import apsw
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, DoliteError
 from dolite.locks import NONE, RESERVED, LockTable
 from dolite.pages import PagedFile, PageStore
+from dolite.pages.format import HEAD
 from dolite.storage.base import Namespace
 
 OPEN = apsw.mapping_open_flags
@@ -68,19 +69,37 @@ class DoliteVFS(apsw.VFS):
         self._lock = threading.Lock()
         super().__init__(self.vfs_name, base="")
 
-    def database(self, name: str) -> Database:
+    def attach(self, name: str) -> Database:
+        """The shared state of database ``name``, held until a matching :meth:`detach`."""
         with self._lock:
             db = self.databases.get(name)
             if db is None:
                 store = PageStore(self.namespace.object(name), name, **self.store_options)
                 db = self.databases[name] = Database(store)
+            db.connections += 1
             return db
+
+    def detach(self, db: Database) -> None:
+        """Drop one hold; the last one frees the cache and gives the write lease back."""
+        with self._lock:
+            db.connections -= 1
+            if db.connections > 0:
+                return
+            if self.databases.get(db.store.name) is db:
+                del self.databases[db.store.name]
+        db.store.close()
+
+    def _attached(self, name: str) -> Database:
+        db = self.databases.get(name)
+        if db is None:
+            raise DatabaseNotFound(f"database {name!r} is not open through dolite.connect")
+        return db
 
     def xOpen(self, name, flags):
         path = name.filename() if isinstance(name, apsw.URIFilename) else name
         if flags[0] & OPEN["SQLITE_OPEN_MAIN_DB"]:
-            db = self.database(path)
             try:
+                db = self._attached(path)
                 if not db.store.exists():
                     raise DatabaseNotFound(f"database {path!r} does not exist")
             except DoliteError as exc:
@@ -99,7 +118,7 @@ class DoliteVFS(apsw.VFS):
             return True
         if pathname.endswith(("-journal", "-wal", "-shm")):
             return False  # never a hot journal: commits are atomic in storage
-        return self.database(pathname).store.exists()
+        return HEAD in self.namespace.object(pathname).get([HEAD])
 
     def xDelete(self, filename, syncdir):
         with self._lock:

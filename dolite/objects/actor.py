@@ -26,7 +26,6 @@ from dolite.objects.metrics import (
 from dolite.objects.runner import Bounds, Runner
 from dolite.pages.format import HEAD, LEASE
 from dolite.storage import Namespace
-from dolite.vfs import vfs_for
 from dolite.wire import Statement
 
 log = logging.getLogger("dolite.objects")
@@ -74,13 +73,9 @@ class DatabaseObject:
                 self._renew_lease()
                 return
             self.evict("lease_expired")
-        try:
-            conn = dbapi.connect(self.name, storage=self.namespace, create=create, exclusive=True,
-                                 isolation_level=None, lease_ttl=self.config.lease_ttl,
-                                 cache_bytes=self.config.cache_bytes)
-        except BaseException:
-            self._forget_vfs_entry()
-            raise
+        conn = dbapi.connect(self.name, storage=self.namespace, create=create, exclusive=True,
+                             isolation_level=None, lease_ttl=self.config.lease_ttl,
+                             cache_bytes=self.config.cache_bytes)
         try:
             conn.database.store.ensure_writable()
             auth = Authorizer()
@@ -92,14 +87,6 @@ class DatabaseObject:
             raise
         self.conn, self.runner = conn, runner
         OBJECT_LOADS.inc()
-
-    def _forget_vfs_entry(self) -> None:
-        """Drop the VFS's per-database state when no connection uses it (keeps memory
-        of unknown or evicted names at zero)."""
-        vfs = vfs_for(self.namespace)
-        database = vfs.databases.get(self.name)
-        if database is not None and database.connections == 0:
-            vfs.databases.pop(self.name, None)
 
     def _renew_lease(self) -> None:
         store = self.store
@@ -124,12 +111,9 @@ class DatabaseObject:
             conn.close()
         except Exception:
             log.exception("closing %s", self.name)
-        vfs = vfs_for(self.namespace)
-
         def drop() -> None:
+            # conn.close() released the VFS's per-database state; drop what is cached.
             self.conn = self.runner = None
-            if database.connections == 0 and vfs.databases.get(self.name) is database:
-                vfs.databases.pop(self.name, None)
             database.store.cache.clear()
 
         STORE_TOTALS.retire(database.store, drop)
@@ -179,8 +163,6 @@ class DatabaseObject:
             raise RequestError(409, "already_exists", f"{exc}") from None
         except snapshot.NotASQLiteFile as exc:
             raise RequestError(400, "not_sqlite", str(exc)) from None
-        finally:
-            self._forget_vfs_entry()
         return self.info()
 
     # -- sessions: one open transaction that holds the object ------------------------

@@ -38,6 +38,7 @@ from dolite.storage.base import Storage
 DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_RETENTION = 600.0
 GC_EVERY = 64
+MAX_WHERE = 1 << 18  # chunks whose newest version is remembered (~25 MB at most)
 
 
 class PageStore:
@@ -150,6 +151,8 @@ class PageStore:
             self.cache.put((chunk, version), data)
         with self._lock:
             if head.version == self._where_at:
+                if len(self._where) >= MAX_WHERE:
+                    self._where.clear()  # an index to the cache, not the truth: bound it
                 self._where.setdefault(chunk, version)
         return data
 

@@ -105,3 +105,24 @@ def test_wal_mode_is_refused_clearly(conn):
     conn.execute("INSERT INTO t VALUES (1)")
     conn.commit()
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+
+def test_closing_the_last_connection_frees_the_database_state(storage_url):
+    from dolite.storage import open_storage
+    from dolite.vfs import vfs_for
+
+    ns = open_storage(storage_url)
+    vfs = vfs_for(ns)
+    first = dolite.connect("freed", storage=ns)
+    second = dolite.connect("freed", storage=ns)
+    first.execute("CREATE TABLE t(v)")
+    first.commit()
+    assert vfs.databases["freed"].connections == 2
+    first.close()
+    first.close()  # closing twice is harmless
+    assert vfs.databases["freed"].connections == 1
+    second.close()
+    assert "freed" not in vfs.databases
+    with pytest.raises(dolite.DatabaseNotFound):
+        dolite.connect("never-made", storage=ns, create=False)
+    assert "never-made" not in vfs.databases
