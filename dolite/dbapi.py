@@ -244,10 +244,14 @@ def connect(
             raw = apsw.Connection(name, vfs=vfs.vfs_name,
                                   flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
             raw.set_busy_timeout(int(timeout * 1000))
-            raw.execute("PRAGMA journal_mode=MEMORY; PRAGMA temp_store=MEMORY; "
-                        f"PRAGMA cache_size=-{max(page_cache_bytes // 1024, 64)}")
+            # One statement a call, each run to completion: APSW steps a multi-statement
+            # string only as far as its first row.
+            pragmas = ["journal_mode=MEMORY", "temp_store=MEMORY",
+                       f"cache_size=-{max(page_cache_bytes // 1024, 64)}"]
             if exclusive:
-                raw.execute("PRAGMA locking_mode=EXCLUSIVE")
+                pragmas.append("locking_mode=EXCLUSIVE")
+            for pragma in pragmas:
+                raw.execute(f"PRAGMA {pragma}").fetchall()
     except BaseException:
         if raw is not None:
             raw.close()
