@@ -408,15 +408,8 @@ export default {
     if (request.method !== OBJECT_OPS[op]) {
       return errorResponse(405, "method", `${op} takes ${OBJECT_OPS[op]}, not ${request.method}`);
     }
-    let name;
-    try {
-      name = decodeURIComponent(encodedName);
-    } catch {
-      return errorResponse(400, "bad_request", "object name is not valid percent-encoded UTF-8");
-    }
-    if (!name || utf8.encode(name).byteLength > MAX_NAME_BYTES) {
-      return errorResponse(400, "bad_request", `object names are 1 to ${MAX_NAME_BYTES} bytes`);
-    }
+    const name = objectName(encodedName);
+    if (name instanceof Response) return name;
     const stub = env.OBJECTS.get(env.OBJECTS.idFromName(name));
     return stub.fetch(`https://object/${op}${url.search}`, {
       method: request.method,
@@ -426,10 +419,8 @@ export default {
   },
 };
 
-/** The benchmark baseline: forward one SQL request to the named NativeSqlObject. */
-async function nativeSql(request, env, encodedName) {
-  if (request.method !== "POST") return errorResponse(405, "method", "sql takes POST");
-  if (!env.NATIVE) return errorResponse(404, "not_found", "this Worker has no NATIVE binding");
+/** The object name from its percent-encoded path segment, or a 400 Response. */
+function objectName(encodedName) {
   let name;
   try {
     name = decodeURIComponent(encodedName);
@@ -439,6 +430,15 @@ async function nativeSql(request, env, encodedName) {
   if (!name || utf8.encode(name).byteLength > MAX_NAME_BYTES) {
     return errorResponse(400, "bad_request", `object names are 1 to ${MAX_NAME_BYTES} bytes`);
   }
+  return name;
+}
+
+/** The benchmark baseline: forward one SQL request to the named NativeSqlObject. */
+async function nativeSql(request, env, encodedName) {
+  if (request.method !== "POST") return errorResponse(405, "method", "sql takes POST");
+  if (!env.NATIVE) return errorResponse(404, "not_found", "this Worker has no NATIVE binding");
+  const name = objectName(encodedName);
+  if (name instanceof Response) return name;
   const stub = env.NATIVE.get(env.NATIVE.idFromName(name));
   return stub.fetch("https://native/sql", { method: "POST", body: request.body });
 }
