@@ -156,6 +156,8 @@ class LmdbNamespace:
             )
         except (OSError, lmdb.Error) as exc:
             raise StorageError(f"lmdb: cannot open {self.path}: {exc}") from exc
+        # Free reader slots left by processes that were killed inside a read transaction.
+        self._env.reader_check()
         self._objects = self._env.open_db(b"objects")
         self._data = self._env.open_db(b"data")
         self._ids: dict[str, bytes] = {}
