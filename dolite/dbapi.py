@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import apsw
 
-from dolite.errors import DatabaseNotFound, DoliteError
+from dolite.errors import Conflict, DatabaseNotFound, DoliteError
 from dolite.names import validate_name
 from dolite.pep249 import (
     ConnectionBase,
@@ -106,7 +107,7 @@ class Cursor(CursorBase):
         try:
             self._rows = self._cursor.execute(sql, parameters)
         except apsw.Error as exc:
-            raise translated(exc) from exc
+            raise conn._failed(exc) from exc
         self.description = self._described[0] or None
         if dml:
             self.rowcount = conn.raw.total_changes() - before
@@ -123,7 +124,7 @@ class Cursor(CursorBase):
         before = conn.raw.total_changes()
         self._cursor.exec_trace = None
         try:
-            with translate_errors():
+            with conn._errors():
                 for _ in self._cursor.executemany(sql, seq_of_parameters):
                     pass
         finally:
@@ -136,7 +137,7 @@ class Cursor(CursorBase):
 
     def executescript(self, sql: str) -> Cursor:
         self.connection.commit()
-        with translate_errors():
+        with self.connection._errors():
             for _ in self._cursor.execute(sql):
                 pass
         return self
@@ -145,13 +146,13 @@ class Cursor(CursorBase):
         try:
             return next(self._rows, None)
         except apsw.Error as exc:
-            raise translated(exc) from exc
+            raise self.connection._failed(exc) from exc
 
     def fetchall(self) -> list[tuple]:
         try:
             return list(self._rows)
         except apsw.Error as exc:
-            raise translated(exc) from exc
+            raise self.connection._failed(exc) from exc
 
     def close(self) -> None:
         self._cursor.close(True)
@@ -161,12 +162,33 @@ class Connection(ConnectionBase):
     """PEP 249 connection. Like sqlite3, DML opens a transaction implicitly (unless
     ``isolation_level`` is None) and :meth:`commit` makes it durable."""
 
-    def __init__(self, raw: apsw.Connection, vfs: DoliteVFS, database: Database,
-                 isolation_level: str | None):
-        self.raw = raw
+    def __init__(self, vfs: DoliteVFS, database: Database, isolation_level: str | None,
+                 setup: RawSetup):
         self._vfs = vfs
         self.database = database
         self.isolation_level = isolation_level
+        self._setup = setup
+        self.raw = setup.open()
+
+    def _failed(self, exc: apsw.Error) -> Exception:
+        """The exception to raise for ``exc``. After a Conflict an exclusive connection
+        is reopened: SQLite keeps its page cache across transactions in exclusive mode,
+        and after someone else committed that cache is stale."""
+        error = translated(exc)
+        if isinstance(error, Conflict) and self._setup.exclusive and self.raw is not None:
+            old, self.raw = self.raw, None
+            with contextlib.suppress(apsw.Error):
+                old.close()
+            self.raw = self._setup.open()
+        return error
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        clear_last_error()
+        try:
+            yield
+        except apsw.Error as exc:
+            raise self._failed(exc) from exc
 
     @property
     def name(self) -> str:
@@ -178,7 +200,7 @@ class Connection(ConnectionBase):
 
     def _begin_if_needed(self) -> None:
         if self.isolation_level is not None and not self.raw.in_transaction:
-            with translate_errors():
+            with self._errors():
                 self.raw.execute(f"BEGIN {self.isolation_level}")
 
     def cursor(self) -> Cursor:
@@ -186,12 +208,12 @@ class Connection(ConnectionBase):
 
     def commit(self) -> None:
         if self.raw.in_transaction:
-            with translate_errors():
+            with self._errors():
                 self.raw.execute("COMMIT")
 
     def rollback(self) -> None:
         if self.raw.in_transaction:
-            with translate_errors():
+            with self._errors():
                 self.raw.execute("ROLLBACK")
 
     def close(self) -> None:
@@ -233,31 +255,49 @@ def connect(
     namespace = open_storage(storage or DEFAULT_STORAGE)
     vfs = vfs_for(namespace, cache_bytes=cache_bytes, lease_ttl=lease_ttl)
     database = vfs.attach(name)
-    raw = None
     try:
         if not database.store.exists():
             if not create:
                 raise DatabaseNotFound(f"database {name!r} does not exist in {namespace.url}")
             options = {k: v for k, v in (("chunk_size", chunk_size), ("retention", retention)) if v is not None}
             database.store.create(**options)
-        with translate_errors():
-            raw = apsw.Connection(name, vfs=vfs.vfs_name,
-                                  flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
-            raw.set_busy_timeout(int(timeout * 1000))
-            # One statement a call, each run to completion: APSW steps a multi-statement
-            # string only as far as its first row.
-            pragmas = ["journal_mode=MEMORY", "temp_store=MEMORY",
-                       f"cache_size=-{max(page_cache_bytes // 1024, 64)}"]
-            if exclusive:
-                pragmas.append("locking_mode=EXCLUSIVE")
-            for pragma in pragmas:
-                raw.execute(f"PRAGMA {pragma}").fetchall()
+        setup = RawSetup(vfs.vfs_name, name, timeout, page_cache_bytes, exclusive)
+        return Connection(vfs, database, isolation_level, setup)
     except BaseException:
-        if raw is not None:
-            raw.close()
         vfs.detach(database)
         raise
-    return Connection(raw, vfs, database, isolation_level)
+
+
+@dataclass(frozen=True)
+class RawSetup:
+    """How to open (and reopen) the APSW connection under a :class:`Connection`."""
+
+    vfs_name: str
+    name: str
+    timeout: float
+    page_cache_bytes: int
+    exclusive: bool
+
+    def open(self) -> apsw.Connection:
+        raw = None
+        with translate_errors():
+            try:
+                raw = apsw.Connection(self.name, vfs=self.vfs_name,
+                                      flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
+                raw.set_busy_timeout(int(self.timeout * 1000))
+                # One statement a call, each run to completion: APSW steps a
+                # multi-statement string only as far as its first row.
+                pragmas = ["journal_mode=MEMORY", "temp_store=MEMORY",
+                           f"cache_size=-{max(self.page_cache_bytes // 1024, 64)}"]
+                if self.exclusive:
+                    pragmas.append("locking_mode=EXCLUSIVE")
+                for pragma in pragmas:
+                    raw.execute(f"PRAGMA {pragma}").fetchall()
+            except BaseException:
+                if raw is not None:
+                    raw.close()
+                raise
+        return raw
 
 
 __all__ = [

@@ -211,3 +211,28 @@ def test_vacuum_shrinks_the_stored_file(storage_url):
     assert again.execute("SELECT count(*) FROM t").fetchone() == (10,)
     assert again.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     again.close()
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_connection_recovers_after_another_writer_took_over(exclusive):
+    """A long-lived connection whose lease ran out while idle: another writer commits.
+    A normal connection re-reads at its next transaction and just writes; an exclusive one
+    (SQLite trusts its page cache across transactions) fails once with Conflict, never
+    writing on top of stale pages, reopens itself, then sees the other writer's rows."""
+    import time
+
+    base = open_storage("memory:")
+    owner = dolite.connect("x", storage=base, exclusive=exclusive, isolation_level=None, lease_ttl=1.2)
+    owner.execute("CREATE TABLE t(v)")
+    owner.execute("INSERT INTO t VALUES (1)")
+    time.sleep(1.3)  # the owner idles past its lease
+    other = dolite.connect("x", storage=_CountingNamespace(base, 0), isolation_level=None)
+    other.execute("INSERT INTO t VALUES (2)")
+    other.close()
+    if exclusive:
+        with pytest.raises(dolite.Conflict):
+            owner.execute("INSERT INTO t VALUES (3)")
+    owner.execute("INSERT INTO t VALUES (3)")
+    assert owner.execute("SELECT v FROM t ORDER BY rowid").fetchall() == [(1,), (2,), (3,)]
+    assert owner.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    owner.close()
