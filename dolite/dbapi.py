@@ -77,6 +77,7 @@ def translate_errors() -> Iterator[None]:
 def _remember_description(cell: list, cursor, statement, bindings) -> bool:
     # Known before the first step, so a query with no rows still describes itself.
     cell[0] = cursor.description
+    cell[1] = cell[1] and cursor.is_readonly
     return True
 
 
@@ -85,11 +86,16 @@ class Cursor(CursorBase):
 
     def __init__(self, connection: Connection):
         self.connection = connection
-        self._cursor = connection.raw.cursor()
         # A cell, not a bound method: a cursor <-> trace cycle would leave cursors to the
         # cyclic GC, which may finalize one inside a VFS callback.
-        self._described: list = [None]
+        self._described: list = [None, True]  # description, every statement read-only
         self._trace = functools.partial(_remember_description, self._described)
+        self._bind()
+
+    def _bind(self) -> None:
+        """(Re)create the APSW cursor on the connection's current APSW connection."""
+        self._raw = self.connection.raw
+        self._cursor = self._raw.cursor()
         self._cursor.exec_trace = self._trace
         self._rows: Iterator[tuple] = iter(())
         self.description = None
@@ -98,11 +104,16 @@ class Cursor(CursorBase):
 
     def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
         conn = self.connection
+        if conn._setup.exclusive:
+            conn._stay_fresh()
+            if self._raw is not conn.raw:
+                self._bind()
         dml = is_dml(sql)
         if dml:
             conn._begin_if_needed()
             before = conn.raw.total_changes()
-        self._described[0] = None
+        self._described[0], self._described[1] = None, True
+        was_in_transaction = conn.raw.in_transaction
         clear_last_error()
         try:
             self._rows = self._cursor.execute(sql, parameters)
@@ -114,6 +125,9 @@ class Cursor(CursorBase):
             self.lastrowid = conn.raw.last_insert_rowid()
         else:
             self.rowcount = -1
+        if conn._setup.exclusive and (conn._seen is None or not self._described[1] or
+                                       (was_in_transaction and not conn.raw.in_transaction)):
+            conn._seen = conn.database.store.current_version()  # we may have committed
         return self
 
     def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
@@ -169,6 +183,27 @@ class Connection(ConnectionBase):
         self.isolation_level = isolation_level
         self._setup = setup
         self.raw = setup.open()
+        self._seen: int | None = None  # exclusive mode: the version our SQLite cache holds
+
+    def _stay_fresh(self) -> None:
+        """Exclusive mode: SQLite trusts its page cache across transactions. If someone
+        else committed since our last statement (possible when our lease lapsed, or when
+        this connection only read), reopen so that cache is dropped."""
+        if self.raw.in_transaction or self._seen is None:
+            return
+        try:
+            version = self.database.store.current_version()
+        except DoliteError:
+            return  # the statement itself will report the storage error
+        if version != self._seen:
+            self._reopen()
+            self._seen = version
+
+    def _reopen(self) -> None:
+        old, self.raw = self.raw, None
+        with contextlib.suppress(apsw.Error):
+            old.close()
+        self.raw = self._setup.open()
 
     def _failed(self, exc: apsw.Error) -> Exception:
         """The exception to raise for ``exc``. After a Conflict an exclusive connection
@@ -176,10 +211,8 @@ class Connection(ConnectionBase):
         and after someone else committed that cache is stale."""
         error = translated(exc)
         if isinstance(error, Conflict) and self._setup.exclusive and self.raw is not None:
-            old, self.raw = self.raw, None
-            with contextlib.suppress(apsw.Error):
-                old.close()
-            self.raw = self._setup.open()
+            self._reopen()
+            self._seen = None
         return error
 
     @contextlib.contextmanager

@@ -117,6 +117,13 @@ class PageStore:
             return latest
         return self.read_head()
 
+    def current_version(self) -> int:
+        """The newest committed version (no round trip while we hold the lease)."""
+        latest = self._latest
+        if latest is not None and self.lease.valid():
+            return latest.version
+        return self.read_head().version
+
     def _observe(self, head: Head) -> None:
         with self._lock:
             if self._latest is None or head.version > self._latest.version:
