@@ -278,7 +278,10 @@ def connect(
 
     ``create``: make the database if it is missing (else raise DatabaseNotFound).
     ``exclusive``: this connection owns the database (SQLite locking_mode=EXCLUSIVE):
-    fastest, but other connections in this process wait until it closes.
+    SQLite keeps its page cache across transactions, the fastest mode; once it has
+    written, other writers in this process wait until it closes. If anyone else commits
+    meanwhile (its lease lapsed, or it only read), it notices before its next statement
+    and reopens itself.
     ``chunk_size`` and ``retention`` (seconds of old versions kept) apply at creation.
     ``cache_bytes`` bounds the chunk cache shared by this process's connections to a
     database; ``page_cache_bytes`` is this connection's SQLite page cache (hot pages never
