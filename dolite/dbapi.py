@@ -189,6 +189,9 @@ class Connection(ConnectionBase):
         """Exclusive mode: SQLite trusts its page cache across transactions. If someone
         else committed since our last statement (possible when our lease lapsed, or when
         this connection only read), reopen so that cache is dropped."""
+        store = self.database.store
+        if store.still_newest(self._seen):
+            return  # we hold the lease and nobody committed since: the common case
         if self.raw.in_transaction or self._seen is None:
             return
         try:

@@ -63,9 +63,19 @@ class LeaseKeeper:
         self.raw: bytes | None = None
         self._tried = False  # an acquire reached storage: the lease may be ours unheard
 
+    @property
+    def held(self) -> Lease | None:
+        return self._held
+
+    @held.setter
+    def held(self, lease: Lease | None) -> None:
+        self._held = lease
+        # valid() without margin arithmetic, for hot paths: compare with time.time().
+        self.valid_until = lease.expires - 1.0 if lease is not None else 0.0
+
     def valid(self, margin: float = 1.0) -> bool:
         """Whether we hold the lease with at least ``margin`` seconds left on our clock."""
-        return self.held is not None and self.held.expires - margin > time.time()
+        return self._held is not None and self._held.expires - margin > time.time()
 
     def acquire(self) -> bool:
         """Take the lease if it is free or stale. Return True if it was newly taken

@@ -117,6 +117,13 @@ class PageStore:
             return latest
         return self.read_head()
 
+    def still_newest(self, version: int | None) -> bool:
+        """True if ``version`` is known, without any I/O, to be the newest: we hold the
+        lease (nobody else can commit) and have committed nothing since."""
+        latest = self._latest
+        return (latest is not None and latest.version == version
+                and self.lease.valid_until > time.time())
+
     def current_version(self) -> int:
         """The newest committed version (no round trip while we hold the lease)."""
         latest = self._latest
