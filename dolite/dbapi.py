@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import apsw
 
-from dolite.errors import Conflict, DatabaseNotFound, DoliteError
+from dolite.errors import Conflict, DatabaseNotFound, DoliteError, LeaseHeld
 from dolite.names import validate_name
 from dolite.pep249 import (
     ConnectionBase,
@@ -187,15 +187,18 @@ class Connection(ConnectionBase):
 
     def _stay_fresh(self) -> None:
         """Exclusive mode: SQLite trusts its page cache across transactions. If someone
-        else committed since our last statement (possible when our lease lapsed, or when
-        this connection only read), reopen so that cache is dropped."""
+        else committed since our last statement (possible when our lease lapsed, or while
+        another process held it), reopen so that cache is dropped. An exclusive connection
+        owns its database, so it keeps the write lease: then no check needs any I/O."""
         store = self.database.store
         if store.still_newest(self._seen):
             return  # we hold the lease and nobody committed since: the common case
         if self.raw.in_transaction or self._seen is None:
             return
         try:
-            version = self.database.store.current_version()
+            with contextlib.suppress(LeaseHeld):
+                store.ensure_writable()  # take or renew the lease (another process may hold it)
+            version = store.current_version()
         except DoliteError:
             return  # the statement itself will report the storage error
         if version != self._seen:
@@ -281,10 +284,11 @@ def connect(
 
     ``create``: make the database if it is missing (else raise DatabaseNotFound).
     ``exclusive``: this connection owns the database (SQLite locking_mode=EXCLUSIVE):
-    SQLite keeps its page cache across transactions, the fastest mode; once it has
-    written, other writers in this process wait until it closes. If anyone else commits
-    meanwhile (its lease lapsed, or it only read), it notices before its next statement
-    and reopens itself.
+    SQLite keeps its page cache across transactions, the fastest mode. It holds the
+    database's write lease while in use (other processes' writers get LeaseHeld until it
+    closes or idles past the lease); once it has written, other writers in this process
+    wait too. If anyone else commits meanwhile, it notices before its next statement and
+    reopens itself.
     ``chunk_size`` and ``retention`` (seconds of old versions kept) apply at creation.
     ``cache_bytes`` bounds the chunk cache shared by this process's connections to a
     database; ``page_cache_bytes`` is this connection's SQLite page cache (hot pages never
