@@ -14,7 +14,6 @@ from dolite.pages.format import (
     CHUNK_PREFIX,
     HEAD,
     LEASE,
-    LOG_PREFIX,
     decode_chunk,
     parse_chunk_key,
 )
@@ -50,12 +49,15 @@ def _iter_all(obj, prefix: str, page: int = 512):
 
 def info(storage: str | Namespace, name: str) -> dict:
     """Size, pages, versions and chunks of database ``name``."""
-    store = _store(storage, name)
+    from dolite.restore import retained_versions
+
+    namespace = open_storage(storage)
+    store = _store(namespace, name)
     head = store.read_head()
     obj = store.storage
     chunk_keys = sum(1 for _ in _iter_all(obj, CHUNK_PREFIX))
-    versions = sorted({k.split("/")[1].split("#")[0] for k, _ in _iter_all(obj, LOG_PREFIX)})
-    header = b"".join(_first_bytes(store, head, 100))
+    versions = [version for version, _ in retained_versions(namespace, name)]
+    header = store.read_chunk(head, 0)[:100] if head.size else b""
     page_size = int.from_bytes(header[16:18], "big") if len(header) >= 18 else 0
     page_size = 65536 if page_size == 1 else page_size
     lease_raw = obj.get([LEASE]).get(LEASE)
@@ -70,16 +72,11 @@ def info(storage: str | Namespace, name: str) -> dict:
         "chunks": -(-head.size // head.chunk_size),
         "stored_chunk_versions": chunk_keys,
         "retained_versions": len(versions),
-        "oldest_version": int(versions[0], 16) if versions else head.version,
+        "oldest_version": versions[0] if versions else head.version,
         "retention_seconds": head.retention,
         "committed_at": head.time,
         "lease": None if lease is None else {"owner": lease.owner, "epoch": lease.epoch, "expires": lease.expires},
     }
-
-
-def _first_bytes(store: PageStore, head, n: int):
-    if head.size:
-        yield store.read_chunk(head, 0)[:n]
 
 
 @dataclass

@@ -330,12 +330,3 @@ class PageStore:
         """Give the write lease back so other processes need not wait for it."""
         with self._commit_lock:
             self.lease.release()
-
-    def log_versions(self, start: int = 0) -> list[int]:
-        """Committed versions with a log record, oldest first."""
-        from dolite.pages.format import parse_log_key
-
-        head = self.read_head()
-        keys = self.storage.list(start=log_key(start), end=log_key(head.version + 1))
-        return sorted({parse_log_key(k) for k in keys})
-
