@@ -12,7 +12,7 @@ from dolite.errors import (
     SnapshotExpired,
     StorageError,
 )
-from dolite.pep249 import (  # the DB-API exceptions, as sqlite3 exposes them
+from dolite.sql.pep249 import (  # the DB-API exceptions, as sqlite3 exposes them
     DatabaseError,
     DataError,
     Error,
@@ -28,7 +28,6 @@ from dolite.pep249 import (  # the DB-API exceptions, as sqlite3 exposes them
     threadsafety,
 )
 from dolite.storage import open_storage
-from dolite import dbapi  # noqa: E402,I001 - after the names it re-exports
 
 __all__ = [
     "Conflict", "CorruptChunk", "DatabaseNotFound", "DoliteError", "InvalidName", "InvalidURL",
@@ -40,12 +39,21 @@ __all__ = [
 
 
 def connect(*args, **kwargs):
-    """Open a database: see :func:`dolite.dbapi.connect`; an ``http(s)://HOST:PORT/NAME``
-    first argument connects to a server instead (:func:`dolite.client.connect`)."""
+    """Open a database: see :func:`dolite.sql.dbapi.connect`; an ``http(s)://HOST:PORT/NAME``
+    first argument connects to a server instead (:func:`dolite.remote.client.connect`)."""
     if args and isinstance(args[0], str) and args[0].startswith(("http://", "https://")):
-        from dolite.client import connect as _remote
+        from dolite.remote.client import connect as _remote
 
         return _remote(*args, **kwargs)
-    from dolite.dbapi import connect as _connect
+    from dolite.sql.dbapi import connect as _connect
 
     return _connect(*args, **kwargs)
+
+
+def __getattr__(name: str):
+    # Imported on first use, so ``import dolite.remote`` works where APSW is not installed.
+    if name == "dbapi":
+        from dolite.sql import dbapi
+
+        return dbapi
+    raise AttributeError(f"module 'dolite' has no attribute {name!r}")

@@ -57,11 +57,11 @@ def test_corpus_present():
 def test_sqllogictest(slt_file, storage_url):
     """Every corpus file, on every backend, through dolite.connect."""
     try:
-        from dolite.dbapi import connect
-    except ModuleNotFoundError as exc:  # pragma: no cover - until dolite.dbapi lands
-        if exc.name != "dolite.dbapi":
+        from dolite.sql.dbapi import connect
+    except ModuleNotFoundError as exc:  # pragma: no cover - until dolite.sql.dbapi lands
+        if exc.name != "dolite.sql.dbapi":
             raise
-        pytest.skip("dolite.dbapi is not available yet")
+        pytest.skip("dolite.sql.dbapi is not available yet")
     name = f"slt-{uuid.uuid4().hex[:16]}"
     res = run_file(slt_file, lambda: connect(name, storage=storage_url))
     _assert_passed(res)

@@ -1,4 +1,4 @@
-"""``dolite bench``: the benchmark command (registered by dolite/cli.py)."""
+"""``dolite bench``: the benchmark command (registered by dolite/cli/main.py)."""
 
 from __future__ import annotations
 

@@ -19,15 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from dolite import dbapi
+from dolite.sql import dbapi
 from dolite.errors import DoliteError
 from dolite.names import validate_name
-from dolite.objects import HostConfig, ObjectHost, RequestError
-from dolite.objects.metrics import REGISTRY, REQUEST_SECONDS
+from dolite.server.objects import HostConfig, ObjectHost, RequestError
+from dolite.server.objects.metrics import REGISTRY, REQUEST_SECONDS
 from dolite.server.auth import ADMIN, READ, WRITE, Auth
 from dolite.server.errors import JSON, error_response, from_exception
 from dolite.server.openapi import spec
-from dolite.wire import WireError, parse_query
+from dolite.remote.wire import WireError, parse_query
 
 
 @dataclass(frozen=True)

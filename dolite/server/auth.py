@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from dolite.objects.errors import RequestError
+from dolite.server.objects.errors import RequestError
 
 READ, WRITE, ADMIN = 1, 2, 3
 LEVELS = {"read": READ, "write": WRITE, "admin": ADMIN}

@@ -1,4 +1,4 @@
-"""``dolite serve``: the HTTP service on one storage namespace (registered by dolite/cli.py)."""
+"""``dolite serve``: the HTTP service on one storage namespace (registered by dolite/cli/main.py)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def serve(
     without a token."""
     import uvicorn
 
-    from dolite.objects import Bounds, HostConfig, ObjectConfig, ObjectHost
+    from dolite.server.objects import Bounds, HostConfig, ObjectConfig, ObjectHost
     from dolite.server.app import ServiceConfig, create_app
     from dolite.server.auth import Auth
 

@@ -7,7 +7,7 @@ import logging
 
 from starlette.responses import JSONResponse
 
-from dolite import dbapi
+from dolite.sql import dbapi
 from dolite.errors import (
     Conflict,
     CorruptChunk,
@@ -19,8 +19,8 @@ from dolite.errors import (
     SnapshotExpired,
     StorageError,
 )
-from dolite.objects.errors import RequestError
-from dolite.wire import WireError
+from dolite.server.objects.errors import RequestError
+from dolite.remote.wire import WireError
 
 log = logging.getLogger("dolite.server")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import dolite
-from dolite import dbapi
+from dolite.sql import dbapi
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_wal_mode_is_refused_clearly(conn):
 
 def test_closing_the_last_connection_frees_the_database_state(storage_url):
     from dolite.storage import open_storage
-    from dolite.vfs import vfs_for
+    from dolite.sql.vfs import vfs_for
 
     ns = open_storage(storage_url)
     vfs = vfs_for(ns)

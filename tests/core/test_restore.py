@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import dolite
-from dolite import restore
+from dolite.ops import restore
 from dolite.storage import open_storage
 
 

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 import dolite
-from dolite import admin, snapshot
+from dolite.ops import admin, snapshot
 from dolite.storage import open_storage
 
 
@@ -111,7 +111,7 @@ def test_200mb_import_and_export_in_bounded_memory(tmp_path):
     # Peak anonymous memory (LMDB's file-backed map pages are not held memory).
     script = textwrap.dedent(f"""
         import threading, time
-        from dolite import snapshot
+        from dolite.ops import snapshot
         peak = [0]
         def sample():
             while True:
@@ -121,7 +121,7 @@ def test_200mb_import_and_export_in_bounded_memory(tmp_path):
                 time.sleep(0.02)
         threading.Thread(target=sample, daemon=True).start()
         from dolite.storage import open_storage
-        from dolite.vfs import vfs_for
+        from dolite.sql.vfs import vfs_for
         ns = open_storage("lmdb:{tmp_path}/store")
         vfs_for(ns, cache_bytes=8 << 20)  # the verify pass reads every page through the cache
         snapshot.import_file(ns, "big", {str(src)!r})

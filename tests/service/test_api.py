@@ -242,7 +242,7 @@ def test_health_metrics_openapi_and_json_404(http, server, db):
 
 def test_python_client_and_dbapi(server, db):
     import dolite
-    from dolite.client import Client, NotFoundError
+    from dolite.remote.client import Client, NotFoundError
 
     with Client(server.url, token=server.token) as client:
         client.batch(db, ["CREATE TABLE t(id INTEGER PRIMARY KEY, v)", ("INSERT INTO t(v) VALUES (?)", [b"\x00\x01"])])
@@ -261,10 +261,10 @@ def test_python_client_and_dbapi(server, db):
         conn.executemany("INSERT INTO t(v) VALUES (?)", [[1], [2], [3]])
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (4,)
     assert conn.execute("SELECT id, v FROM t WHERE 0").description[0][0] == "id"
-    with pytest.raises(dolite.dbapi.IntegrityError):
+    with pytest.raises(dolite.IntegrityError):
         conn.execute("INSERT INTO t(id) VALUES (1)")
     conn.rollback()
-    with pytest.raises(dolite.dbapi.OperationalError):
+    with pytest.raises(dolite.OperationalError):
         conn.execute("SELECT * FROM nowhere")
     conn.executescript("CREATE TABLE u(a); INSERT INTO u VALUES ('a;b'); INSERT INTO u VALUES (2);")
     assert conn.execute("SELECT a FROM u ORDER BY rowid").fetchall() == [("a;b",), (2,)]
@@ -274,7 +274,7 @@ def test_python_client_and_dbapi(server, db):
 def test_async_client(server, db):
     import asyncio
 
-    from dolite.client import AsyncClient
+    from dolite.remote.client import AsyncClient
 
     async def main():
         async with AsyncClient(server.url, token=server.token) as client:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dolite.client import Client
+from dolite.remote.client import Client
 from tests.service.conftest import Server
 
 N_CLIENTS, M_INCREMENTS = 8, 25

@@ -97,7 +97,7 @@ def _trial(inner, name: str, shape: str, seed: int, mode: str, at: int | None,
         returned = True
     except dolite.DoliteError:
         returned = False
-    except dolite.dbapi.Error:
+    except dolite.Error:
         returned = False
     ops = ns.faults.ops
     ns.faults.arm(None)

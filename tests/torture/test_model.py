@@ -162,7 +162,7 @@ class DoliteVsSqlite(RuleBasedStateMachine):
         reader = dolite.connect("m", storage=self.ns, isolation_level=None, timeout=0)
         try:
             assert self._rows(reader) == self.committed
-        except dolite.dbapi.OperationalError as exc:  # the writer is mid-commit: busy is fine
+        except dolite.OperationalError as exc:  # the writer is mid-commit: busy is fine
             assert "lock" in str(exc).lower() or "busy" in str(exc).lower()
         finally:
             reader.close()

@@ -1,4 +1,4 @@
-"""What both DB-API drivers (local :mod:`dolite.dbapi`, HTTP :mod:`dolite.httpdbapi`)
+"""What both DB-API drivers (local :mod:`dolite.sql.dbapi`, HTTP :mod:`dolite.remote.httpdbapi`)
 share: the PEP 249 exceptions and globals, statement helpers, and the parts of the
 connection and cursor that do not depend on how statements are run."""
 

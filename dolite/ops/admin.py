@@ -49,7 +49,7 @@ def _iter_all(obj, prefix: str, page: int = 512):
 
 def info(storage: str | Namespace, name: str) -> dict:
     """Size, pages, versions and chunks of database ``name``."""
-    from dolite.restore import retained_versions
+    from dolite.ops.restore import retained_versions
 
     namespace = open_storage(storage)
     store = _store(namespace, name)
@@ -95,7 +95,7 @@ class CheckReport:
 
 def check(storage: str | Namespace, name: str) -> CheckReport:
     """Verify every stored chunk version's checksum, then run PRAGMA integrity_check."""
-    from dolite.dbapi import connect
+    from dolite.sql.dbapi import connect
 
     namespace = open_storage(storage)
     store = _store(namespace, name)

@@ -13,22 +13,23 @@ import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from dolite import dbapi, snapshot
+from dolite.ops import snapshot
+from dolite.sql import dbapi
 from dolite.errors import Conflict, DatabaseNotFound
-from dolite.objects.authorizer import Authorizer
-from dolite.objects.errors import RequestError
-from dolite.objects.metrics import (
+from dolite.server.objects.authorizer import Authorizer
+from dolite.server.objects.errors import RequestError
+from dolite.server.objects.metrics import (
     COMMIT_SECONDS,
     OBJECT_EVICTIONS,
     OBJECT_LOADS,
     STORE_TOTALS,
 )
-from dolite.objects.runner import Bounds, Runner
+from dolite.server.objects.runner import Bounds, Runner
 from dolite.pages.format import HEAD, LEASE
 from dolite.storage import Namespace
-from dolite.wire import Statement
+from dolite.remote.wire import Statement
 
-log = logging.getLogger("dolite.objects")
+log = logging.getLogger("dolite.server.objects")
 LEASE_MARGIN = 2.0  # seconds of lease a request must have left, else the object reloads
 
 

@@ -17,18 +17,18 @@ from dataclasses import dataclass, field
 
 from dolite.errors import LeaseHeld
 from dolite.names import validate_name
-from dolite.objects.actor import DatabaseObject, ObjectConfig
-from dolite.objects.errors import RequestError
-from dolite.objects.metrics import (
+from dolite.server.objects.actor import DatabaseObject, ObjectConfig
+from dolite.server.objects.errors import RequestError
+from dolite.server.objects.metrics import (
     LEASE_REFUSALS,
     OBJECTS_LOADED,
     SESSIONS_OPEN,
     STORE_TOTALS,
 )
 from dolite.storage import Namespace, open_storage
-from dolite.vfs import vfs_for
+from dolite.sql.vfs import vfs_for
 
-log = logging.getLogger("dolite.objects")
+log = logging.getLogger("dolite.server.objects")
 
 
 @dataclass(frozen=True)

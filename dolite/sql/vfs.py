@@ -14,7 +14,7 @@ import threading
 import apsw
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, DoliteError
-from dolite.locks import NONE, RESERVED, LockTable
+from dolite.sql.locks import NONE, RESERVED, LockTable
 from dolite.pages import PagedFile, PageStore
 from dolite.pages.format import HEAD
 from dolite.storage.base import Namespace

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 import dolite
-from dolite import admin
+from dolite.ops import admin
 
 
 def run_demo(storage: str, console: Console) -> None:

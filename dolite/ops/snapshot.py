@@ -159,7 +159,7 @@ def import_file(storage: str | Namespace, name: str, src: str | os.PathLike | Bi
 
 
 def _verify(namespace: Namespace, name: str, created: bool) -> None:
-    from dolite.dbapi import connect
+    from dolite.sql.dbapi import connect
 
     conn = connect(name, storage=namespace, create=False)
     try:

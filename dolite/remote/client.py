@@ -1,5 +1,5 @@
 """Talk to a ``dolite serve`` over HTTP: :class:`Client` (sync), :class:`AsyncClient`, and a
-DB-API 2.0 driver (:func:`connect`, in :mod:`dolite.httpdbapi`)::
+DB-API 2.0 driver (:func:`connect`, in :mod:`dolite.remote.httpdbapi`)::
 
     client = Client("http://127.0.0.1:8787", token="s3cret")
     client.create("shop")
@@ -8,7 +8,7 @@ DB-API 2.0 driver (:func:`connect`, in :mod:`dolite.httpdbapi`)::
     with client.session("shop") as s:                   # one transaction across calls
         s.query("UPDATE t SET v = v || 'x'")
 
-Values round-trip exactly: blobs as bytes, 64-bit integers, infinities (see dolite.wire).
+Values round-trip exactly: blobs as bytes, 64-bit integers, infinities (see dolite.remote.wire).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dolite.errors import (
     InvalidName,
     LeaseHeld,
 )
-from dolite.wire import decode_value, encode_params
+from dolite.remote.wire import decode_value, encode_params
 
 
 class ServiceError(DoliteError):
@@ -345,7 +345,7 @@ class AsyncSession:
 
 
 def connect(url: str, token: str | None = None, **options):
-    """DB-API 2.0 connection to ``http(s)://HOST:PORT/DATABASE``: see :mod:`dolite.httpdbapi`."""
-    from dolite.httpdbapi import connect as _connect
+    """DB-API 2.0 connection to ``http(s)://HOST:PORT/DATABASE``: see :mod:`dolite.remote.httpdbapi`."""
+    from dolite.remote.httpdbapi import connect as _connect
 
     return _connect(url, token=token, **options)

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from dolite import admin, snapshot
-from dolite.dbapi import DEFAULT_STORAGE
+from dolite.ops import admin, snapshot
+from dolite.sql.dbapi import DEFAULT_STORAGE
 from dolite.errors import DoliteError
 
 app = typer.Typer(help="SQLite databases stored in Durable-Object-style key-value storage.",
@@ -78,7 +78,7 @@ def export(name: str, file: Path, storage: str = StorageOpt,
 def shell(name: str, storage: str = StorageOpt,
           token: Optional[str] = typer.Option(None, envvar="DOLITE_TOKEN", help="Server token")) -> None:
     """An interactive SQL prompt on database NAME (statements autocommit)."""
-    from dolite.shell import run_shell
+    from dolite.cli.shell import run_shell
 
     try:
         run_shell(name, storage, token=token, console=console)
@@ -134,7 +134,7 @@ def versions(name: str, storage: str = StorageOpt) -> None:
     """Versions of NAME that can still be restored (within its retention window)."""
     from datetime import datetime, timezone
 
-    from dolite.restore import retained_versions
+    from dolite.ops.restore import retained_versions
 
     try:
         for version, at in retained_versions(storage, name):
@@ -151,7 +151,7 @@ def restore(name: str, storage: str = StorageOpt,
     """Point-in-time restore of NAME to a retained version (as a new version on top)."""
     from datetime import datetime
 
-    from dolite.restore import restore as restore_database
+    from dolite.ops.restore import restore as restore_database
 
     try:
         when = None
@@ -167,7 +167,7 @@ def restore(name: str, storage: str = StorageOpt,
 @app.command()
 def demo(storage: str = StorageOpt) -> None:
     """A short tour on the embedded store: create, write, read, check."""
-    from dolite.demo import run_demo
+    from dolite.cli.demo import run_demo
 
     run_demo(storage, console)
 
@@ -189,7 +189,7 @@ except ImportError:  # pragma: no cover
 
 
 def _remote(url: str):
-    from dolite.client import Client
+    from dolite.remote.client import Client
 
     return Client(url, token=os.environ.get("DOLITE_TOKEN"))
 

@@ -8,7 +8,7 @@ import apsw
 from rich.console import Console
 from rich.table import Table
 
-from dolite.pep249 import split_statements
+from dolite.sql.pep249 import split_statements
 
 HELP = ".tables  .schema [TABLE]  .help  .quit   — anything else is SQL, ended by ';'"
 
@@ -61,7 +61,7 @@ def run_shell(name: str, storage: str, *, token: str | None = None, console: Con
 
 
 def _run(conn, sql: str, console: Console) -> bool:
-    from dolite.dbapi import Error
+    from dolite.sql.dbapi import Error
     from dolite.errors import DoliteError
 
     try:

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import apsw
 
-from dolite import dbapi
+from dolite.sql import dbapi
 from dolite.errors import DoliteError
-from dolite.objects.authorizer import Authorizer
-from dolite.objects.errors import RequestError, bad_request
-from dolite.objects.metrics import COMMIT_SECONDS
-from dolite.wire import Statement, WireError, encode_value
+from dolite.server.objects.authorizer import Authorizer
+from dolite.server.objects.errors import RequestError, bad_request
+from dolite.server.objects.metrics import COMMIT_SECONDS
+from dolite.remote.wire import Statement, WireError, encode_value
 
 _VACUUM = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*VACUUM\b", re.IGNORECASE | re.DOTALL)
 

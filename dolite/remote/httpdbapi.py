@@ -1,4 +1,4 @@
-"""A PEP 249 (DB-API 2.0) driver over the HTTP API, shaped like :mod:`dolite.dbapi`::
+"""A PEP 249 (DB-API 2.0) driver over the HTTP API, shaped like :mod:`dolite.sql.dbapi`::
 
     conn = dolite.connect("http://127.0.0.1:8787/shop", token="s3cret")
     conn.execute("INSERT INTO t(v) VALUES (?)", ["x"])   # opens a server-side session
@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from dolite.client import Client, Result, ServiceError, Session
+from dolite.remote.client import Client, Result, ServiceError, Session
 from dolite.errors import DoliteError
-from dolite.pep249 import (
+from dolite.sql.pep249 import (
     ConnectionBase,
     CursorBase,
     DatabaseError,
@@ -182,7 +182,7 @@ def connect(url: str, token: str | None = None, *, create: bool = True, isolatio
 
     ``create``: create the database if it is missing (needs an admin token).
     """
-    from dolite.client import NotFoundError
+    from dolite.remote.client import NotFoundError
 
     base, name = split_url(url)
     client = Client(base, token=token, timeout=timeout)

@@ -18,7 +18,7 @@ import apsw
 
 from dolite.errors import Conflict, DatabaseNotFound, DoliteError, LeaseHeld
 from dolite.names import validate_name
-from dolite.pep249 import (
+from dolite.sql.pep249 import (
     ConnectionBase,
     CursorBase,
     DatabaseError,
@@ -37,7 +37,7 @@ from dolite.pep249 import (
     threadsafety,
 )
 from dolite.storage import Namespace, open_storage
-from dolite.vfs import Database, DoliteVFS, clear_last_error, take_last_error, vfs_for
+from dolite.sql.vfs import Database, DoliteVFS, clear_last_error, take_last_error, vfs_for
 
 DEFAULT_STORAGE = "lmdb:./.dolite"
 

@@ -18,7 +18,7 @@ from dolite.pages.format import (
     log_key,
     parse_log_key,
 )
-from dolite.snapshot import version_head
+from dolite.ops.snapshot import version_head
 from dolite.storage import Namespace, open_storage
 
 

@@ -1,0 +1,3 @@
+from dolite.cli.main import app
+
+app()

@@ -1,0 +1,1 @@
+"""Operations on stored databases: snapshots (import/export), point-in-time restore, admin."""
