@@ -15,6 +15,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from dolite.ops import admin, snapshot
+from dolite.ops.files import atomic_output
+from dolite.ops.sqlite_source import sqlite_view
 from dolite.sql.dbapi import DEFAULT_STORAGE
 from dolite.errors import DoliteError
 
@@ -40,28 +42,42 @@ def _progress(total: int) -> Progress:
 @app.command("import")
 def import_(file: Path, name: str, storage: str = StorageOpt,
             replace: bool = typer.Option(False, help="Replace an existing database")) -> None:
-    """Import a SQLite file (or a base64 JSON export) as database NAME."""
+    """Import a SQLite file (or a base64 JSON export) as database NAME. The file is read as
+    SQLite sees it: committed transactions still in its -wal file are included."""
     try:
         if storage.startswith(("http://", "https://")):
-            facts = _remote(storage).import_from(name, file, replace=replace)
+            with sqlite_view(file) as source:
+                facts = _remote(storage).import_from(name, source.file, replace=replace)
+            _notes(source.notes)
             console.print(f"imported {file} as {name!r} on {storage}: {facts}")
         else:
             with _progress(file.stat().st_size) as bar:
                 task = bar.add_task(f"import {name}", total=file.stat().st_size)
-                head = snapshot.import_file(storage, name, file, replace=replace,
-                                            progress=lambda n: bar.advance(task, n))
-            console.print(f"imported {file} as {name!r}: {head.size} bytes, version {head.version}")
+                imported = snapshot.import_file(storage, name, file, replace=replace,
+                                                progress=lambda n: bar.advance(task, n))
+            _notes(imported.notes)
+            console.print(f"imported {file} as {name!r}: {imported.head.size} bytes, "
+                          f"version {imported.head.version}")
     except (DoliteError, OSError) as exc:
         _fail(exc)
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        err.print(f"[yellow]note:[/] {note}")
 
 
 @app.command()
 def export(name: str, file: Path, storage: str = StorageOpt,
            base64: bool = typer.Option(False, "--base64", help="Write base64 JSON instead of .sqlite")) -> None:
-    """Export database NAME to a plain SQLite FILE (or base64 JSON)."""
+    """Export database NAME to a plain SQLite FILE (or base64 JSON). FILE appears only
+    once the export is complete; on failure an existing FILE is left as it was."""
     try:
         if storage.startswith(("http://", "https://")):
-            written = _remote(storage).export_to(name, file)
+            if base64:
+                raise typer.BadParameter("--base64 is not available from a server")
+            with atomic_output(file) as out:
+                written = _remote(storage).export_to(name, out)
             console.print(f"exported {name!r} from {storage} to {file}: {written} bytes")
             return
         size = admin.info(storage, name)["size"]

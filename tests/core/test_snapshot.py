@@ -48,8 +48,8 @@ def test_import_export_roundtrip_is_identical(storage_url, tmp_path):
     src, out = tmp_path / "src.sqlite", tmp_path / "out.sqlite"
     _sqlite_file(src, 3000)
     ns = open_storage(storage_url)
-    head = snapshot.import_file(ns, "imported", src)
-    assert head.size == src.stat().st_size
+    imported = snapshot.import_file(ns, "imported", src)
+    assert imported.head.size == src.stat().st_size and imported.notes == []
     snapshot.export_file(ns, "imported", out)
     assert _sha(out) == _sha(src)
     assert _dump(out) == _dump(src)
