@@ -1,6 +1,7 @@
 # Quick start: `make run` (serve on the embedded store) and `make test` (the whole suite).
 # Everything the project needs is installed from here: the .venv (editable, with dev
-# extras) and the npm packages of the Durable Object Worker (workerd).
+# extras) and the npm packages of the Durable Object Worker (workerd, wrangler), which go to
+# the per-user cache an installed dolite uses too (~/.cache/dolite/worker-<hash>).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,11 +9,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup run test torture bench clean
+.PHONY: all setup worker-npm run test torture bench clean
 
 all: test
-
-include cloudflare/Makefile.inc
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(STAMP) $(CLOUDFLARE_NPM_STAMP)
+setup: $(STAMP) worker-npm
+
+# npm ci on first use only (a no-op once installed); a new package-lock gets a new directory.
+worker-npm: $(STAMP)
+	$(BIN)/dolite cloudflare install
 
 run: setup
 	$(BIN)/dolite serve --storage lmdb:./.dolite --host 127.0.0.1 --port 8787
@@ -35,4 +38,4 @@ bench: setup
 	$(BIN)/dolite bench
 
 clean:
-	rm -rf $(VENV) cloudflare/node_modules .dolite .pytest_cache .hypothesis
+	rm -rf $(VENV) .dolite .pytest_cache .hypothesis build dist

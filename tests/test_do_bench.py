@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 
 import httpx
+import pytest
 
 from dolite.cloudflare.bench import DoBenchSizes, run_do_bench
-from tests.backends import session_workerd
+from dolite.cloudflare.dev import start_workerd
 
 TINY = DoBenchSizes(rows=60, commits=5, reads=10, fill_batch=25)
 
@@ -30,10 +32,22 @@ def test_run_do_bench_reports_positive_figures():
     assert all(v > 0 for v in result["ratios"].values())
 
 
-def test_native_sql_baseline_needs_the_secret_and_is_atomic():
-    workerd = session_workerd()
-    path = f"{workerd.url}/v1/native/test-native-{id(workerd)}/sql"
-    assert httpx.post(path, json={"sql": "SELECT 1"}).status_code == 401
+@pytest.fixture(scope="module")
+def bench_workerd(tmp_path_factory):
+    """The Worker's benchmark build (config "bench"), which adds the native SQL route."""
+    with start_workerd(port=0, data_dir=tmp_path_factory.mktemp("bench-do"), secret=uuid.uuid4().hex,
+                       config="bench") as handle:
+        yield handle
+
+
+def error_code(reply: httpx.Response) -> str:
+    return reply.json()["error"]["code"]
+
+
+def test_native_sql_baseline_needs_the_secret_and_is_atomic(bench_workerd):
+    workerd = bench_workerd
+    path = f"{workerd.url}/v1/native/test-native/sql"
+    assert error_code(httpx.post(path, json={"sql": "SELECT 1"})) == "unauthorized"
     assert httpx.post(path, json={"sql": "SELECT 1"}, headers={"authorization": "Bearer nope"}).status_code == 401
     client = httpx.Client(headers={"authorization": f"Bearer {workerd.secret}"})
     assert client.post(path, json={"sql": "CREATE TABLE IF NOT EXISTS a(x)"}).status_code == 200
@@ -41,8 +55,13 @@ def test_native_sql_baseline_needs_the_secret_and_is_atomic():
     # A batch is one transaction: a failing statement rolls back the ones before it.
     bad = client.post(path, json={"batch": [{"sql": "INSERT INTO a VALUES (?)", "params": [1]},
                                             {"sql": "INSERT INTO nowhere VALUES (1)"}]})
-    assert bad.status_code == 400 and bad.json()["error"] == "sql"
+    assert bad.status_code == 400 and error_code(bad) == "bad_request" and "nowhere" in bad.text
     good = client.post(path, json={"batch": [{"sql": "INSERT INTO a VALUES (?)", "params": [2]},
                                              {"sql": "SELECT x FROM a"}]})
     assert good.json()["rows"] == [[2]]
     assert client.post(path, content=b"not json").status_code == 400
+    assert error_code(client.post(path, json={"sql": "SELECT 1", "parms": [1]})) == "bad_request"
+    assert error_code(client.get(path)) == "method_not_allowed"
+    assert error_code(client.post(path, content=b" " * ((8 << 20) + 1))) == "payload_too_large"
+    # The storage routes are the storage Worker's own.
+    assert error_code(client.get(f"{workerd.url}/v1/objects/x/put")) == "method_not_allowed"

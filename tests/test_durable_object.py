@@ -35,6 +35,13 @@ def raw(workerd, secret=None) -> httpx.Client:
     return httpx.Client(base_url=workerd.url, headers={"authorization": f"Bearer {secret or workerd.secret}"})
 
 
+def error_of(reply: httpx.Response) -> tuple[int, str]:
+    """(status, code) of an error reply, checked to be in the service's shape."""
+    body = reply.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    return reply.status_code, body["error"]["code"]
+
+
 def test_wrong_or_missing_secret_is_refused(workerd, monkeypatch):
     bad = open_storage(f"do+http://127.0.0.1:{workerd.port}?secret=wrong-{uuid.uuid4().hex}")
     with pytest.raises(AuthError, match="refused the secret"):
@@ -45,7 +52,7 @@ def test_wrong_or_missing_secret_is_refused(workerd, monkeypatch):
     with pytest.raises(InvalidURL, match="no secret"):
         open_storage(f"do+http://127.0.0.1:{workerd.port}")
     reply = httpx.post(f"{workerd.url}/v1/objects/x/put", content=encode_records([("k", b"v")]))
-    assert reply.status_code == 401
+    assert error_of(reply) == (401, "unauthorized")
     # The secret can come from the environment instead of the URL.
     monkeypatch.setenv("DOLITE_DO_SECRET", workerd.secret)
     assert open_storage(f"do+http://127.0.0.1:{workerd.port}").object("x-env-secret").get(["k"]) == {}
@@ -75,18 +82,91 @@ def test_over_limit_requests_refused_by_the_worker_before_any_write(workerd, ns)
     }
     for op, body in cases.items():
         reply = client.post(f"/v1/objects/{name}/{op}", content=body)
-        assert reply.status_code == 413 and "over the limit" in reply.json()["message"]
+        assert error_of(reply) == (413, "limit_exceeded") and "over the limit" in reply.json()["error"]["message"]
     too_many = encode_records([(f"k{i}", b".") for i in range(DO_LIMITS.max_keys_per_call + 1)])
-    assert client.post(f"/v1/objects/{name}/put", content=too_many).status_code == 413
+    assert error_of(client.post(f"/v1/objects/{name}/put", content=too_many)) == (413, "limit_exceeded")
     long_key = encode_records([("ok", b"1"), ("k" * (DO_LIMITS.max_key_bytes + 1), b"1")])
-    assert client.post(f"/v1/objects/{name}/put", content=long_key).status_code == 413
+    assert error_of(client.post(f"/v1/objects/{name}/put", content=long_key)) == (413, "limit_exceeded")
     truncated = encode_records([("ok", b"1")])[:-1]
-    assert client.post(f"/v1/objects/{name}/put", content=truncated).status_code == 400
+    assert error_of(client.post(f"/v1/objects/{name}/put", content=truncated)) == (400, "bad_request")
     assert store.list() == {}
     # Through the backend, the same requests fail fast as LimitExceeded.
     with pytest.raises(LimitExceeded):
         store.put({"ok": b"1", "big": b"v" * over})
     assert store.list() == {}
+
+
+def test_malformed_requests_are_bad_requests_and_write_nothing(workerd, ns):
+    store = ns.object("malformed")
+    path = f"/v1/objects/{quote(store.name, safe='')}"
+    client = raw(workerd)
+    cases = {
+        "an empty key": ("put", encode_records([("", b"v")])),
+        "a JSON body": ("put", b'{"k": "v"}'),
+        "a JSON commit": ("commit", b'{"writes": {}}'),
+        "a key to get with a value": ("get", encode_records([("k", b"v")])),
+        "a delete with a value": ("commit", encode_records([]) + encode_records([("k", b"v")]) + encode_records([])),
+        "a write without a value": ("put", encode_records([("k", None)])),
+        "trailing bytes": ("put", encode_records([("k", b"v")]) + b"x"),
+    }
+    for what, (op, body) in cases.items():
+        assert error_of(client.post(f"{path}/{op}", content=body)) == (400, "bad_request"), what
+    assert error_of(client.get(f"{path}/list", params={"frobnicate": "1"})) == (400, "bad_request")
+    assert error_of(client.get(f"{path}/list", params={"reverse": "yes"})) == (400, "bad_request")
+    assert error_of(client.get("/v1/names", params={"limit": "3"})) == (400, "bad_request")
+    assert store.list() == {} and store.name not in open_storage(workerd.storage_url).names()
+
+
+def test_route_and_method_errors_in_the_service_shape(workerd):
+    client = raw(workerd)
+    assert error_of(client.get("/v1/nowhere")) == (404, "not_found")
+    assert error_of(client.post("/v1/objects/x/frobnicate")) == (404, "not_found")
+    assert error_of(client.get("/v1/objects/x/put")) == (405, "method_not_allowed")
+    assert error_of(client.post("/v1/objects/x/list")) == (405, "method_not_allowed")
+    assert error_of(client.post("/v1/objects/%FF/get", content=encode_records([]))) == (400, "bad_request")
+
+
+def test_request_body_over_the_cap_is_refused_unread(workerd, ns):
+    cap = raw(workerd).get("/v1/info").json()["maxRequestBytes"]
+    # The cap is the largest well-formed call: a commit at every limit fits under it.
+    assert cap == 3 * 4 + 2 * DO_LIMITS.max_keys_per_call * (8 + DO_LIMITS.max_key_bytes + DO_LIMITS.max_value_bytes)
+    store = ns.object("capped")
+    path = f"/v1/objects/{quote(store.name, safe='')}/put"
+    head = encode_records([("k", b"v")])
+    body = head + b"\0" * (cap + 1 - len(head))
+    reply = raw(workerd).post(path, content=body)
+    assert error_of(reply) == (413, "payload_too_large") and str(cap) in reply.json()["error"]["message"]
+
+    def chunked():  # no content-length: the Worker counts as it reads
+        for at in range(0, len(body), 1 << 20):
+            yield body[at:at + (1 << 20)]
+
+    reply = raw(workerd).post(path, content=chunked())
+    assert "content-length" not in reply.request.headers
+    assert error_of(reply) == (413, "payload_too_large")
+    assert store.list() == {}
+
+
+def test_the_storage_worker_has_no_native_sql_route(workerd):
+    """The benchmark baseline runs SQL: only the bench build (never deployed) has it."""
+    reply = raw(workerd).post("/v1/native/x/sql", json={"sql": "SELECT 1"})
+    assert error_of(reply) == (404, "not_found")
+
+
+def test_deployed_bundle_is_the_storage_contract_alone(tmp_path, monkeypatch):
+    """`dolite cloudflare deploy --dry-run` bundles what production gets: no native SQL."""
+    from typer.testing import CliRunner
+
+    from dolite.cloudflare import cli
+
+    monkeypatch.setattr(cli, "cache_root", lambda: tmp_path)
+    result = CliRunner().invoke(cli.app, ["deploy", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    bundle = (tmp_path / "deploy" / "dist" / "worker.js").read_text()
+    assert "DoliteObject" in bundle and "DoliteRegistry" in bundle
+    for baseline in ("NativeSqlObject", "/v1/native", "storage.sql"):
+        assert baseline not in bundle
+    assert "NATIVE" not in (tmp_path / "deploy" / "wrangler.toml").read_text().replace("NativeSqlObject", "")
 
 
 def test_stale_lease_epoch_is_refused_by_the_object(workerd, ns):
@@ -100,7 +180,7 @@ def test_stale_lease_epoch_is_refused_by_the_object(workerd, ns):
     # A hand-framed request gets the same refusal: the check lives in the Durable Object.
     body = encode_records([("head", b"v2")]) + encode_records([]) + encode_records([("lease", b"epoch-1")])
     reply = raw(workerd).post(f"/v1/objects/{quote(old_writer.name, safe='')}/commit", content=body)
-    assert reply.status_code == 409 and reply.json()["error"] == "conflict"
+    assert error_of(reply) == (409, "conflict")
     assert new_writer.get(["lease", "head"]) == {"lease": b"epoch-2", "head": b"v1"}
 
 

@@ -6,9 +6,10 @@ directory) and do the same work:
 * **dolite**: ``dolite.connect(name, storage=do+http://..., exclusive=True)``. SQLite runs in
   this Python process; its pages are stored as chunks in a ``DoliteObject`` through the
   Worker's key-value routes, one HTTP request per storage call.
-* **native**: the same statements sent to ``NativeSqlObject`` (the Worker's benchmark-only
-  ``POST /v1/native/{name}/sql`` route), which runs them with ``ctx.storage.sql.exec`` inside
-  the Durable Object: one HTTP request per commit and per point read, by construction.
+* **native**: the same statements sent to ``NativeSqlObject`` (``POST /v1/native/{name}/sql``
+  of the Worker's benchmark build, ``config="bench"``, never deployed), which runs them with
+  ``ctx.storage.sql.exec`` inside the Durable Object: one HTTP request per commit and per
+  point read, by construction.
 
 Workload: a table ``t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)`` filled with ``rows`` rows
 (untimed), then ``commits`` single-row INSERT commits, then ``reads`` point SELECTs by
@@ -43,7 +44,7 @@ from urllib.parse import quote
 import httpx
 
 import dolite
-from dolite.cloudflare.dev import CLOUDFLARE_DIR, WorkerdHandle, start_workerd
+from dolite.cloudflare.dev import WorkerdHandle, npm_dir, start_workerd
 from dolite.storage import open_storage
 
 ROW = "x" * 60
@@ -280,7 +281,7 @@ def _measure(handle: WorkerdHandle, prefix: str, sizes: DoBenchSizes, ids_cold: 
 
 def _workerd_version() -> str:
     try:
-        package = json.loads((CLOUDFLARE_DIR / "node_modules" / "workerd" / "package.json").read_text())
+        package = json.loads((npm_dir() / "node_modules" / "workerd" / "package.json").read_text())
         return str(package.get("version", "?"))
     except (OSError, ValueError):
         return "?"
@@ -306,7 +307,7 @@ def run_do_bench(
     data = tempfile.mkdtemp(prefix="dolite-do-bench-")
     started = time.perf_counter()
     try:
-        with start_workerd(port=0, data_dir=data, secret=uuid.uuid4().hex) as handle:
+        with start_workerd(port=0, data_dir=data, secret=uuid.uuid4().hex, config="bench") as handle:
             say(f"workerd on {handle.url}")
             prefix = f"do-bench-{uuid.uuid4().hex[:8]}/"
             dolite_figures, native_figures = _measure(handle, prefix, sizes, ids_cold, ids_hot, say)

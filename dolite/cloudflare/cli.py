@@ -1,8 +1,9 @@
 """``dolite cloudflare``: run the Durable Object Worker locally, or deploy it to Cloudflare.
 
     dolite cloudflare dev --port 8787 --data ./do-data [--secret S]
-    dolite cloudflare deploy [--secret S]
+    dolite cloudflare deploy [--secret S] [--dry-run]
     dolite cloudflare bench [--quick] [--json]
+    dolite cloudflare install     (the pinned npm packages, done on first use anyway)
 
 The main CLI mounts :data:`app` as its ``cloudflare`` sub-command.
 """
@@ -19,9 +20,11 @@ from pathlib import Path
 import typer
 
 from dolite.cloudflare.dev import (
+    WORKER_DIR,
     WorkerdError,
+    cache_root,
     ensure_npm_packages,
-    project_dir,
+    npm_binary,
     start_workerd,
 )
 
@@ -65,6 +68,32 @@ def dev(
 
 
 @app.command()
+def install() -> None:
+    """Install the Worker's pinned npm packages (workerd, wrangler) into the per-user cache."""
+    try:
+        typer.echo(f"npm packages for the dolite Worker in {ensure_npm_packages()}")
+    except WorkerdError as exc:
+        raise _fail(str(exc)) from None
+
+
+DEPLOY_FILES = ("wrangler.toml", "src/worker.js", "src/http.js", "src/records.js")
+"""What ``wrangler deploy`` needs: the storage Worker alone (never ``src/bench.js``)."""
+
+
+def _stage_deploy() -> Path:
+    """Copy the Worker's deployable sources into ``cache_root()/deploy`` and return it.
+
+    wrangler writes state (``.wrangler/``) next to its config, which an installed package's
+    directory may not allow, so it runs on this copy, refreshed before every deploy.
+    """
+    target = cache_root() / "deploy"
+    for name in DEPLOY_FILES:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(WORKER_DIR / name, target / name)
+    return target
+
+
+@app.command()
 def deploy(
     secret: str = typer.Option(
         None, envvar="DOLITE_DO_SECRET",
@@ -72,31 +101,32 @@ def deploy(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Bundle and validate only; upload nothing."),
 ) -> None:
-    """Deploy the Worker to Cloudflare with ``wrangler deploy`` (needs Cloudflare credentials)."""
+    """Deploy the storage Worker to Cloudflare with ``wrangler deploy`` (needs Cloudflare credentials)."""
     try:
-        directory = project_dir()
-        ensure_npm_packages(directory)
+        ensure_npm_packages()
     except WorkerdError as exc:
         raise _fail(str(exc)) from None
-    wrangler = directory / "node_modules" / ".bin" / "wrangler"
-    if not wrangler.exists():
-        raise _fail(f"wrangler is not installed in {directory}: run `npm install` there")
+    wrangler = npm_binary("wrangler")
+    directory = _stage_deploy()
     if not dry_run and not os.environ.get("CLOUDFLARE_API_TOKEN") and not _logged_in(wrangler, directory):
         raise _fail(
             "no Cloudflare credentials: set CLOUDFLARE_API_TOKEN (and CLOUDFLARE_ACCOUNT_ID), "
-            f"or run `npx wrangler login` in {directory}"
+            f"or run `{wrangler} login`"
         )
-    command = [str(wrangler), "deploy"] + (["--dry-run", "--outdir", str(directory / ".wrangler" / "dry-run")] if dry_run else [])
+    outdir = directory / "dist"
+    command = [str(wrangler), "deploy"] + (["--dry-run", "--outdir", str(outdir)] if dry_run else [])
     if subprocess.run(command, cwd=directory).returncode != 0:
         raise _fail("wrangler deploy failed (see its output above)")
-    if secret and not dry_run:
+    if dry_run:
+        typer.echo(f"dry run: the bundle is in {outdir}; nothing was uploaded")
+        return
+    if secret:
         put = subprocess.run(
             [str(wrangler), "secret", "put", "DOLITE_SECRET"], cwd=directory, input=secret.encode()
         )
         if put.returncode != 0:
             raise _fail("wrangler secret put DOLITE_SECRET failed (see its output above)")
-    if not dry_run:
-        typer.echo("deployed. Point dolite at it with do+https://<worker>.<account>.workers.dev?secret=...")
+    typer.echo("deployed. Point dolite at it with do+https://<worker>.<account>.workers.dev?secret=...")
 
 
 @app.command()

@@ -1,7 +1,9 @@
 """Run the dolite storage Worker locally under ``workerd``, Cloudflare's open-source runtime.
 
-The Worker, its ``workerd.capnp`` config and the pinned npm packages live in the
-repository's ``cloudflare/`` directory::
+The Worker's sources ship inside the package (:data:`WORKER_DIR`); its pinned npm packages
+(workerd, wrangler) are installed once per user, on first use, into a cache directory named
+by the hash of ``package.json`` and ``package-lock.json`` (:func:`npm_dir`), so a checkout and
+a ``pip install dolite`` behave the same and no ``node_modules`` is ever shipped::
 
     handle = start_workerd(port=0, data_dir="./do-data", secret="s3cret")
     url = handle.storage_url         # do+http://127.0.0.1:PORT?secret=s3cret
@@ -14,6 +16,7 @@ is no race between choosing a port and binding it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -21,6 +24,7 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -29,40 +33,78 @@ from urllib.parse import quote
 
 from dolite.errors import DoliteError
 
-CLOUDFLARE_DIR = Path(__file__).resolve().parents[2] / "cloudflare"
-"""The directory holding ``package.json``, ``workerd.capnp``, ``wrangler.toml`` and ``src/``."""
+WORKER_DIR = Path(__file__).resolve().parent / "worker"
+"""The Worker as shipped: ``src/*.js``, the workerd configs, ``wrangler.toml``, ``package*.json``."""
+
+CONFIGS = {"storage": "workerd.capnp", "bench": "workerd-bench.capnp"}
+"""workerd configs by purpose. ``storage`` serves the storage contract alone (what
+``wrangler.toml`` deploys); ``bench`` adds the benchmark-only native SQL route that
+``dolite cloudflare bench`` compares against, and is never deployed."""
+
+NPM_FILES = ("package.json", "package-lock.json")
 
 
 class WorkerdError(DoliteError):
     """workerd (or npm, to install it) is missing, failed to start, or died."""
 
 
-def project_dir() -> Path:
-    """The ``cloudflare/`` directory, checked to be present."""
-    if not (CLOUDFLARE_DIR / "package.json").is_file():
-        raise WorkerdError(f"{CLOUDFLARE_DIR} has no package.json: the cloudflare/ directory is missing")
-    return CLOUDFLARE_DIR
+def cache_root() -> Path:
+    """``$DOLITE_CACHE_DIR``, else ``$XDG_CACHE_HOME/dolite``, else ``~/.cache/dolite``."""
+    if os.environ.get("DOLITE_CACHE_DIR"):
+        return Path(os.environ["DOLITE_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dolite"
 
 
-def ensure_npm_packages(directory: Path | None = None) -> Path:
-    """Install the pinned npm packages (``npm ci``) unless already installed.
+def npm_dir() -> Path:
+    """Where the pinned npm packages live: ``cache_root()/worker-<hash>``.
 
-    Returns the path of the ``workerd`` executable.
+    The hash covers ``package.json`` and ``package-lock.json``, so a changed lock gets a new
+    directory and an installed one is never modified.
     """
-    directory = directory or project_dir()
-    binary = directory / "node_modules" / ".bin" / "workerd"
-    if binary.exists():
-        return binary
+    digest = hashlib.sha256()
+    for name in NPM_FILES:
+        digest.update((WORKER_DIR / name).read_bytes())
+    return cache_root() / f"worker-{digest.hexdigest()[:16]}"
+
+
+def npm_binary(name: str) -> Path:
+    """An executable of the installed npm packages (``workerd``, ``wrangler``)."""
+    return npm_dir() / "node_modules" / ".bin" / name
+
+
+def ensure_npm_packages() -> Path:
+    """Install the pinned npm packages (``npm ci``) into :func:`npm_dir` unless there; return it.
+
+    The install runs in a temporary sibling directory that is renamed into place once
+    complete, so an interrupted or concurrent install never leaves a half-filled directory:
+    :func:`npm_dir` either holds everything or does not exist.
+    """
+    target = npm_dir()
+    if (target / "node_modules" / ".bin" / "workerd").exists():
+        return target
     npm = shutil.which("npm")
     if npm is None:
         raise WorkerdError("npm is not installed: install Node.js (>= 20) to run workerd locally")
-    done = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=directory, capture_output=True, text=True
-    )
-    if done.returncode != 0 or not binary.exists():
-        raise WorkerdError(f"npm ci in {directory} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    (directory / "node_modules" / ".installed").touch()
-    return binary
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name in NPM_FILES:
+            shutil.copyfile(WORKER_DIR / name, staging / name)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"],
+            cwd=staging, capture_output=True, text=True,
+        )
+        if done.returncode != 0 or not (staging / "node_modules" / ".bin" / "workerd").exists():
+            raise WorkerdError(f"npm ci for the dolite Worker failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        try:
+            staging.rename(target)
+        except OSError as exc:  # another install may have finished first: then use it
+            if not (target / "node_modules" / ".bin" / "workerd").exists():
+                raise WorkerdError(f"cannot install the npm packages into {target}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 @dataclass
@@ -128,16 +170,20 @@ def start_workerd(
     host: str = "127.0.0.1",
     timeout: float = 30.0,
     log_path: str | os.PathLike | None = None,
+    config: str = "storage",
 ) -> WorkerdHandle:
     """Start workerd serving the dolite Worker; return once it answers ``/v1/health``.
 
     ``port=0`` picks a free port. Object data persists in ``data_dir`` (created if needed), so
     a workerd restarted on the same directory sees every acknowledged commit. ``secret``
     defaults to ``$DOLITE_DO_SECRET`` or a fresh random token. workerd's output goes to
-    ``log_path`` (default ``data_dir/workerd.log``).
+    ``log_path`` (default ``data_dir/workerd.log``). ``config`` names one of :data:`CONFIGS`:
+    ``"bench"`` adds the benchmark-only native SQL route.
     """
-    directory = project_dir()
-    binary = ensure_npm_packages(directory)
+    if config not in CONFIGS:
+        raise ValueError(f"config must be one of {sorted(CONFIGS)}, not {config!r}")
+    ensure_npm_packages()
+    binary = npm_binary("workerd")
     data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     secret = secret or os.environ.get("DOLITE_DO_SECRET") or secrets.token_urlsafe(24)
@@ -146,14 +192,14 @@ def start_workerd(
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, DOLITE_SECRET=secret)
     command = [
-        str(binary), "serve", str(directory / "workerd.capnp"),
+        str(binary), "serve", str(WORKER_DIR / CONFIGS[config]),
         f"--socket-addr=http={host}:{port}",
         f"--directory-path=dolite-data={data}",
         f"--control-fd={write_fd}",
     ]
     try:
         process = subprocess.Popen(
-            command, cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT,
+            command, cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, pass_fds=(write_fd,), start_new_session=True,
         )
     except OSError as exc:

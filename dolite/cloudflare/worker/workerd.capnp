@@ -1,11 +1,13 @@
-# Runs the dolite storage Worker locally under workerd (the open-source Workers runtime).
+# Runs the dolite storage Worker locally under workerd (the open-source Workers runtime): the
+# storage contract alone, as `wrangler deploy` ships it (wrangler.toml).
 #
-#   DOLITE_SECRET=... npx workerd serve workerd.capnp \
+#   DOLITE_SECRET=... workerd serve workerd.capnp \
 #       --socket-addr http=127.0.0.1:8787 --directory-path dolite-data=/abs/path/to/data
 #
 # `dolite cloudflare dev --port P --data DIR` does exactly that. Object data persists in
 # DIR (one SQLite file per Durable Object, under a subdirectory named by the uniqueKey).
-# Never change the uniqueKey values: object ids are derived from them.
+# Never change the uniqueKey values: object ids are derived from them. workerd-bench.capnp
+# repeats this config with the benchmark baseline added: keep the two in step.
 
 using Workerd = import "/workerd/workerd.capnp";
 
@@ -24,19 +26,18 @@ const config :Workerd.Config = (
 const doliteWorker :Workerd.Worker = (
   modules = [
     (name = "worker.js", esModule = embed "src/worker.js"),
+    (name = "http.js", esModule = embed "src/http.js"),
+    (name = "records.js", esModule = embed "src/records.js"),
   ],
   compatibilityDate = "2025-04-01",
   durableObjectNamespaces = [
     (className = "DoliteObject", uniqueKey = "dolite-object-8f3c2a61"),
     (className = "DoliteRegistry", uniqueKey = "dolite-registry-5d91e0b7"),
-    # Benchmark baseline only (`dolite cloudflare bench`): SQL run natively in the object.
-    (className = "NativeSqlObject", uniqueKey = "dolite-native-sql-3b7e9c42", enableSql = true),
   ],
   durableObjectStorage = (localDisk = "dolite-data"),
   bindings = [
     (name = "OBJECTS", durableObjectNamespace = "DoliteObject"),
     (name = "REGISTRY", durableObjectNamespace = "DoliteRegistry"),
-    (name = "NATIVE", durableObjectNamespace = "NativeSqlObject"),
     # The shared secret clients send as `Authorization: Bearer <secret>`.
     (name = "DOLITE_SECRET", fromEnvironment = "DOLITE_SECRET"),
   ],
