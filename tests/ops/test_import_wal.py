@@ -97,5 +97,5 @@ def test_wal_database_in_a_read_only_folder(tmp_path):
         imported = snapshot.import_file(ns, "ro", readonly / "app2.db")
         assert _count(ns, "ro") == 300 and imported.wal_pages > 0
     finally:
-        subprocess.run(["umount", str(readonly)], check=False)
-        writer.close()
+        writer.close()  # first: SQLite defers closing our descriptors while it holds locks
+        subprocess.run(["umount", str(readonly)], check=True)
