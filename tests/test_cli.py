@@ -81,3 +81,25 @@ def test_commands_against_a_server(tmp_path, source):
         server.stop()
 
 
+
+
+def test_wal_import_note_gc_and_rm(tmp_path, source):
+    writer = sqlite3.connect(tmp_path / "wal.db", isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    writer.execute("INSERT INTO t(v) VALUES ('only in the -wal')")
+    try:
+        imported = dolite("import", "wal.db", "walled", cwd=tmp_path)
+    finally:
+        writer.close()
+    assert imported.returncode == 0 and "-wal" in imported.stderr, imported.stderr
+    shell = dolite("shell", "walled", cwd=tmp_path, stdin="SELECT v FROM t;\n")
+    assert "only in the -wal" in shell.stdout
+    assert dolite("import", str(source), "shop", cwd=tmp_path).returncode == 0
+    collected = dolite("gc", "--all", "--drop-history", cwd=tmp_path)
+    assert collected.returncode == 0 and "walled:" in collected.stdout and "shop:" in collected.stdout
+    refused = dolite("rm", "shop", cwd=tmp_path, stdin="n\n")
+    assert refused.returncode == 1 and dolite("ls", cwd=tmp_path).stdout.split() == ["shop", "walled"]
+    assert dolite("rm", "shop", "--yes", cwd=tmp_path).returncode == 0
+    assert dolite("ls", cwd=tmp_path).stdout.split() == ["walled"]

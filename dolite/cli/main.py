@@ -116,6 +116,36 @@ def check(name: str, storage: str = StorageOpt) -> None:
     raise typer.Exit(0 if report.ok else 2)
 
 
+@app.command()
+def gc(names: list[str] = typer.Argument(None, help="Databases to collect (or --all)"),
+       storage: str = StorageOpt,
+       all_: bool = typer.Option(False, "--all", help="Every database in the store"),
+       drop_history: bool = typer.Option(False, "--drop-history",
+                                         help="Also delete versions inside the retention window "
+                                              "(point-in-time restore to them becomes impossible)")) -> None:
+    """Garbage-collect old versions now, freeing space (a way out of a full store)."""
+    try:
+        if all_ == bool(names):
+            raise typer.BadParameter("name databases or give --all, not both")
+        for name in admin.list_databases(storage) if all_ else names:
+            console.print(f"{name}: {admin.gc(storage, name, drop_history=drop_history)} keys deleted")
+    except DoliteError as exc:
+        _fail(exc)
+
+
+@app.command()
+def rm(name: str, storage: str = StorageOpt,
+       yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation")) -> None:
+    """Delete database NAME and every version of it (works on a full store)."""
+    if not yes:
+        typer.confirm(f"delete database {name!r} and all its versions?", abort=True)
+    try:
+        admin.drop(storage, name)
+    except DoliteError as exc:
+        _fail(exc)
+    console.print(f"deleted {name!r}")
+
+
 @app.command("ls")
 def ls(storage: str = StorageOpt) -> None:
     """List databases."""

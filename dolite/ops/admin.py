@@ -1,4 +1,4 @@
-"""Operator functions over stored databases: list, info, check, drop.
+"""Operator functions over stored databases: list, info, check, gc, drop.
 
 Each is a plain library call (the CLI and the service only format their results).
 """
@@ -117,8 +117,27 @@ def check(storage: str | Namespace, name: str) -> CheckReport:
     return report
 
 
+def gc(storage: str | Namespace, name: str, *, drop_history: bool = False) -> int:
+    """Garbage-collect ``name`` now: delete chunk versions superseded before the retention
+    horizon (what commits do every so often), or with ``drop_history`` every superseded
+    version, so that only the current one can be read or restored. Returns keys deleted.
+    Deleting needs little room, so this is a way out of a full store."""
+    import time
+
+    store = _store(open_storage(storage), name)
+    try:
+        now = time.time() + (store.read_head().retention if drop_history else 0.0)
+        total = 0
+        while deleted := store.collect_garbage(now):  # a run handles a bounded number of commits
+            total += deleted
+        return total
+    finally:
+        store.close()
+
+
 def drop(storage: str | Namespace, name: str) -> None:
-    """Delete database ``name`` and every version of it."""
+    """Delete database ``name`` and every version of it (works on a full store too: see
+    the storage backend's ``drop``)."""
     namespace = open_storage(storage)
     _store(namespace, name)
     namespace.drop(name)

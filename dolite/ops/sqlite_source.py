@@ -36,7 +36,7 @@ WAL_HEADER_BYTES = 32
 BUSY_TIMEOUT = 5.0
 
 
-class SourceUnreadable(DoliteError, OSError):
+class SourceUnreadable(DoliteError):
     """SQLite cannot give a consistent view of the source file (locked, hot journal...)."""
 
 

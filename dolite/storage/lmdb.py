@@ -15,6 +15,11 @@ it. A lone writer goes straight through in a plain write transaction. So each co
 still atomic and, with ``sync`` on, durable once it returns, but concurrent commits (many
 objects served by one process) share LMDB's two syncs. Processes sharing a directory are
 serialized by LMDB's own write lock, as before.
+
+A full store (the file system out of space, or the LMDB map at its ``map_size``) raises
+:class:`StorageFull` and changes nothing: reads keep working. Deletes need a few free pages
+for their copy-on-write: they usually find them among the pages earlier commits freed; a
+map filled to the last page needs a larger ``map_size`` first (see docs/OPERATIONS.md).
 """
 
 from __future__ import annotations
@@ -42,6 +47,16 @@ _ID = struct.Struct(">Q")
 _NEXT_ID = b"\x00next-id"
 MAX_GROUP = 64  # requests per group commit
 MAX_GROUP_BYTES = 16 << 20  # bytes of values per group (a group always takes one request)
+DEFAULT_MAP_SIZE = 1 << 40
+NEARLY_FULL_BYTES = 1 << 20  # free space below which a failed write means "disk full"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+class StorageFull(StorageError):
+    """The store has no room left (ENOSPC, or the LMDB map is full). Nothing was changed;
+    reads keep working; freeing space (``dolite gc``, ``dolite rm``) makes writes work again."""
+
+    http_status = 507
 
 
 class _Request:
@@ -144,7 +159,8 @@ class LmdbStorage:
 class LmdbNamespace:
     """An LMDB environment directory holding any number of objects."""
 
-    def __init__(self, path: str, *, url: str | None = None, sync: bool = True, map_size: int = 1 << 40):
+    def __init__(self, path: str, *, url: str | None = None, sync: bool = True,
+                 map_size: int = DEFAULT_MAP_SIZE):
         self.path = os.path.abspath(path)
         self.url = url or f"lmdb:{path}"
         self.limits = LMDB_LIMITS
@@ -238,7 +254,7 @@ class LmdbNamespace:
             txn = self._env.begin(write=True)
         except lmdb.Error as exc:
             for request in group:
-                request.error = StorageError(f"lmdb: {exc}")
+                request.error = self._translate(exc)
             return
         allocated: dict[str, bytes] = {}  # ids of new objects, cached once committed
         applied: list[_Request] = []
@@ -248,7 +264,7 @@ class LmdbNamespace:
                     self._apply(group[0], txn, allocated)
                     applied.append(group[0])
                 except Exception as exc:  # noqa: BLE001 (the request's own error)
-                    group[0].error = _translate(exc)
+                    group[0].error = self._translate(exc)
             else:
                 for request in group:
                     mine: dict[str, bytes] = {}
@@ -257,7 +273,7 @@ class LmdbNamespace:
                         self._apply(request, child, mine)
                     except Exception as exc:  # noqa: BLE001 (the request's own error)
                         child.abort()
-                        request.error = _translate(exc)
+                        request.error = self._translate(exc)
                         continue
                     child.commit()
                     allocated.update(mine)
@@ -271,7 +287,7 @@ class LmdbNamespace:
             for request in group:
                 if request.error is None:
                     request.result = None
-                    request.error = _translate(exc) if isinstance(exc, Exception) else \
+                    request.error = self._translate(exc) if isinstance(exc, Exception) else \
                         StorageError("lmdb: group commit interrupted")
             if not isinstance(exc, Exception):
                 raise
@@ -312,7 +328,31 @@ class LmdbNamespace:
         try:
             return self._env.begin(write=True)
         except lmdb.Error as exc:
-            raise StorageError(f"lmdb: {exc}") from exc
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: Exception) -> Exception:
+        """A backend error as dolite's: StorageFull when the store is out of room."""
+        if not isinstance(exc, lmdb.Error):
+            return exc
+        if isinstance(exc, lmdb.MapFullError):
+            why = f"LMDB map full at map_size={self._env.info()['map_size']} bytes"
+            room = "open the store with a larger ?map_size="
+        elif self._disk_nearly_full():
+            why = f"ENOSPC: no space left on the file system of {self.path}; LMDB said {exc}"
+            room = "free disk space"
+        else:
+            return StorageError(f"lmdb: {exc}")
+        return StorageFull(f"storage is full ({why}): nothing was written and reads keep working. "
+                           f"Free space with `dolite gc` or delete databases (`dolite rm`), or "
+                           f"{room} (see docs/OPERATIONS.md)")
+
+    def _disk_nearly_full(self) -> bool:
+        """LMDB reports a short write (disk full) as EIO: judge by the space left."""
+        try:
+            fs = os.statvfs(self.path)
+        except OSError:
+            return False
+        return fs.f_bavail * fs.f_frsize < NEARLY_FULL_BYTES
 
     def _lookup_id(self, name: str, txn: lmdb.Transaction | None = None) -> bytes | None:
         if name in self._ids:
@@ -352,15 +392,18 @@ class LmdbNamespace:
         return sorted(names)
 
     def drop(self, name: str) -> None:
-        with self._write() as txn:
-            prefix = txn.get(name.encode(), db=self._objects)
-            if prefix is None:
-                return
-            cursor = txn.cursor(db=self._data)
-            if cursor.set_range(prefix):
-                while cursor.key().startswith(prefix):
-                    if not cursor.delete():
-                        break
+        try:
+            with self._write() as txn:
+                prefix = txn.get(name.encode(), db=self._objects)
+                if prefix is None:
+                    return
+                cursor = txn.cursor(db=self._data)
+                if cursor.set_range(prefix):
+                    while cursor.key().startswith(prefix):
+                        if not cursor.delete():
+                            break
+        except lmdb.Error as exc:
+            raise self._translate(exc) from exc
 
     def close(self) -> None:
         from dolite.storage import forget_shared
@@ -369,12 +412,9 @@ class LmdbNamespace:
         self._env.close()
 
 
-def _translate(exc: Exception) -> Exception:
-    return StorageError(f"lmdb: {exc}") if isinstance(exc, lmdb.Error) else exc
-
-
 def open_url(url: str) -> LmdbNamespace:
-    """``lmdb:PATH[?sync=off]``; one environment per directory per process."""
+    """``lmdb:PATH[?sync=off][&map_size=64m]``; one environment per directory per process.
+    ``map_size`` (bytes, or with a k/m/g/t suffix) caps the store's size (default 1 TiB)."""
     from dolite.errors import InvalidURL
     from dolite.storage import parse_bool, shared, url_options
 
@@ -382,9 +422,21 @@ def open_url(url: str) -> LmdbNamespace:
     path = path.removeprefix("//")
     if not path:
         raise InvalidURL(f"{url!r}: lmdb URLs need a directory, e.g. lmdb:./data")
-    unknown = set(options) - {"sync"}
+    unknown = set(options) - {"sync", "map_size"}
     if unknown:
         raise InvalidURL(f"{url!r}: unknown lmdb option(s) {', '.join(sorted(unknown))}")
     sync = parse_bool(options.get("sync", "on"), "sync")
+    map_size = parse_size(options.get("map_size", str(DEFAULT_MAP_SIZE)), "map_size")
     real = os.path.realpath(path)
-    return shared(f"lmdb:{real}", lambda: LmdbNamespace(path, url=url, sync=sync))
+    return shared(f"lmdb:{real}", lambda: LmdbNamespace(path, url=url, sync=sync, map_size=map_size))
+
+
+def parse_size(value: str, name: str) -> int:
+    """``65536``, ``64k``, ``16m``, ``2g``: a positive number of bytes (binary units)."""
+    from dolite.errors import InvalidURL
+
+    text = value.strip().lower().removesuffix("b").removesuffix("i")
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "")
+    if not number.isdigit() or int(number) <= 0:
+        raise InvalidURL(f"option {name}={value!r} is not a size (e.g. 65536, 64k, 16m, 2g)")
+    return int(number) * _UNITS[unit]
