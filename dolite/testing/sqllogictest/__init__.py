@@ -50,9 +50,11 @@ A ``statement error`` record passes when execute (or fetching) raises the connec
 ``Error`` class (``conn.Error`` when the driver provides it, else ``Exception``); any
 other exception is reported as a failure.
 
-Command line (stdlib :mod:`sqlite3`, in memory)::
+Command line: stdlib :mod:`sqlite3` in memory, or through ``dolite.connect`` on any storage
+(each file on its own database, dropped afterwards)::
 
     python -m dolite.testing.sqllogictest FILE_OR_DIR...
+    python -m dolite.testing.sqllogictest --storage do+http://127.0.0.1:8787 FILE_OR_DIR...
 """
 
 from dolite.testing.sqllogictest.cli import main
