@@ -6,9 +6,11 @@ See docs/SERVICE.md and ``GET /openapi.json`` for the API itself.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -23,9 +25,12 @@ from dolite.sql import dbapi
 from dolite.errors import DoliteError
 from dolite.names import validate_name
 from dolite.server.objects import HostConfig, ObjectHost, RequestError
+from dolite.server.objects.deadline import request_deadline
 from dolite.server.objects.metrics import REGISTRY, REQUEST_SECONDS
-from dolite.server.auth import ADMIN, READ, WRITE, Auth
+from dolite.server.auth import ADMIN, READ, WRITE, Auth, Grant
 from dolite.server.errors import JSON, error_response, from_exception
+from dolite.server.limits import TokenLimiter
+from dolite.server.protocol import BodyTimeout, BodyTimeoutMiddleware
 from dolite.server.openapi import spec
 from dolite.remote.wire import WireError, parse_query
 
@@ -37,21 +42,39 @@ class ServiceConfig:
     max_body_bytes: int = 1 << 20
     max_import_bytes: int = 1 << 30
     max_statements: int = 1000
+    request_timeout: float = 30.0      # total deadline of a query, session or info request
+    token_concurrency: int = 8         # requests one token runs at once
+    token_queue: int = 64              # requests of one token waiting beyond those (then 429)
+    body_timeout: BodyTimeout = field(default_factory=BodyTimeout)
 
 
 class Service:
-    """Routes bound to one host, auth and config."""
+    """Routes bound to one host, auth and config. Every route that names a database checks
+    the token first (before reading the body), then takes one of the token's slots
+    (limits.py) and runs under the request deadline."""
 
     def __init__(self, host: ObjectHost, auth: Auth, config: ServiceConfig):
         self.host, self.auth, self.config = host, auth, config
+        self.limiter = TokenLimiter(config.token_concurrency, config.token_queue)
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _grant(self, request: Request, database: str | None, level: int) -> int:
-        grant = self.auth.identify(request.headers.get("authorization"))
+    def _identify(self, request: Request) -> Grant:
+        return self.auth.identify(request.headers.get("authorization"))
+
+    def _grant(self, request: Request, database: str | None, level: int) -> Grant:
+        grant = self._identify(request)
         if database is not None:
             validate_name(database)
-        return self.auth.require(grant, database, level)
+        self.auth.require(grant, database, level)
+        return grant
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, grant: Grant):
+        """Run the block in one of the token's slots, under the request deadline."""
+        with request_deadline(self.config.request_timeout):
+            async with self.limiter.slot(grant.digest):
+                yield
 
     async def _body(self, request: Request, limit: int):
         """Yield the body in pieces, refusing (413) past ``limit`` bytes."""
@@ -77,9 +100,16 @@ class Service:
 
     async def _statements(self, request: Request):
         try:
-            return parse_query(await self._json(request), self.config.max_statements)
+            statements, batch = parse_query(await self._json(request), self.config.max_statements)
         except WireError as exc:
             raise RequestError(400, "bad_request", str(exc)) from None
+        for i, stmt in enumerate(statements):
+            values = stmt.params.values() if isinstance(stmt.params, dict) else stmt.params
+            if any(isinstance(v, float) and math.isnan(v) for v in values):
+                where = f"batch[{i}]: " if batch else ""
+                raise WireError(f"{where}NaN cannot be stored (SQLite would store NULL): "
+                                "send null, or the value as text")
+        return statements, batch
 
     @staticmethod
     def _shape(results: list[dict], batch: bool, started: float) -> dict:
@@ -94,50 +124,53 @@ class Service:
         return JSON({"status": "ok"})
 
     async def metrics(self, request: Request):
-        self._grant(request, None, READ if self.auth.enabled else 0)
+        self._identify(request)  # any valid token (docs/SERVICE.md)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(self, request: Request):
         return JSON(spec())
 
     async def list_databases(self, request: Request):
-        grant = self.auth.identify(request.headers.get("authorization"))
+        grant = self._identify(request)
         names = await self.host.list_databases()
         return JSON({"databases": [n for n in names if grant.can_list(n)]})
 
     async def create_database(self, request: Request):
-        body = await self._json(request)
-        if not isinstance(body, dict) or set(body) != {"name"} or not isinstance(body["name"], str):
-            raise RequestError(400, "bad_request", 'the body must be {"name": "<database name>"}')
-        name = body["name"]
-        self._grant(request, name, ADMIN)
-        return JSON(await self.host.call(name, "create"), status_code=201)
+        grant = self._identify(request)  # 401 before the body is read
+        async with self._admitted(grant):
+            body = await self._json(request)
+            if not isinstance(body, dict) or set(body) != {"name"} or not isinstance(body["name"], str):
+                raise RequestError(400, "bad_request", 'the body must be {"name": "<database name>"}')
+            name = body["name"]
+            self._grant(request, name, ADMIN)
+            return JSON(await self.host.call(name, "create"), status_code=201)
 
     async def database_info(self, request: Request):
         name = request.path_params["name"]
-        self._grant(request, name, READ)
-        return JSON(await self.host.call(name, "info"))
+        async with self._admitted(self._grant(request, name, READ)):
+            return JSON(await self.host.call(name, "info"))
 
     async def delete_database(self, request: Request):
         name = request.path_params["name"]
-        self._grant(request, name, ADMIN)
-        await self.host.call(name, "delete")
+        async with self._admitted(self._grant(request, name, ADMIN)):
+            await self.host.call(name, "delete")
         return JSON({"deleted": name})
 
     async def query(self, request: Request):
         name = request.path_params["name"]
-        level = self._grant(request, name, READ)
-        started = time.perf_counter()
-        statements, batch = await self._statements(request)
-        results = await self.host.call(name, "query", statements, level < WRITE, batch)
-        return JSON(self._shape(results, batch, started))
+        grant = self._grant(request, name, READ)
+        async with self._admitted(grant):
+            started = time.perf_counter()
+            statements, batch = await self._statements(request)
+            results = await self.host.call(name, "query", statements, grant.level(name) < WRITE, batch)
+            return JSON(self._shape(results, batch, started))
 
     async def export(self, request: Request):
         name = request.path_params["name"]
-        self._grant(request, name, READ)
         spool = tempfile.TemporaryFile()
         try:
-            await self.host.call(name, "export_to", spool)
+            async with self._admitted(self._grant(request, name, READ)):
+                await self.host.call(name, "export_to", spool)
             spool.seek(0)
         except BaseException:
             spool.close()
@@ -155,38 +188,51 @@ class Service:
 
     async def import_(self, request: Request):
         name = request.path_params["name"]
-        self._grant(request, name, ADMIN)
+        grant = self._grant(request, name, ADMIN)
         replace = request.query_params.get("replace", "false").lower() in ("1", "true", "yes")
-        with tempfile.TemporaryFile() as spool:
+        with tempfile.TemporaryFile() as spool:  # no request deadline: a big file takes long
             async for piece in self._body(request, self.config.max_import_bytes):
                 await run_in_threadpool(spool.write, piece)
             spool.seek(0)
-            info = await self.host.call(name, "import_from", spool, replace)
+            async with self.limiter.slot(grant.digest):
+                info = await self.host.call(name, "import_from", spool, replace)
         return JSON(info, status_code=201)
 
     async def open_session(self, request: Request):
+        """``?mode=read`` (a snapshot, never blocks writers) or ``?mode=write`` (holds the
+        database; needs write scope). Default: write if the token may write, else read."""
         name = request.path_params["name"]
-        level = self._grant(request, name, READ)
-        return JSON(await self.host.open_session(name, level < WRITE), status_code=201)
+        grant = self._grant(request, name, READ)
+        can_write = grant.level(name) >= WRITE
+        mode = request.query_params.get("mode", "write" if can_write else "read")
+        if mode not in ("read", "write"):
+            raise RequestError(400, "bad_request", "mode must be 'read' or 'write'")
+        if mode == "write":
+            self.auth.require(grant, name, WRITE)
+        async with self._admitted(grant):
+            return JSON(await self.host.open_session(name, mode == "read", grant.digest), status_code=201)
 
     async def session_query(self, request: Request):
         name, sid = request.path_params["name"], request.path_params["session"]
-        self._grant(request, name, READ)
-        started = time.perf_counter()
-        statements, batch = await self._statements(request)
-        results = await self.host.session_query(name, sid, statements, batch)
-        return JSON(self._shape(results, batch, started))
+        grant = self._grant(request, name, READ)
+        async with self._admitted(grant):
+            started = time.perf_counter()
+            statements, batch = await self._statements(request)
+            results = await self.host.session_query(name, sid, grant.digest, statements, batch)
+            return JSON(self._shape(results, batch, started))
 
     async def commit(self, request: Request):
         name, sid = request.path_params["name"], request.path_params["session"]
-        self._grant(request, name, READ)
-        await self.host.end_session(name, sid, commit=True)
+        grant = self._grant(request, name, READ)
+        async with self._admitted(grant):
+            await self.host.end_session(name, sid, grant.digest, commit=True)
         return JSON({"committed": True})
 
     async def rollback(self, request: Request):
         name, sid = request.path_params["name"], request.path_params["session"]
-        self._grant(request, name, READ)
-        await self.host.end_session(name, sid, commit=False)
+        grant = self._grant(request, name, READ)
+        async with self._admitted(grant):
+            await self.host.end_session(name, sid, grant.digest, commit=False)
         return JSON({"rolled_back": True})
 
 
@@ -194,10 +240,13 @@ def _too_large(limit: int) -> RequestError:
     return RequestError(413, "body_too_large", f"the request body is over the limit of {limit} bytes")
 
 
-def _loads(raw: bytes):
-    import json
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON (for a non-finite REAL send "
+                     '{"type": "float", "value": "Infinity"})')
 
-    return json.loads(raw.decode("utf-8"))
+
+def _loads(raw: bytes):
+    return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
 
 
 class MetricsMiddleware:
@@ -236,7 +285,8 @@ def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
                config: ServiceConfig | None = None, storage: str = "memory:") -> Starlette:
     """The ASGI app. Starts and stops ``host`` (made from ``storage`` if not given)."""
     host = host or ObjectHost(storage, HostConfig())
-    service = Service(host, auth or Auth([]), config or ServiceConfig())
+    config = config or ServiceConfig()
+    service = Service(host, auth or Auth([]), config)
     db = "/v1/databases/{name}"
     routes = [
         Route("/healthz", service.healthz, methods=["GET"]),
@@ -263,7 +313,8 @@ def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
         finally:
             await host.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(MetricsMiddleware)],
+    middleware = [Middleware(MetricsMiddleware), Middleware(BodyTimeoutMiddleware, timeout=config.body_timeout)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={HTTPException: _http_error, DoliteError: _error, dbapi.Error: _error,
                                         WireError: _error, Exception: _error})
     app.state.host = host

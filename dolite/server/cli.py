@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import sys
 from pathlib import Path
@@ -33,7 +34,23 @@ def serve(
     lease_ttl: float = typer.Option(30.0, help="Seconds a write lease lasts without renewal"),
     idle_timeout: float = typer.Option(10.0, help="Evict a database idle this many seconds"),
     session_timeout: float = typer.Option(10.0, help="Roll back a session idle this many seconds"),
+    session_lifetime: float = typer.Option(60.0, help="Roll back a session this many seconds after it opened"),
+    max_sessions: int = typer.Option(64, help="Sessions open at once"),
+    token_sessions: int = typer.Option(8, help="Sessions open at once per token"),
     queue_timeout: float = typer.Option(30.0, help="Give up (503) after waiting this long for a busy database"),
+    request_timeout: float = typer.Option(30.0, help="Total deadline of a request (queueing and all its "
+                                          "statements), seconds"),
+    token_concurrency: int = typer.Option(8, help="Requests one token runs at once"),
+    token_queue: int = typer.Option(64, help="Requests of one token waiting beyond those (then 429)"),
+    workers: int = typer.Option(32, help="Worker threads running SQL"),
+    memory_budget: int = typer.Option(1 << 30, help="SQLite's heap limit for the whole process, bytes "
+                                      "(page caches, sorts, values; see docs/SECURITY.md)"),
+    max_temp: int = typer.Option(64 << 20, help="Temporary storage (sorts, temp indexes) of one request, bytes"),
+    max_temp_total: int = typer.Option(256 << 20, help="Temporary storage of all requests together, bytes"),
+    max_connections: int = typer.Option(1000, help="Open HTTP connections; more get 503"),
+    header_timeout: float = typer.Option(10.0, help="Seconds for a request's line and headers to arrive"),
+    body_timeout: float = typer.Option(30.0, help="Seconds for a request body to arrive (plus 1 s per 64 KiB)"),
+    keep_alive: float = typer.Option(5.0, help="Close an idle keep-alive connection after this many seconds"),
     max_objects: int = typer.Option(256, help="Databases loaded at once"),
     max_body: int = typer.Option(1 << 20, help="Largest JSON request body, bytes"),
     max_import: int = typer.Option(1 << 30, help="Largest imported file, bytes"),
@@ -48,8 +65,10 @@ def serve(
     import uvicorn
 
     from dolite.server.objects import Bounds, HostConfig, ObjectConfig, ObjectHost
+    from dolite.server.objects.sessions import SessionLimits
     from dolite.server.app import ServiceConfig, create_app
     from dolite.server.auth import Auth
+    from dolite.server.protocol import BodyTimeout, ConnectionLimits, GuardedH11Protocol
 
     try:
         auth = Auth.from_options(token, token_file)
@@ -61,22 +80,28 @@ def serve(
                    "(or listen on 127.0.0.1)", err=True)
         raise typer.Exit(2)
     bounds = Bounds(max_statements=max_statements, max_result_bytes=max_result,
-                    statement_seconds=statement_timeout)
+                    statement_seconds=statement_timeout, max_temp_bytes=max_temp)
+    sessions = SessionLimits(idle_timeout=session_timeout, lifetime=session_lifetime, max_open=max_sessions,
+                             max_per_token=token_sessions)
     config = HostConfig(object=ObjectConfig(lease_ttl=lease_ttl, cache_bytes=cache_bytes, bounds=bounds),
-                        idle_timeout=idle_timeout, max_objects=max_objects, session_timeout=session_timeout,
-                        queue_timeout=queue_timeout)
+                        idle_timeout=idle_timeout, max_objects=max_objects, sessions=sessions,
+                        queue_timeout=queue_timeout, workers=workers, temp_bytes=max_temp_total,
+                        sqlite_heap_bytes=memory_budget)
     try:
         object_host = ObjectHost(storage, config)
     except Exception as exc:  # noqa: BLE001 - a bad URL or unreachable storage
         typer.echo(f"error: cannot open storage {storage}: {exc}", err=True)
         raise typer.Exit(2) from None
-    app = create_app(object_host, auth, ServiceConfig(max_body_bytes=max_body, max_import_bytes=max_import,
-                                                      max_statements=max_statements))
+    service = ServiceConfig(max_body_bytes=max_body, max_import_bytes=max_import, max_statements=max_statements,
+                            request_timeout=request_timeout, token_concurrency=token_concurrency,
+                            token_queue=token_queue, body_timeout=BodyTimeout(seconds=body_timeout))
+    app = create_app(object_host, auth, service)
+    protocol = functools.partial(GuardedH11Protocol, limits=ConnectionLimits(max_connections, header_timeout))
     shown = f"[{host}]" if ":" in host else host
     print(f"dolite: serving {storage} on http://{shown}:{port}"
           f"{'' if auth.enabled else ' (no token: loopback only)'}", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=protocol,
+                timeout_keep_alive=keep_alive, timeout_graceful_shutdown=5)
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ class DoliteVFS(apsw.VFS):
             return DatabaseFile(db)
         if flags[0] & OPEN["SQLITE_OPEN_WAL"]:
             raise apsw.CantOpenError("dolite commits atomically in storage; WAL mode is not supported")
-        file = MemoryFile()
+        file = MemoryFile(getattr(MemoryFile.quota_of_thread, "quota", None))
         if path is not None:
             with self._lock:
                 self.memory_files[path] = file
@@ -223,21 +223,40 @@ class DatabaseFile:
 
 
 class MemoryFile:
-    """A journal or temporary file held in memory."""
+    """A journal or temporary file held in memory.
 
-    def __init__(self):
+    If a quota was set for the opening thread (``MemoryFile.quota_of_thread.quota``, an
+    object with ``charge(delta_bytes)`` that raises ``apsw.FullError`` past its limit), the
+    file charges every byte it grows by and gives them back when it shrinks or closes, so
+    the quota bounds the memory its temporary files hold at any time.
+    """
+
+    quota_of_thread = threading.local()
+
+    def __init__(self, quota=None):
         self.data = bytearray()
+        self.quota = quota
+
+    def _resize(self, size: int) -> None:
+        if self.quota is not None and size != len(self.data):
+            self.quota.charge(size - len(self.data))  # raises before anything changes
+        if size < len(self.data):
+            del self.data[size:]
+        else:
+            self.data += bytes(size - len(self.data))
 
     def xRead(self, amount, offset):
         return bytes(self.data[offset: offset + amount])
 
     def xWrite(self, data, offset):
-        if offset > len(self.data):
-            self.data += bytes(offset - len(self.data))
-        self.data[offset: offset + len(data)] = data
+        end = offset + len(data)
+        if end > len(self.data):
+            self._resize(end)
+        self.data[offset: end] = data
 
     def xTruncate(self, newsize):
-        del self.data[newsize:]
+        if newsize < len(self.data):
+            self._resize(newsize)
 
     def xSync(self, flags):
         pass
@@ -264,7 +283,7 @@ class MemoryFile:
         return 0
 
     def xClose(self):
-        pass
+        self._resize(0)
 
 
 _vfs_lock = threading.Lock()

@@ -18,6 +18,7 @@ from dolite.sql import dbapi
 from dolite.errors import Conflict, DatabaseNotFound
 from dolite.server.objects.authorizer import Authorizer
 from dolite.server.objects.errors import RequestError
+from dolite.server.objects.memory import TempQuota, bounded
 from dolite.server.objects.metrics import (
     COMMIT_SECONDS,
     OBJECT_EVICTIONS,
@@ -45,13 +46,13 @@ class ObjectConfig:
 class DatabaseObject:
     """The actor for database ``name``; see the module docstring."""
 
-    def __init__(self, name: str, namespace: Namespace, config: ObjectConfig):
+    def __init__(self, name: str, namespace: Namespace, config: ObjectConfig, process_temp: TempQuota | None = None):
         self.name = name
         self.namespace = namespace
         self.config = config
         self.conn: dbapi.Connection | None = None
         self.runner: Runner | None = None
-        self.session_read_only = False
+        self.quota = TempQuota(config.bounds.max_temp_bytes, process_temp)
         # Owned by the host (event loop side):
         self.lock = None
         self.waiting = 0
@@ -129,7 +130,8 @@ class DatabaseObject:
     def query(self, statements: list[Statement], read_only: bool, batch: bool) -> list[dict]:
         self.ensure_loaded()
         try:
-            return self.runner.run(statements, read_only=read_only, batch=batch)[0]
+            with bounded(self.quota):
+                return self.runner.run(statements, read_only=read_only, batch=batch)[0]
         except Conflict as exc:
             self._fenced(exc)
             raise
@@ -166,11 +168,10 @@ class DatabaseObject:
             raise RequestError(400, "not_sqlite", str(exc)) from None
         return self.info()
 
-    # -- sessions: one open transaction that holds the object ------------------------
+    # -- write sessions: one open transaction that holds the object --------------------
 
-    def begin_session(self, read_only: bool) -> None:
+    def begin_session(self) -> None:
         self.ensure_loaded()
-        self.session_read_only = read_only
         self.runner.control("BEGIN")
 
     def _session_alive(self) -> None:
@@ -184,7 +185,8 @@ class DatabaseObject:
     def session_query(self, statements: list[Statement], batch: bool) -> list[dict]:
         self._session_alive()
         try:
-            return self.runner.run(statements, read_only=self.session_read_only, batch=batch, in_session=True)[0]
+            with bounded(self.quota):
+                return self.runner.run(statements, read_only=False, batch=batch, in_session=True)[0]
         except Conflict as exc:
             self._fenced(exc)
             raise

@@ -2,7 +2,9 @@
 
 Refused: ATTACH / DETACH (and so ``VACUUM INTO``), ``load_extension``, transaction
 control (a request or a batch *is* the transaction), pragmas that touch files, the VFS,
-durability or process-wide memory, and, for read-only tokens, anything that writes.
+durability or process-wide memory, anything that would outlive the request on the shared
+connection (TEMP tables, indexes, triggers and views; a pragma set to a value other than
+the few stored in the database itself), and, for read-only tokens, anything that writes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ DENY_SET = frozenset({
     "busy_timeout", "automatic_index", "defer_foreign_keys", "ignore_check_constraints",
 })
 
+# Pragmas whose argument names what to look at (a query, not a setting).
+QUERY_WITH_ARGUMENT = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list",
+    "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check",
+})
+# Pragmas whose value is stored in the database file (so it is data, not connection state).
+STORED_SETTINGS = frozenset({"user_version", "application_id", "optimize", "incremental_vacuum"})
+
 _WRITES = frozenset(getattr(apsw, name) for name in (
     "SQLITE_INSERT", "SQLITE_UPDATE", "SQLITE_DELETE", "SQLITE_CREATE_INDEX", "SQLITE_CREATE_TABLE",
     "SQLITE_CREATE_TEMP_INDEX", "SQLITE_CREATE_TEMP_TABLE", "SQLITE_CREATE_TEMP_TRIGGER",
@@ -31,6 +41,10 @@ _WRITES = frozenset(getattr(apsw, name) for name in (
     "SQLITE_DROP_TABLE", "SQLITE_DROP_TEMP_INDEX", "SQLITE_DROP_TEMP_TABLE", "SQLITE_DROP_TEMP_TRIGGER",
     "SQLITE_DROP_TEMP_VIEW", "SQLITE_DROP_TRIGGER", "SQLITE_DROP_VIEW", "SQLITE_ALTER_TABLE",
     "SQLITE_REINDEX", "SQLITE_ANALYZE", "SQLITE_CREATE_VTABLE", "SQLITE_DROP_VTABLE",
+))
+_TEMP_OBJECTS = frozenset(getattr(apsw, name) for name in (
+    "SQLITE_CREATE_TEMP_TABLE", "SQLITE_CREATE_TEMP_INDEX", "SQLITE_CREATE_TEMP_TRIGGER",
+    "SQLITE_CREATE_TEMP_VIEW",
 ))
 
 
@@ -53,6 +67,14 @@ class Authorizer:
             self.denied = (code, message)
         return apsw.SQLITE_DENY
 
+    def _pragma_setting(self, name: str) -> int:
+        if name not in STORED_SETTINGS:
+            return self._deny("sql_not_allowed", f"PRAGMA {name} with a value would change the connection "
+                              "for later requests: not allowed on the server")
+        if self.read_only:
+            return self._deny("forbidden", "this token may only read: PRAGMA with a value refused")
+        return apsw.SQLITE_OK
+
     def __call__(self, op: int, p1, p2, dbname, trigger) -> int:
         if self.host_mode:
             return apsw.SQLITE_OK
@@ -74,11 +96,11 @@ class Authorizer:
             name = (p1 or "").lower()
             if name in DENY_ALWAYS or (name in DENY_SET and p2 is not None):
                 return self._deny("sql_not_allowed", f"PRAGMA {name} is not allowed on the server")
-            if self.read_only and p2 is not None:
-                return self._deny("forbidden", "this token may only read: PRAGMA with a value refused")
-        if op in (apsw.SQLITE_CREATE_TEMP_TRIGGER, apsw.SQLITE_CREATE_TEMP_VIEW):
-            return self._deny("sql_not_allowed", "TEMP triggers and views would outlive the request: "
-                              "not allowed on the server")
+            if p2 is not None and name not in QUERY_WITH_ARGUMENT:
+                return self._pragma_setting(name)
+        if op in _TEMP_OBJECTS:
+            return self._deny("sql_not_allowed", "TEMP tables, indexes, triggers and views would outlive "
+                              "the request on a shared connection: not allowed on the server")
         if self.read_only and op in _WRITES:
             return self._deny("forbidden", "this token may only read this database")
         return apsw.SQLITE_OK

@@ -1,30 +1,36 @@
 """The object host: one actor per database name, loaded on first use, evicted when idle.
 
 Requests to one object run one at a time (an asyncio lock per object, the work itself on
-a thread pool, so different objects run in parallel). A session holds its object's lock
-from BEGIN to COMMIT/ROLLBACK (or until it idles out and is rolled back).
+a thread pool, so different objects run in parallel). A write session holds its object's
+lock from BEGIN to COMMIT/ROLLBACK (or until it idles out or reaches its lifetime and is
+rolled back); a read session holds a snapshot on its own connection (see sessions.py).
+Nothing waits past the request's deadline (deadline.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from dolite.errors import LeaseHeld
+from dolite.errors import Conflict, CorruptChunk, DoliteError, LeaseHeld, StorageError
 from dolite.names import validate_name
+from dolite.server.objects import deadline
 from dolite.server.objects.actor import DatabaseObject, ObjectConfig
 from dolite.server.objects.errors import RequestError
+from dolite.server.objects.memory import TempQuota, limit_sqlite_heap
 from dolite.server.objects.metrics import (
     LEASE_REFUSALS,
     OBJECTS_LOADED,
     SESSIONS_OPEN,
     STORE_TOTALS,
 )
+from dolite.server.objects.sessions import ReadSnapshot, Session, SessionLimits, not_found, too_many
 from dolite.storage import Namespace, open_storage
 from dolite.sql.vfs import vfs_for
 
@@ -38,19 +44,12 @@ class HostConfig:
     object: ObjectConfig = field(default_factory=ObjectConfig)
     idle_timeout: float = 10.0      # evict an object idle this long (keep < lease_ttl)
     max_objects: int = 256          # loaded at once; least recently used evicted beyond
-    session_timeout: float = 10.0   # roll back a session idle this long
+    sessions: SessionLimits = field(default_factory=SessionLimits)
     queue_timeout: float = 30.0     # give up waiting for a busy object (503)
     workers: int = 32
     sweep_every: float = 0.5
-
-
-@dataclass
-class Session:
-    id: str
-    obj: DatabaseObject
-    expires: float
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    closed: bool = False
+    temp_bytes: int = 256 << 20     # temporary files of all hosted connections together
+    sqlite_heap_bytes: int | None = None  # process-wide SQLite heap limit (None: unlimited)
 
 
 class ObjectHost:
@@ -64,6 +63,9 @@ class ObjectHost:
         self.objects: dict[str, DatabaseObject] = {}
         self.sessions: dict[str, Session] = {}
         self.executor = ThreadPoolExecutor(self.config.workers, thread_name_prefix="dolite-object")
+        self.temp_quota = TempQuota(self.config.temp_bytes)
+        if self.config.sqlite_heap_bytes:
+            limit_sqlite_heap(self.config.sqlite_heap_bytes)
         self._sweeper: asyncio.Task | None = None
         STORE_TOTALS.live = lambda: [o.store for o in list(self.objects.values()) if o.conn is not None]
 
@@ -91,14 +93,16 @@ class ObjectHost:
         validate_name(name)
         obj = self.objects.get(name)
         if obj is None:
-            obj = self.objects[name] = DatabaseObject(name, self.namespace, self.config.object)
+            obj = self.objects[name] = DatabaseObject(name, self.namespace, self.config.object, self.temp_quota)
             obj.lock = asyncio.Lock()
         return obj
 
     async def _thread(self, fn, *args):
-        """Run ``fn`` on the pool; if we are cancelled, wait for it anyway (the object
-        must stay locked until its thread is done)."""
-        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        """Run ``fn`` on the pool, in a copy of our context (the request's deadline); if we
+        are cancelled, wait for it anyway (the object must stay locked until its thread is
+        done)."""
+        run = contextvars.copy_context().run
+        fut = asyncio.get_running_loop().run_in_executor(self.executor, run, fn, *args)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -108,12 +112,12 @@ class ObjectHost:
 
     async def _acquire(self, obj: DatabaseObject) -> None:
         obj.waiting += 1
+        wait = max(0.0, min(self.config.queue_timeout, deadline.remaining()))
         try:
-            await asyncio.wait_for(obj.lock.acquire(), self.config.queue_timeout)
+            await asyncio.wait_for(obj.lock.acquire(), wait)
         except TimeoutError:
-            raise RequestError(503, "busy", f"database {obj.name!r} stayed busy for "
-                               f"{self.config.queue_timeout:g}s (an open session?)",
-                               headers={"Retry-After": "1"}) from None
+            raise RequestError(503, "busy", f"database {obj.name!r} stayed busy for {wait:.3g}s "
+                               "(an open write session or slow requests)", headers={"Retry-After": "1"}) from None
         finally:
             obj.waiting -= 1
 
@@ -137,46 +141,62 @@ class ObjectHost:
 
     # -- sessions ------------------------------------------------------------------------
 
-    async def open_session(self, name: str, read_only: bool) -> dict:
-        obj = self._object(name)
-        await self._acquire(obj)
-        try:
-            await self._thread(obj.begin_session, read_only)
-        except BaseException:
-            obj.lock.release()
-            raise
-        session = Session(secrets.token_urlsafe(18), obj, time.monotonic() + self.config.session_timeout)
+    def _admit_session(self, owner: bytes) -> None:
+        limits = self.config.sessions
+        if len(self.sessions) >= limits.max_open:
+            raise too_many("the server", limits.max_open)
+        if sum(1 for s in self.sessions.values() if s.owner == owner) >= limits.max_per_token:
+            raise too_many("this token", limits.max_per_token)
+
+    async def open_session(self, name: str, read_only: bool, owner: bytes) -> dict:
+        """Open a session for the token whose digest is ``owner`` (only it may use it)."""
+        validate_name(name)
+        self._admit_session(owner)
+        limits, now = self.config.sessions, time.monotonic()
+        session = Session(secrets.token_urlsafe(18), name, owner, now + limits.idle_timeout, now + limits.lifetime)
+        if read_only:
+            session.snapshot = await self._thread(ReadSnapshot, name, self.namespace, self.config.object,
+                                                  self.temp_quota)
+        else:
+            obj = self._object(name)
+            await self._acquire(obj)
+            try:
+                await self._thread(obj.begin_session)
+            except BaseException:
+                obj.lock.release()
+                raise
+            session.obj = obj
         self.sessions[session.id] = session
         SESSIONS_OPEN.set(len(self.sessions))
-        return {"session": session.id, "idle_timeout": self.config.session_timeout}
+        return {"session": session.id, "read_only": read_only, "idle_timeout": limits.idle_timeout,
+                "lifetime": limits.lifetime}
 
-    def _session(self, name: str, sid: str) -> Session:
+    def _held(self, name: str, sid: str, owner: bytes) -> Session:
+        """The session, checked (see Session.check; the sweeper rolls back an expired one)."""
         session = self.sessions.get(sid)
-        if session is None or session.obj.name != name or session.closed:
-            raise RequestError(404, "session_not_found",
-                               "no such session (it may have idled out and been rolled back)")
+        if session is None:
+            raise not_found()
+        session.check(name, owner)
         return session
 
-    async def session_query(self, name: str, sid: str, statements, batch: bool) -> list[dict]:
-        session = self._session(name, sid)
+    async def session_query(self, name: str, sid: str, owner: bytes, statements, batch: bool) -> list[dict]:
+        session = self._held(name, sid, owner)
         async with session.lock:
-            self._session(name, sid)
+            self._held(name, sid, owner)
+            run = session.snapshot.query if session.read_only else session.obj.session_query
             try:
-                return await self._thread(session.obj.session_query, statements, batch)
-            except RequestError as exc:
-                if exc.code == "session_lost":
+                return await self._thread(run, statements, batch)
+            except Exception as exc:
+                if _breaks_session(exc):
                     await self._end_session(session, commit=False)
                 raise
-            except Exception:
-                await self._end_session(session, commit=False)  # storage trouble: give up
-                raise
             finally:
-                session.expires = time.monotonic() + self.config.session_timeout
+                session.touched(self.config.sessions.idle_timeout)
 
-    async def end_session(self, name: str, sid: str, commit: bool) -> None:
-        session = self._session(name, sid)
+    async def end_session(self, name: str, sid: str, owner: bytes, commit: bool) -> None:
+        session = self._held(name, sid, owner)
         async with session.lock:
-            self._session(name, sid)
+            self._held(name, sid, owner)
             await self._end_session(session, commit)
 
     async def _end_session(self, session: Session, commit: bool) -> None:
@@ -185,6 +205,9 @@ class ObjectHost:
         session.closed = True
         self.sessions.pop(session.id, None)
         SESSIONS_OPEN.set(len(self.sessions))
+        if session.read_only:
+            await self._thread(session.snapshot.close)
+            return
         obj = session.obj
         try:
             await self._thread(obj.end_session, commit)
@@ -212,8 +235,8 @@ class ObjectHost:
         beyond ``max_objects``; forget unloaded objects nobody waits for."""
         now = time.monotonic()
         for session in list(self.sessions.values()):
-            if session.expires < now and not session.lock.locked():
-                log.info("session on %s idled out: rolled back", session.obj.name)
+            if min(session.expires, session.ends) < now and not session.lock.locked():
+                log.info("session on %s idled out or expired: rolled back", session.name)
                 await self._end_session(session, commit=False)
         loaded = sorted((o for o in self.objects.values() if o.conn is not None), key=lambda o: o.last_used)
         excess = len(loaded) - self.config.max_objects
@@ -227,6 +250,14 @@ class ObjectHost:
             if obj.conn is None and not obj.lock.locked() and obj.waiting == 0:
                 del self.objects[name]
         OBJECTS_LOADED.set(sum(1 for o in self.objects.values() if o.conn is not None))
+
+
+def _breaks_session(exc: Exception) -> bool:
+    """Storage trouble, a lost transaction or a bug ends a session; a refused or failed
+    statement does not (it was rolled back to its savepoint)."""
+    if getattr(exc, "code", None) == "session_lost":
+        return True
+    return not isinstance(exc, DoliteError) or isinstance(exc, (Conflict, StorageError, CorruptChunk))
 
 
 def _valid(name: str) -> bool:

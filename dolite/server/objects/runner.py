@@ -7,6 +7,7 @@ too is all or nothing while the session's transaction stays open.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -16,10 +17,14 @@ import apsw
 from dolite.sql import dbapi
 from dolite.errors import DoliteError
 from dolite.server.objects.authorizer import Authorizer
+from dolite.server.objects.deadline import deadline as request_deadline
 from dolite.server.objects.errors import RequestError, bad_request
 from dolite.server.objects.metrics import COMMIT_SECONDS
 from dolite.remote.wire import Statement, WireError, encode_value
 
+# Whitespace, comments and semicolons only: APSW traces such a tail as a "statement".
+_BLANK = re.compile(r"(?:\s|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
+_ROW_JSON = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 _VACUUM = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*VACUUM\b", re.IGNORECASE | re.DOTALL)
 
 
@@ -31,6 +36,7 @@ class Bounds:
     max_result_bytes: int = 8 << 20
     statement_seconds: float = 10.0
     max_value_bytes: int = 16 << 20  # SQLITE_LIMIT_LENGTH: largest string or blob
+    max_temp_bytes: int = 64 << 20   # temporary files of one connection (see memory.py)
 
 
 class _Budget:
@@ -39,15 +45,8 @@ class _Budget:
         self.limit = limit
 
     def charge(self, row: list) -> None:
-        cost = 8
-        for v in row:
-            if isinstance(v, str):
-                cost += len(v) + 3
-            elif isinstance(v, dict):
-                cost += len(v.get("base64") or v.get("value") or "") + 30
-            else:
-                cost += 24
-        self.left -= cost
+        """Count the row as the bytes it takes in the answer (JSON, ASCII-escaped)."""
+        self.left -= len(_ROW_JSON.encode(row)) + 1
         if self.left < 0:
             raise RequestError(413, "result_too_large",
                                f"the result is over the limit of {self.limit} bytes: "
@@ -92,6 +91,7 @@ class Runner:
         self._deadline = 0.0
         raw.limit(apsw.SQLITE_LIMIT_LENGTH, bounds.max_value_bytes)
         raw.set_progress_handler(self._progress, 1000)
+        self.control("PRAGMA temp_store=FILE")  # temporary data through the VFS, under a quota
 
     def _progress(self) -> bool:
         return self._deadline > 0 and time.monotonic() > self._deadline
@@ -147,6 +147,8 @@ class Runner:
         state = {"count": 0, "columns": [], "readonly": True}
 
         def trace(cursor, sql, bindings) -> bool:
+            if _BLANK.fullmatch(sql):
+                return True  # nothing to run (a comment, a stray semicolon)
             state["count"] += 1
             if state["count"] > 1:
                 return False
@@ -163,7 +165,7 @@ class Runner:
         cursor.exec_trace = trace
         before = self.raw.total_changes()
         started = time.perf_counter()
-        self._deadline = time.monotonic() + self.bounds.statement_seconds
+        self._deadline = min(time.monotonic() + self.bounds.statement_seconds, request_deadline())
         rows: list[list] = []
         try:
             with dbapi.translate_errors():
