@@ -103,8 +103,11 @@ def shell(name: str, storage: str = StorageOpt,
 
 
 @app.command()
-def check(name: str, storage: str = StorageOpt) -> None:
-    """Verify every stored chunk's checksum and run PRAGMA integrity_check."""
+def check(name: str, storage: str = StorageOpt,
+          salvage: Optional[Path] = typer.Option(None, "--salvage", metavar="FILE",
+                                                 help="Also copy every readable row into a new SQLite FILE")) -> None:
+    """Verify every stored chunk's checksum, name the tables and indexes owning damaged
+    pages, and run PRAGMA integrity_check."""
     try:
         report = admin.check(storage, name)
     except DoliteError as exc:
@@ -113,7 +116,26 @@ def check(name: str, storage: str = StorageOpt) -> None:
         err.print(f"[red]corrupt:[/] {problem}")
     console.print(f"{name}: {report.chunks_checked} chunk versions checked, "
                   f"{len(report.corrupt)} corrupt; integrity_check: {'; '.join(report.integrity[:5])}")
+    if salvage is not None:
+        _salvage(storage, name, salvage)
     raise typer.Exit(0 if report.ok else 2)
+
+
+def _salvage(storage: str, name: str, dest: Path) -> None:
+    from dolite.ops.salvage import salvage
+
+    try:
+        saved = salvage(storage, name, dest)
+    except (DoliteError, OSError) as exc:
+        _fail(exc)
+    for table in saved.tables:
+        lost = ", ".join(f"({'-inf' if lo is None else lo}, {'+inf' if hi is None else hi}]" for lo, hi in table.lost)
+        console.print(f"salvaged {table.name}: {table.rows} rows"
+                      + (f"; lost rowid ranges {lost}" if lost else "")
+                      + (f"; {table.error}" if table.error else ""))
+    for skipped in saved.skipped:
+        err.print(f"[yellow]not salvaged:[/] {skipped}")
+    console.print(f"wrote {dest}" + ("" if saved.complete else " (incomplete: see above)"))
 
 
 @app.command()

@@ -81,12 +81,16 @@ def info(storage: str | Namespace, name: str) -> dict:
 
 @dataclass
 class CheckReport:
-    """What :func:`check` found. ``ok`` only if every check passed."""
+    """What :func:`check` found. ``ok`` only if every check passed. ``corrupt`` describes
+    each bad chunk version: the file pages it holds and who owns them; ``damaged`` maps
+    each owner ("table t", "index i", "unreferenced") to its unreadable pages in the
+    current version."""
 
     name: str
     integrity: list[str] = field(default_factory=list)
     chunks_checked: int = 0
     corrupt: list[str] = field(default_factory=list)
+    damaged: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -94,27 +98,75 @@ class CheckReport:
 
 
 def check(storage: str | Namespace, name: str) -> CheckReport:
-    """Verify every stored chunk version's checksum, then run PRAGMA integrity_check."""
-    from dolite.sql.dbapi import connect
+    """Verify every stored chunk version's checksum, map damage in the current version
+    to pages and their tables or indexes, then run PRAGMA integrity_check."""
+    from dolite.ops.damage import map_damage
 
     namespace = open_storage(storage)
     store = _store(namespace, name)
+    head = store.read_head()
     report = CheckReport(name)
+    bad_versions: dict[int, list[tuple[int, str]]] = {}
     for key, raw in _iter_all(store.storage, CHUNK_PREFIX):
         chunk, version = parse_chunk_key(key)
         report.chunks_checked += 1
         try:
             decode_chunk(raw, chunk, version, name)
         except CorruptChunk as exc:
-            report.corrupt.append(str(exc))
+            bad_versions.setdefault(chunk, []).append((version, str(exc)))
+    schema, schema_error = read_schema(namespace, name)
+    damage = map_damage(store, head, schema, schema_error)
+    for chunk, why in damage.bad_chunks.items():
+        if chunk not in bad_versions:  # e.g. missing: no stored version to name
+            bad_versions[chunk] = [(head.version, why)]
+    for chunk, versions in sorted(bad_versions.items()):
+        pages = damage.pages_of_chunk(chunk, head.chunk_size)
+        current = max((v for v, _ in versions if v <= head.version), default=None)
+        for version, why in versions:
+            owners = damage.owners(pages) if version == current and chunk in damage.bad_chunks else {}
+            for owner, owned in owners.items():
+                report.damaged.setdefault(owner, []).extend(owned)
+            report.corrupt.append(_describe_damage(why, pages, owners, damage.schema_error))
+    report.integrity = _integrity(namespace, name)
+    return report
+
+
+def _describe_damage(why: str, pages: range, owners: dict[str, list[int]], schema_error) -> str:
+    span = f"page {pages[0]}" if len(pages) == 1 else f"pages {pages[0]}-{pages[-1]}"
+    if not owners:
+        return f"{why}: {span}, only in versions older than the current one (the current database is intact there)"
+    if schema_error:
+        return f"{why}: {span} of the current version; owner unknown (schema unreadable: {schema_error})"
+    return f"{why}: {span} of the current version, in " + "; ".join(
+        f"{owner} (page{'s' if len(owned) > 1 else ''} {', '.join(map(str, owned))})" for owner, owned in owners.items())
+
+
+def read_schema(namespace: Namespace, name: str) -> tuple[list[tuple[str, str, int]] | None, str | None]:
+    """(name, "table"|"index", root page) of every b-tree, read through SQL; or None and
+    why, if the schema itself cannot be read."""
+    from dolite.sql.dbapi import connect
+
     conn = connect(name, storage=namespace, create=False)
     try:
-        report.integrity = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
-    except CorruptChunk as exc:
-        report.integrity = [f"unreadable: {exc}"]
+        rows = conn.execute("SELECT name, type, rootpage FROM sqlite_schema "
+                            "WHERE type IN ('table', 'index') AND rootpage > 0").fetchall()
+        return [(n, t, r) for n, t, r in rows], None
+    except Exception as exc:  # noqa: BLE001 (any failure to read means: unknown)
+        return None, str(exc)
     finally:
         conn.close()
-    return report
+
+
+def _integrity(namespace: Namespace, name: str) -> list[str]:
+    from dolite.sql.dbapi import connect
+
+    conn = connect(name, storage=namespace, create=False)
+    try:
+        return [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+    except Exception as exc:  # noqa: BLE001 (reported, not raised: that is what check is for)
+        return [f"unreadable: {exc}"]
+    finally:
+        conn.close()
 
 
 def gc(storage: str | Namespace, name: str, *, drop_history: bool = False) -> int:

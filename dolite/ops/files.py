@@ -11,31 +11,40 @@ from typing import BinaryIO
 
 @contextlib.contextmanager
 def atomic_output(dest: str | os.PathLike | BinaryIO) -> Iterator[BinaryIO]:
-    """A binary file that becomes ``dest`` only if the ``with`` block succeeds.
-
-    The bytes go to a temporary file in ``dest``'s folder (same file system, so the
-    rename is atomic), which is fsynced and renamed over ``dest`` on success, and removed
-    on any failure: ``dest`` is then exactly as it was (absent, or its old content).
-    A file object passes through unchanged: its owner decides what a failure means.
-    """
+    """A binary file that becomes ``dest`` only if the ``with`` block succeeds (see
+    :func:`atomic_path`). A file object passes through unchanged: its owner decides what
+    a failure means."""
     if hasattr(dest, "write"):
         yield dest
         return
+    with atomic_path(dest) as temp, open(temp, "wb") as out:
+        yield out
+        out.flush()
+        os.fsync(out.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike) -> Iterator[str]:
+    """The path of a temporary file that becomes ``dest`` only if the ``with`` block succeeds.
+
+    The temporary file is in ``dest``'s folder (same file system, so the rename is
+    atomic); on success it is fsynced and renamed over ``dest``, on any failure removed:
+    ``dest`` is then exactly as it was (absent, or its old content).
+    """
     path = os.path.abspath(os.fspath(dest))
     folder = os.path.dirname(path)
     fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # what a plain open() would have given
-        with os.fdopen(fd, "wb") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
+        os.close(fd)
+        yield temp
+        _fsync(temp, folder=False)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    _fsync_folder(folder)
+    _fsync(folder, folder=True)
 
 
 def _umask() -> int:
@@ -48,11 +57,15 @@ def _umask() -> int:
     return 0o022
 
 
-def _fsync_folder(folder: str) -> None:
-    """Make the rename durable (POSIX: a directory entry is durable once its folder is)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
+def _fsync(path: str, *, folder: bool) -> None:
+    """Make a file's bytes, or a folder's entries (a rename), durable. A file system that
+    cannot fsync folders is tolerated; a file that cannot be fsynced is an error."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+    except OSError:
+        if not folder:
+            raise
