@@ -18,8 +18,10 @@ serialized by LMDB's own write lock, as before.
 
 A full store (the file system out of space, or the LMDB map at its ``map_size``) raises
 :class:`StorageFull` and changes nothing: reads keep working. Deletes need a few free pages
-for their copy-on-write: they usually find them among the pages earlier commits freed; a
-map filled to the last page needs a larger ``map_size`` first (see docs/OPERATIONS.md).
+for their copy-on-write: they usually find them among the pages earlier commits freed. For
+a full file system, the directory keeps a 1 MiB ballast file (``reserve.dolite``) that a
+``drop`` gives up if it needs the room; a map filled to its last page needs a larger
+``map_size`` first (see docs/OPERATIONS.md).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ MAX_GROUP = 64  # requests per group commit
 MAX_GROUP_BYTES = 16 << 20  # bytes of values per group (a group always takes one request)
 DEFAULT_MAP_SIZE = 1 << 40
 NEARLY_FULL_BYTES = 1 << 20  # free space below which a failed write means "disk full"
+BALLAST = "reserve.dolite"  # a file of allocated bytes, given up so that a drop can run
+BALLAST_BYTES = 1 << 20
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -174,6 +178,7 @@ class LmdbNamespace:
             raise StorageError(f"lmdb: cannot open {self.path}: {exc}") from exc
         # Free reader slots left by processes that were killed inside a read transaction.
         self._env.reader_check()
+        self._ensure_ballast()
         self._objects = self._env.open_db(b"objects")
         self._data = self._env.open_db(b"data")
         self._ids: dict[str, bytes] = {}
@@ -392,6 +397,16 @@ class LmdbNamespace:
         return sorted(names)
 
     def drop(self, name: str) -> None:
+        """Delete every key of ``name``. On a full file system the delete may itself need
+        room (LMDB copies pages on write): the ballast file is given up for it."""
+        try:
+            self._drop(name)
+        except StorageFull:
+            if not self._release_ballast():
+                raise
+            self._drop(name)
+
+    def _drop(self, name: str) -> None:
         try:
             with self._write() as txn:
                 prefix = txn.get(name.encode(), db=self._objects)
@@ -404,6 +419,29 @@ class LmdbNamespace:
                             break
         except lmdb.Error as exc:
             raise self._translate(exc) from exc
+
+    def _ensure_ballast(self) -> None:
+        """Reserve ``BALLAST_BYTES`` of disk in a file (best effort: skipped if no room)."""
+        path = os.path.join(self.path, BALLAST)
+        if os.path.exists(path):
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(fd, 0, BALLAST_BYTES)
+        except OSError:
+            os.unlink(path)
+        finally:
+            os.close(fd)
+
+    def _release_ballast(self) -> bool:
+        try:
+            os.unlink(os.path.join(self.path, BALLAST))
+            return True
+        except OSError:
+            return False
 
     def close(self) -> None:
         from dolite.storage import forget_shared
