@@ -359,6 +359,18 @@ def test_cli_on_stdlib_sqlite3_and_through_dolite(tmp_path, capsys):
     assert open_storage(storage).names() == []  # each file's database is dropped afterwards
 
 
+def test_cli_through_a_durable_object_keeps_the_secret_out_of_its_output(tmp_path, capsys):
+    from tests.backends import session_workerd
+
+    workerd = session_workerd()
+    script = tmp_path / "script.test"
+    script.write_text(SCRIPT)
+    storage = f"{workerd.storage_url}&prefix=slt-{uuid.uuid4().hex[:8]}/"
+    assert slt.main(["--storage", storage, str(script)]) == 0
+    out = capsys.readouterr().out
+    assert "1 files, 0 with failures" in out and workerd.secret not in out
+
+
 def test_cli_reports_failures_and_bad_storage(tmp_path, capsys):
     script = tmp_path / "wrong.test"
     script.write_text(SCRIPT.replace("ten\n0.063", "ten\n0.062"))

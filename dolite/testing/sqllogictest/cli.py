@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except DoliteError as exc:  # the storage cannot be opened or used: say so, not a traceback
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
     nfail = sum(bool(r.failures) for r in results)
-    engine = f"dolite on {args.storage}" if args.storage else "stdlib sqlite3"
+    # The query string may hold a secret (do+http://...?secret=S): never print it.
+    engine = f"dolite on {args.storage.split('?')[0]}" if args.storage else "stdlib sqlite3"
     print(f"{len(results)} files, {nfail} with failures, {time.perf_counter() - t0:.2f}s ({engine})")
     return 1 if nfail else 0
