@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
-import apsw
 from rich.console import Console
 from rich.table import Table
 
+from dolite.errors import Error
 from dolite.sql.pep249 import split_statements
 
 HELP = ".tables  .schema [TABLE]  .help  .quit   — anything else is SQL, ended by ';'"
@@ -48,7 +49,7 @@ def run_shell(name: str, storage: str, *, token: str | None = None, console: Con
                     break
                 continue
             buffer += line + "\n"
-            if not apsw.complete(buffer):
+            if not sqlite3.complete_statement(buffer):
                 continue
             sql, buffer = buffer, ""
             for statement in split_statements(sql):
@@ -61,13 +62,10 @@ def run_shell(name: str, storage: str, *, token: str | None = None, console: Con
 
 
 def _run(conn, sql: str, console: Console) -> bool:
-    from dolite.sql.dbapi import Error
-    from dolite.errors import DoliteError
-
     try:
         cur = conn.execute(sql)
         rows = cur.fetchall()
-    except (Error, DoliteError) as exc:
+    except Error as exc:  # every error dolite raises, local or over HTTP
         console.print(f"[red]error:[/] {exc}")
         return False
     if cur.description:

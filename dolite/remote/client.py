@@ -1,5 +1,4 @@
-"""Talk to a ``dolite serve`` over HTTP: :class:`Client` (sync), :class:`AsyncClient`, and a
-DB-API 2.0 driver (:func:`connect`, in :mod:`dolite.remote.httpdbapi`)::
+"""Talk to a ``dolite serve`` over HTTP: :class:`Client` (sync) and :class:`AsyncClient`::
 
     client = Client("http://127.0.0.1:8787", token="s3cret")
     client.create("shop")
@@ -9,174 +8,129 @@ DB-API 2.0 driver (:func:`connect`, in :mod:`dolite.remote.httpdbapi`)::
         s.query("UPDATE t SET v = v || 'x'")
 
 Values round-trip exactly: blobs as bytes, 64-bit integers, infinities (see dolite.remote.wire).
+Every refusal is raised as the :class:`dolite.Error` subclass its code names (see
+:mod:`dolite.errors`); a server that cannot be reached is a :class:`dolite.errors.NetworkError`.
+The DB-API 2.0 driver over this client is :mod:`dolite.remote.httpdbapi`.
+
+Both clients share one request layer, :mod:`dolite.remote.api` (what is sent, how the answer
+is read, which error it means); only the send differs.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import httpx
 
-from dolite.errors import (
-    Conflict,
-    DatabaseNotFound,
-    DoliteError,
-    InvalidName,
-    LeaseHeld,
-)
-from dolite.remote.wire import decode_value, encode_params
+from dolite.errors import Conflict, DatabaseNotFound, Error, InvalidName, LeaseHeld
+from dolite.remote.api import Call, Result, db_path, endpoints, network_error, statement
+
+__all__ = ["AsyncClient", "AsyncSession", "Call", "Client", "Result", "Session", "statement"]
+
+# Deprecated names of the errors this module used to define (now the one tree's classes).
+ServiceError, LeaseHeldError, ConflictError = Error, LeaseHeld, Conflict
+NotFoundError, InvalidNameError = DatabaseNotFound, InvalidName
 
 
-class ServiceError(DoliteError):
-    """The server refused a request: ``status`` (HTTP), ``code`` and message."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(f"{message} [{status} {code}]")
-        self.status, self.code, self.message = status, code, message
+def _pieces(f: BinaryIO, size: int = 1 << 16):
+    while piece := f.read(size):
+        yield piece
 
 
-class LeaseHeldError(ServiceError, LeaseHeld):
-    """Another server process is serving the database (retry later)."""
+def _opened(dest: str | os.PathLike | BinaryIO, mode: str):
+    """``dest`` itself if it is a file object, else the file it names, opened (and whether we opened it)."""
+    if hasattr(dest, "write" if "w" in mode else "read"):
+        return dest, False
+    return open(dest, mode), True  # noqa: SIM115 - closed by the caller
 
 
-class ConflictError(ServiceError, Conflict):
-    """A commit was fenced, or the database changed under a session."""
+class _Base:
+    """What both clients hold: the server's URL and an httpx client with the token."""
 
-
-class NotFoundError(ServiceError, DatabaseNotFound):
-    """No such database."""
-
-
-class InvalidNameError(ServiceError, InvalidName):
-    """The database name is invalid."""
-
-
-_BY_CODE = {"lease_held": LeaseHeldError, "conflict": ConflictError,
-            "database_not_found": NotFoundError, "invalid_name": InvalidNameError}
-
-
-def raise_for(response: httpx.Response) -> None:
-    """Raise the ServiceError behind an error response."""
-    if response.status_code < 400:
-        return
-    try:
-        error = response.json()["error"]
-        code, message = str(error["code"]), str(error["message"])
-    except Exception:  # noqa: BLE001 - not our JSON (a proxy?): keep what there is
-        code, message = "http_error", response.text[:500] or response.reason_phrase
-    raise _BY_CODE.get(code, ServiceError)(response.status_code, code, message)
-
-
-@dataclass(frozen=True)
-class Result:
-    """The result of one statement."""
-
-    columns: list[str]
-    rows: list[tuple]
-    rows_changed: int
-    last_insert_rowid: int
-    duration_ms: float = 0.0
-
-    @classmethod
-    def decode(cls, doc: dict) -> Result:
-        return cls(list(doc["columns"]), [tuple(decode_value(v) for v in row) for row in doc["rows"]],
-                   doc["rows_changed"], doc["last_insert_rowid"], doc.get("duration_ms", 0.0))
-
-
-def statement(item: Any) -> dict:
-    """``"SQL"``, ``("SQL", params)`` or ``{"sql": ..., "params": ...}`` in wire form."""
-    if isinstance(item, str):
-        return {"sql": item, "params": []}
-    if isinstance(item, dict):
-        return {"sql": item["sql"], "params": encode_params(item.get("params"))}
-    sql, params = item
-    return {"sql": sql, "params": encode_params(params)}
-
-
-def _results(doc: dict) -> list[Result]:
-    return [Result.decode(r) for r in doc["results"]]
-
-
-def _db(name: str) -> str:
-    from urllib.parse import quote
-
-    return f"/v1/databases/{quote(name, safe='')}"
-
-
-def _headers(token: str | None) -> dict:
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-class Client:
-    """A synchronous client of one server (``url`` like ``http://127.0.0.1:8787``)."""
+    _http_class: type
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0, **httpx_options):
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, headers=_headers(token), timeout=timeout, **httpx_options)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = self._http_class(base_url=self.url, headers=headers, timeout=timeout, **httpx_options)
 
-    def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        response = self.http.request(method, path, **kwargs)
-        raise_for(response)
-        return response
+
+# -- synchronous ------------------------------------------------------------------------------
+
+
+class Client(_Base):
+    """A synchronous client of one server (``url`` like ``http://127.0.0.1:8787``)."""
+
+    _http_class = httpx.Client
+
+    def send(self, call: Call) -> Any:
+        """Send ``call``; its answer as read, or the error it means."""
+        try:
+            response = self.http.request(call.method, call.path, **call.options)
+        except httpx.HTTPError as exc:
+            raise network_error(self.url, exc) from exc
+        return call.reply(response)
 
     def health(self) -> dict:
-        return self._call("GET", "/healthz").json()
+        return self.send(endpoints.health())
 
     def metrics(self) -> str:
-        return self._call("GET", "/metrics").text
+        return self.send(endpoints.metrics())
 
     def databases(self) -> list[str]:
-        return self._call("GET", "/v1/databases").json()["databases"]
+        return self.send(endpoints.databases())
 
     def create(self, name: str) -> dict:
-        return self._call("POST", "/v1/databases", json={"name": name}).json()
+        return self.send(endpoints.create(name))
 
     def info(self, name: str) -> dict:
-        return self._call("GET", _db(name)).json()
+        return self.send(endpoints.info(name))
 
     def delete(self, name: str) -> None:
-        self._call("DELETE", _db(name))
+        self.send(endpoints.delete(name))
 
     def query(self, name: str, sql: str, params: Iterable | dict = ()) -> Result:
-        return Result.decode(self._call("POST", _db(name) + "/query", json=statement((sql, params))).json())
+        return self.send(endpoints.query(db_path(name), sql, params))
 
     def batch(self, name: str, statements: Iterable) -> list[Result]:
         """Run ``statements`` as one transaction (all or nothing)."""
-        body = {"batch": [statement(s) for s in statements]}
-        return _results(self._call("POST", _db(name) + "/query", json=body).json())
+        return self.send(endpoints.batch(db_path(name), statements))
 
     def session(self, name: str) -> Session:
         """Open a server-side transaction on ``name`` (it holds the database until it ends)."""
-        doc = self._call("POST", _db(name) + "/sessions").json()
-        return Session(self, name, doc["session"])
+        return Session(self, name, self.send(endpoints.session(name)))
 
     def export_to(self, name: str, dest: str | os.PathLike | BinaryIO) -> int:
         """Download database ``name`` as a ``.sqlite`` file; return the bytes written."""
-        with self.http.stream("GET", _db(name) + "/export") as response:
-            if response.status_code >= 400:
-                response.read()
-                raise_for(response)
-            out = dest if hasattr(dest, "write") else open(dest, "wb")
-            try:
-                total = 0
-                for piece in response.iter_bytes():
-                    out.write(piece)
-                    total += len(piece)
-                return total
-            finally:
-                if out is not dest:
-                    out.close()
+        call = endpoints.export(name)
+        try:
+            with self.http.stream(call.method, call.path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    call.reply(response)
+                out, close = _opened(dest, "wb")
+                try:
+                    total = 0
+                    for piece in response.iter_bytes():
+                        out.write(piece)
+                        total += len(piece)
+                    return total
+                finally:
+                    if close:
+                        out.close()
+        except httpx.HTTPError as exc:
+            raise network_error(self.url, exc) from exc
 
     def import_from(self, name: str, src: str | os.PathLike | BinaryIO, *, replace: bool = False) -> dict:
         """Upload a SQLite file as database ``name``."""
-        params = {"replace": "true"} if replace else {}
-        if hasattr(src, "read"):
-            return self._call("POST", _db(name) + "/import", content=_pieces(src), params=params).json()
-        with open(src, "rb") as f:
-            return self._call("POST", _db(name) + "/import", content=_pieces(f), params=params).json()
+        f, close = _opened(src, "rb")
+        try:
+            return self.send(endpoints.import_(name, _pieces(f), replace))
+        finally:
+            if close:
+                f.close()
 
     def close(self) -> None:
         self.http.close()
@@ -188,38 +142,28 @@ class Client:
         self.close()
 
 
-def _pieces(f: BinaryIO, size: int = 1 << 16):
-    while piece := f.read(size):
-        yield piece
-
-
 class Session:
     """An open server-side transaction. Commits on a clean ``with`` exit, else rolls back."""
 
     def __init__(self, client: Client, name: str, sid: str):
         self.client, self.name, self.id = client, name, sid
-        self.path = f"{_db(name)}/sessions/{sid}"
+        self.path = f"{db_path(name)}/sessions/{sid}"
         self.open = True
 
     def query(self, sql: str, params: Iterable | dict = ()) -> Result:
-        return Result.decode(self.client._call("POST", self.path + "/query", json=statement((sql, params))).json())
+        return self.client.send(endpoints.query(self.path, sql, params))
 
     def batch(self, statements: Iterable) -> list[Result]:
-        body = {"batch": [statement(s) for s in statements]}
-        return _results(self.client._call("POST", self.path + "/query", json=body).json())
+        return self.client.send(endpoints.batch(self.path, statements))
 
     def commit(self) -> None:
         self.open = False
-        self.client._call("POST", self.path + "/commit")
+        self.client.send(endpoints.commit(self.path))
 
     def rollback(self) -> None:
         if self.open:
             self.open = False
-            try:
-                self.client._call("POST", self.path + "/rollback")
-            except ServiceError as exc:
-                if exc.code != "session_not_found":
-                    raise
+            self.client.send(endpoints.rollback(self.path))
 
     def __enter__(self) -> Session:
         return self
@@ -231,69 +175,73 @@ class Session:
             self.rollback()
 
 
-class AsyncClient:
+# -- asynchronous -----------------------------------------------------------------------------
+
+
+class AsyncClient(_Base):
     """The asynchronous twin of :class:`Client` (same methods, awaitable)."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0, **httpx_options):
-        self.url = url.rstrip("/")
-        self.http = httpx.AsyncClient(base_url=self.url, headers=_headers(token), timeout=timeout, **httpx_options)
+    _http_class = httpx.AsyncClient
 
-    async def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        response = await self.http.request(method, path, **kwargs)
-        raise_for(response)
-        return response
+    async def send(self, call: Call) -> Any:
+        try:
+            response = await self.http.request(call.method, call.path, **call.options)
+        except httpx.HTTPError as exc:
+            raise network_error(self.url, exc) from exc
+        return call.reply(response)
 
     async def health(self) -> dict:
-        return (await self._call("GET", "/healthz")).json()
+        return await self.send(endpoints.health())
 
     async def databases(self) -> list[str]:
-        return (await self._call("GET", "/v1/databases")).json()["databases"]
+        return await self.send(endpoints.databases())
 
     async def create(self, name: str) -> dict:
-        return (await self._call("POST", "/v1/databases", json={"name": name})).json()
+        return await self.send(endpoints.create(name))
 
     async def info(self, name: str) -> dict:
-        return (await self._call("GET", _db(name))).json()
+        return await self.send(endpoints.info(name))
 
     async def delete(self, name: str) -> None:
-        await self._call("DELETE", _db(name))
+        await self.send(endpoints.delete(name))
 
     async def query(self, name: str, sql: str, params: Iterable | dict = ()) -> Result:
-        response = await self._call("POST", _db(name) + "/query", json=statement((sql, params)))
-        return Result.decode(response.json())
+        return await self.send(endpoints.query(db_path(name), sql, params))
 
     async def batch(self, name: str, statements: Iterable) -> list[Result]:
-        body = {"batch": [statement(s) for s in statements]}
-        return _results((await self._call("POST", _db(name) + "/query", json=body)).json())
+        return await self.send(endpoints.batch(db_path(name), statements))
 
     async def session(self, name: str) -> AsyncSession:
-        doc = (await self._call("POST", _db(name) + "/sessions")).json()
-        return AsyncSession(self, name, doc["session"])
+        return AsyncSession(self, name, await self.send(endpoints.session(name)))
 
     async def export_to(self, name: str, dest: str | os.PathLike | BinaryIO) -> int:
-        async with self.http.stream("GET", _db(name) + "/export") as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise_for(response)
-            out = dest if hasattr(dest, "write") else open(dest, "wb")
-            try:
-                total = 0
-                async for piece in response.aiter_bytes():
-                    out.write(piece)
-                    total += len(piece)
-                return total
-            finally:
-                if out is not dest:
-                    out.close()
+        call = endpoints.export(name)
+        try:
+            async with self.http.stream(call.method, call.path) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    call.reply(response)
+                out, close = _opened(dest, "wb")
+                try:
+                    total = 0
+                    async for piece in response.aiter_bytes():
+                        out.write(piece)
+                        total += len(piece)
+                    return total
+                finally:
+                    if close:
+                        out.close()
+        except httpx.HTTPError as exc:
+            raise network_error(self.url, exc) from exc
 
     async def import_from(self, name: str, src: str | os.PathLike | BinaryIO, *, replace: bool = False) -> dict:
-        if hasattr(src, "read"):
-            data = src.read()
-        else:
-            with open(src, "rb") as f:
-                data = f.read()
-        params = {"replace": "true"} if replace else {}
-        return (await self._call("POST", _db(name) + "/import", content=data, params=params)).json()
+        f, close = _opened(src, "rb")
+        try:
+            data = f.read()
+        finally:
+            if close:
+                f.close()
+        return await self.send(endpoints.import_(name, data, replace))
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -310,29 +258,23 @@ class AsyncSession:
 
     def __init__(self, client: AsyncClient, name: str, sid: str):
         self.client, self.name, self.id = client, name, sid
-        self.path = f"{_db(name)}/sessions/{sid}"
+        self.path = f"{db_path(name)}/sessions/{sid}"
         self.open = True
 
     async def query(self, sql: str, params: Iterable | dict = ()) -> Result:
-        response = await self.client._call("POST", self.path + "/query", json=statement((sql, params)))
-        return Result.decode(response.json())
+        return await self.client.send(endpoints.query(self.path, sql, params))
 
     async def batch(self, statements: Iterable) -> list[Result]:
-        body = {"batch": [statement(s) for s in statements]}
-        return _results((await self.client._call("POST", self.path + "/query", json=body)).json())
+        return await self.client.send(endpoints.batch(self.path, statements))
 
     async def commit(self) -> None:
         self.open = False
-        await self.client._call("POST", self.path + "/commit")
+        await self.client.send(endpoints.commit(self.path))
 
     async def rollback(self) -> None:
         if self.open:
             self.open = False
-            try:
-                await self.client._call("POST", self.path + "/rollback")
-            except ServiceError as exc:
-                if exc.code != "session_not_found":
-                    raise
+            await self.client.send(endpoints.rollback(self.path))
 
     async def __aenter__(self) -> AsyncSession:
         return self
@@ -345,7 +287,9 @@ class AsyncSession:
 
 
 def connect(url: str, token: str | None = None, **options):
-    """DB-API 2.0 connection to ``http(s)://HOST:PORT/DATABASE``: see :mod:`dolite.remote.httpdbapi`."""
+    """Deprecated: :func:`dolite.remote.httpdbapi.connect`. Kept only while ``dolite.connect``
+    still imports it from here; it is the one import that leads back from this module to
+    the driver built on it (see tests/test_import_graph.py)."""
     from dolite.remote.httpdbapi import connect as _connect
 
     return _connect(url, token=token, **options)

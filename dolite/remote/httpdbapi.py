@@ -8,6 +8,11 @@ Like sqlite3, DML opens a transaction implicitly (unless ``isolation_level`` is 
 here the transaction is a server-side session that holds the database until commit or
 rollback (or until it idles out on the server and is rolled back). Reads outside a
 transaction run on their own. ``executemany`` and ``executescript`` send one batch.
+
+Errors are the classes of :mod:`dolite.errors`, rebuilt from the server's ``error.code``:
+the class the local driver raises for the same failure (``IntegrityError`` for a
+constraint, ``OperationalError`` for bad SQL, ``Conflict``, ``LeaseHeld``, ...); a server
+that cannot be reached is a ``NetworkError`` (an ``OperationalError``).
 """
 
 from __future__ import annotations
@@ -15,10 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
-from dolite.remote.client import Client, Result, ServiceError, Session
-from dolite.errors import DoliteError
+from dolite.errors import AlreadyExists, DatabaseNotFound, SessionExpired, SessionLost, SessionNotFound
+from dolite.remote.client import Client, Result, Session
 from dolite.sql.pep249 import (
     ConnectionBase,
     CursorBase,
@@ -39,24 +42,7 @@ from dolite.sql.pep249 import (
     threadsafety,
 )
 
-_PEP249 = {
-    "constraint": IntegrityError,
-    "bad_statement": ProgrammingError, "multiple_statements": ProgrammingError,
-    "empty_statement": ProgrammingError, "bad_value": ProgrammingError, "bad_request": ProgrammingError,
-    "data_error": DataError, "result_too_large": DataError, "body_too_large": DataError,
-    "internal": InternalError,
-}
-
-
-def _translate(exc: Exception) -> Exception:
-    """A ServiceError as the PEP 249 error (or the dolite error: conflicts, missing DB)."""
-    if isinstance(exc, ServiceError):
-        if type(exc) is not ServiceError:
-            return exc  # LeaseHeld, Conflict, DatabaseNotFound, InvalidName: as the local driver
-        return _PEP249.get(exc.code, OperationalError)(exc.message)
-    if isinstance(exc, httpx.HTTPError):
-        return OperationalError(f"cannot reach the dolite server: {exc}")
-    return exc
+_SESSION_GONE = (SessionNotFound, SessionLost, SessionExpired)
 
 
 class Cursor(CursorBase):
@@ -129,10 +115,9 @@ class Connection(ConnectionBase):
             if len(statements) == 1:
                 return [self.client.query(self.name, *statements[0])]
             return self.client.batch(self.name, statements) if statements else []
-        except (ServiceError, httpx.HTTPError) as exc:
-            if isinstance(exc, ServiceError) and exc.code in ("session_not_found", "session_lost"):
-                self._session = None
-            raise _translate(exc) from exc
+        except _SESSION_GONE:
+            self._session = None  # the server rolled it back
+            raise
 
     def cursor(self) -> Cursor:
         return Cursor(self)
@@ -141,29 +126,22 @@ class Connection(ConnectionBase):
         """Commit the open transaction; durable on the server when this returns."""
         session, self._session = self._session, None
         if session is not None:
-            try:
-                session.commit()
-            except (ServiceError, httpx.HTTPError) as exc:
-                raise _translate(exc) from exc
+            session.commit()
 
     def rollback(self) -> None:
         session, self._session = self._session, None
         if session is not None:
-            try:
-                session.rollback()
-            except (ServiceError, httpx.HTTPError) as exc:
-                raise _translate(exc) from exc
+            session.rollback()
 
     def close(self) -> None:
         if self.client is None:
             return
         try:
             self.rollback()
-        except (Error, DoliteError):
-            pass
+        except Error:
+            pass  # closing anyway: the server rolls the session back when it idles out
         self.client.close()
         self.client = None
-
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -182,25 +160,26 @@ def connect(url: str, token: str | None = None, *, create: bool = True, isolatio
 
     ``create``: create the database if it is missing (needs an admin token).
     """
-    from dolite.remote.client import NotFoundError
-
     base, name = split_url(url)
     client = Client(base, token=token, timeout=timeout)
     try:
-        try:
-            client.info(name)
-        except NotFoundError:
-            if not create:
-                raise
-            try:
-                client.create(name)
-            except ServiceError as exc:
-                if exc.code != "already_exists":
-                    raise
-    except (ServiceError, httpx.HTTPError) as exc:
+        _ensure_database(client, name, create)
+    except BaseException:
         client.close()
-        raise _translate(exc) from exc
+        raise
     return Connection(client, name, isolation_level)
+
+
+def _ensure_database(client: Client, name: str, create: bool) -> None:
+    try:
+        client.info(name)
+    except DatabaseNotFound:
+        if not create:
+            raise
+        try:
+            client.create(name)
+        except AlreadyExists:
+            pass  # created meanwhile by someone else
 
 
 __all__ = [

@@ -21,12 +21,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from dolite.errors import WireError  # noqa: F401 - re-exported: the wire format's error
+
 SAFE_INT = 2**53 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-class WireError(ValueError):
-    """A request body or value that does not follow the wire format."""
 
 
 def encode_value(value: Any) -> Any:

@@ -1,28 +1,19 @@
-"""Every error the service returns is JSON ``{"error": {"code", "message"}}``."""
+"""Every error the service returns is JSON ``{"error": {"code", "message"}}``, its code and
+status those of the error's class in :mod:`dolite.errors` (the one table)."""
 
 from __future__ import annotations
 
 import json
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from dolite.sql import dbapi
-from dolite.errors import (
-    Conflict,
-    CorruptChunk,
-    DatabaseNotFound,
-    DoliteError,
-    InvalidName,
-    LeaseHeld,
-    LimitExceeded,
-    SnapshotExpired,
-    StorageError,
-)
-from dolite.server.objects.errors import RequestError
-from dolite.remote.wire import WireError
+from dolite.errors import Error, InternalError, LeaseHeld, MethodNotAllowed, NotFound, RequestError
 
 log = logging.getLogger("dolite.server")
+
+_ROUTING = (NotFound, MethodNotAllowed)  # what Starlette's router refuses with an HTTPException
 
 
 class JSON(JSONResponse):
@@ -36,34 +27,28 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     return JSON({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-_TABLE: list[tuple[type, int, str]] = [
-    (InvalidName, 400, "invalid_name"),
-    (DatabaseNotFound, 404, "database_not_found"),
-    (LeaseHeld, 503, "lease_held"),
-    (Conflict, 409, "conflict"),
-    (SnapshotExpired, 409, "snapshot_expired"),
-    (LimitExceeded, 400, "limit_exceeded"),
-    (CorruptChunk, 500, "corrupt"),
-    (StorageError, 503, "storage_unavailable"),
-    (WireError, 400, "bad_request"),
-    (dbapi.IntegrityError, 400, "constraint"),
-    (dbapi.Error, 400, "sql_error"),
-    (DoliteError, 400, "bad_request"),
-]
-
-
 def from_exception(exc: BaseException) -> JSON:
-    """The JSON error response for ``exc``."""
+    """The JSON error response for ``exc``: a dolite error as its class says, anything
+    else (a bug) as 500 ``internal`` without details."""
+    if isinstance(exc, HTTPException):
+        return from_http_exception(exc)
+    if not isinstance(exc, Error):
+        log.error("internal error", exc_info=exc)
+        return error_response(InternalError.http_status, InternalError.code,
+                              f"internal error: {type(exc).__name__}")
+    status, message = exc.http_status, str(exc)
+    if status >= 500:
+        log.warning("%s: %s", exc.code, exc)
+    if isinstance(exc, LeaseHeld):
+        message += ": another dolite process is serving this database; retry later"
+    headers = {"Retry-After": "1"} if status == 503 else {}
     if isinstance(exc, RequestError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-    for kind, status, code in _TABLE:
-        if isinstance(exc, kind):
-            if status >= 500:
-                log.warning("%s: %s", code, exc)
-            headers = {"Retry-After": "1"} if status == 503 else None
-            message = str(exc)
-            if isinstance(exc, LeaseHeld):
-                message += ": another dolite process is serving this database; retry later"
-            return error_response(status, code, message, headers)
-    log.error("internal error", exc_info=exc)
-    return error_response(500, "internal", f"internal error: {type(exc).__name__}")
+        headers.update(exc.headers)
+    return error_response(status, exc.code, message, headers or None)
+
+
+def from_http_exception(exc: HTTPException) -> JSON:
+    """Starlette's own refusals (no such route, wrong method) in the same shape."""
+    kind = next((k for k in _ROUTING if k.http_status == exc.status_code), None)
+    code = kind.code if kind else "http_error"
+    return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))

@@ -1,58 +1,31 @@
 """What both DB-API drivers (local :mod:`dolite.sql.dbapi`, HTTP :mod:`dolite.remote.httpdbapi`)
-share: the PEP 249 exceptions and globals, statement helpers, and the parts of the
-connection and cursor that do not depend on how statements are run."""
+share: the PEP 249 exceptions (from :mod:`dolite.errors`) and globals, statement helpers,
+and the parts of the connection and cursor that do not depend on how statements are run.
+Needs no APSW (statement completeness is SQLite's own test, through :mod:`sqlite3`)."""
 
 from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 from collections.abc import Iterable, Iterator
 
-import apsw
+from dolite.errors import (  # the PEP 249 exceptions live in the one error tree
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
 
 apilevel = "2.0"
 threadsafety = 1
 paramstyle = "qmark"
-
-
-class Warning(Exception):  # noqa: A001 - PEP 249 name
-    pass
-
-
-class Error(Exception):
-    pass
-
-
-class InterfaceError(Error):
-    pass
-
-
-class DatabaseError(Error):
-    pass
-
-
-class DataError(DatabaseError):
-    pass
-
-
-class OperationalError(DatabaseError):
-    pass
-
-
-class IntegrityError(DatabaseError):
-    pass
-
-
-class InternalError(DatabaseError):
-    pass
-
-
-class ProgrammingError(DatabaseError):
-    pass
-
-
-class NotSupportedError(DatabaseError):
-    pass
 
 
 _DML = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE)\b", re.I | re.S)
@@ -70,7 +43,7 @@ def split_statements(script: str) -> list[str]:
     out, current = [], ""
     for piece in script.split(";"):
         current += piece + ";"
-        if apsw.complete(current):
+        if sqlite3.complete_statement(current):
             if current.strip(" \t\r\n;"):
                 out.append(current.strip())
             current = ""

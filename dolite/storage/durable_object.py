@@ -24,7 +24,16 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from dolite.errors import Conflict, InvalidName, InvalidURL, LimitExceeded, StorageError
+from dolite.errors import (
+    Conflict,
+    Error,
+    InvalidName,
+    InvalidURL,
+    LimitExceeded,
+    StorageError,
+    Unauthorized,
+    error_class,
+)
 from dolite.storage.base import (
     Limits,
     check_commit,
@@ -173,8 +182,11 @@ class DurableObjectNamespace:
     """All objects of one deployed (or local workerd) dolite Worker."""
 
     def __init__(
-        self, base_url: str, secret: str, *, url: str | None = None, prefix: str = "", timeout: float = 30.0
+        self, base_url: str, secret: str, *, url: str | None = None, prefix: str = "", timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ):
+        """``transport``: an httpx transport to send through instead of the network (tests
+        pass ``httpx.MockTransport``)."""
         self.base_url = base_url.rstrip("/")
         self.url = url or base_url
         self.prefix = prefix
@@ -184,6 +196,7 @@ class DurableObjectNamespace:
             headers={"authorization": f"Bearer {secret}", "content-type": "application/octet-stream"},
             timeout=timeout,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            transport=transport,
         )
 
     def __repr__(self) -> str:
@@ -220,21 +233,33 @@ class DurableObjectNamespace:
             raise StorageError(f"Durable Object storage at {self.base_url} is unreachable: {exc}") from exc
         if reply.status_code < 300:
             return reply
-        message = _error_message(reply)
-        if reply.status_code == 409:
-            raise Conflict(message)
-        if reply.status_code == 413:
-            raise LimitExceeded(message)
-        if reply.status_code == 401:
-            raise AuthError(f"Durable Object storage at {self.base_url} refused the secret: {message}")
-        raise StorageError(f"Durable Object storage at {self.base_url}: {method} {path} -> {reply.status_code} {message}")
+        raise self._error(reply, f"{method} {path}")
+
+    def _error(self, reply: httpx.Response, what: str) -> Error:
+        """The dolite error for the Worker's error answer, by its code (see :mod:`dolite.errors`):
+        a conflict or a limit as itself, a refused secret as :class:`AuthError`, anything
+        else as a :class:`StorageError` (the storage failed us)."""
+        code, message = worker_error(reply)
+        kind = error_class(code)
+        if kind is not None and issubclass(kind, (Conflict, LimitExceeded)):
+            return kind(message)
+        if kind is Unauthorized:
+            return AuthError(f"Durable Object storage at {self.base_url} refused the secret: {message}")
+        return StorageError(f"Durable Object storage at {self.base_url}: {what} -> {reply.status_code} {code}: {message}")
 
 
-def _error_message(reply: httpx.Response) -> str:
+def worker_error(reply: httpx.Response) -> tuple[str, str]:
+    """``(code, message)`` of a Worker error answer: ``{"error": {"code", "message"}}`` (the
+    service's shape), or the older ``{"error": code, "message"}``. Anything else (a proxy's
+    page, a crash) is code ``http_error`` with the body's start as the message."""
     try:
-        return str(reply.json()["message"])
+        doc = reply.json()
+        error = doc["error"]
+        if isinstance(error, dict):
+            return str(error["code"]), str(error["message"])
+        return str(error), str(doc["message"])
     except (ValueError, KeyError, TypeError):
-        return reply.text[:500] or reply.reason_phrase
+        return "http_error", reply.text[:500] or reply.reason_phrase
 
 
 def open_url(url: str) -> DurableObjectNamespace:

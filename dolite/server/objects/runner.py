@@ -7,6 +7,7 @@ too is all or nothing while the session's transaction stays open.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
@@ -15,12 +16,20 @@ from dataclasses import dataclass
 import apsw
 
 from dolite.sql import dbapi
-from dolite.errors import DoliteError
+from dolite.errors import (
+    EmptyStatement,
+    Error,
+    MultipleStatements,
+    RequestError,
+    ResultTooLarge,
+    TimeLimit,
+    WireError,
+    error_from_code,
+)
 from dolite.server.objects.authorizer import Authorizer
 from dolite.server.objects.deadline import deadline as request_deadline
-from dolite.server.objects.errors import RequestError, bad_request
 from dolite.server.objects.metrics import COMMIT_SECONDS
-from dolite.remote.wire import Statement, WireError, encode_value
+from dolite.remote.wire import Statement, encode_value
 
 # Whitespace, comments and semicolons only: APSW traces such a tail as a "statement".
 _BLANK = re.compile(r"(?:\s|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
@@ -48,37 +57,40 @@ class _Budget:
         """Count the row as the bytes it takes in the answer (JSON, ASCII-escaped)."""
         self.left -= len(_ROW_JSON.encode(row)) + 1
         if self.left < 0:
-            raise RequestError(413, "result_too_large",
-                               f"the result is over the limit of {self.limit} bytes: "
-                               "add a LIMIT or select fewer columns (nothing was changed)")
+            raise ResultTooLarge(f"the result is over the limit of {self.limit} bytes: "
+                                 "add a LIMIT or select fewer columns (nothing was changed)")
 
 
-def _statement_error(exc: BaseException, auth: Authorizer, index: int | None, timed_out: bool) -> RequestError:
+def _statement_error(exc: BaseException, auth: Authorizer, index: int | None, timed_out: bool) -> Error:
+    """The error to answer for ``exc`` from statement ``index``: SQL errors and refusals,
+    named by their class's code; a dolite storage error (conflict, lease, storage) as is."""
     where = "" if index is None else f"batch[{index}]: "
     if auth.denied is not None:
         code, message = auth.denied
-        return RequestError(400 if code == "transaction_control" else 403, code, where + message)
+        return error_from_code(code, where + message)
     if isinstance(exc, RequestError):
-        exc.message = where + exc.message
-        exc.args = (exc.message,)
-        return exc
+        return _prefixed(exc, where)
     root = exc.__cause__ if isinstance(exc, dbapi.Error) and exc.__cause__ is not None else exc
     if timed_out:
-        return bad_request("time_limit", f"{where}the statement ran over the time limit and was interrupted")
+        return TimeLimit(f"{where}the statement ran over the time limit and was interrupted")
     if isinstance(root, apsw.ExecTraceAbort):
-        return bad_request("multiple_statements",
-                           f"{where}an entry holds exactly one statement: send several as a batch")
-    if isinstance(exc, (WireError, UnicodeError, OverflowError, TypeError, ValueError)) and not isinstance(exc, DoliteError):
-        return bad_request("bad_value", f"{where}{exc}")
-    if isinstance(exc, dbapi.IntegrityError):
-        return bad_request("constraint", f"{where}{exc}")
-    if isinstance(exc, dbapi.ProgrammingError):
-        return bad_request("bad_statement", f"{where}{exc}")
-    if isinstance(exc, dbapi.DataError):
-        return bad_request("data_error", f"{where}{exc}")
-    if isinstance(exc, dbapi.DatabaseError):
-        return bad_request("sql_error", f"{where}{exc}")
-    raise exc  # a DoliteError (conflict, lease, storage) or a bug: the caller handles it
+        return MultipleStatements(f"{where}an entry holds exactly one statement: send several as a batch")
+    if isinstance(exc, (UnicodeError, OverflowError, TypeError, ValueError)) and not isinstance(exc, Error):
+        return WireError(f"{where}{exc}")
+    if isinstance(exc, WireError) or type(exc) in _SQL_ERRORS:
+        return _prefixed(exc, where)
+    raise exc  # a storage error (conflict, lease, storage) or a bug: the caller handles it
+
+
+_SQL_ERRORS = frozenset({dbapi.DatabaseError, dbapi.DataError, dbapi.OperationalError, dbapi.IntegrityError,
+                         dbapi.InternalError, dbapi.ProgrammingError, dbapi.NotSupportedError})
+
+
+def _prefixed(exc: Error, where: str) -> Error:
+    """A copy of ``exc`` whose message starts with ``where``."""
+    error = copy.copy(exc)
+    error.args = (where + str(exc),)
+    return error
 
 
 class Runner:
@@ -108,8 +120,8 @@ class Runner:
     def run(self, statements: list[Statement], *, read_only: bool, batch: bool,
             in_session: bool = False) -> tuple[list[dict], bool]:
         """Run ``statements`` as one unit. Returns their results and whether anything was
-        written. On any error, nothing of this request is kept, and RequestError (or the
-        DoliteError behind a storage failure) is raised."""
+        written. On any error, nothing of this request is kept, and the error (a
+        :class:`dolite.errors.Error`, or a bug) is raised."""
         self.auth.read_only = read_only
         budget = _Budget(self.bounds.max_result_bytes)
         single_vacuum = not batch and not in_session and bool(_VACUUM.match(statements[0].sql))
@@ -181,7 +193,7 @@ class Runner:
             self.auth.allow_vacuum = False
             cursor.close(True)
         if state["count"] == 0:
-            raise _statement_error(bad_request("empty_statement", "the SQL holds no statement (only comments?)"),
+            raise _statement_error(EmptyStatement("the SQL holds no statement (only comments?)"),
                                    self.auth, index, False)
         changed = self.raw.total_changes() - before
         return {

@@ -1,0 +1,159 @@
+"""The HTTP API's requests and answers, without I/O: the request layer both clients share.
+
+:class:`endpoints` builds one :class:`Call` per API request: what is sent, how its answer
+is read, and which :class:`dolite.Error` an error answer means (by its ``error.code``, via
+:func:`dolite.errors.error_from_code`). :class:`dolite.remote.client.Client` and
+:class:`~dolite.remote.client.AsyncClient` only send calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from dolite.errors import Error, NetworkError, SessionNotFound, error_from_code
+from dolite.remote.wire import decode_value, encode_params
+
+
+@dataclass(frozen=True)
+class Result:
+    """The result of one statement."""
+
+    columns: list[str]
+    rows: list[tuple]
+    rows_changed: int
+    last_insert_rowid: int
+    duration_ms: float = 0.0
+
+    @classmethod
+    def decode(cls, doc: dict) -> Result:
+        return cls(list(doc["columns"]), [tuple(decode_value(v) for v in row) for row in doc["rows"]],
+                   doc["rows_changed"], doc["last_insert_rowid"], doc.get("duration_ms", 0.0))
+
+
+def statement(item: Any) -> dict:
+    """``"SQL"``, ``("SQL", params)`` or ``{"sql": ..., "params": ...}`` in wire form."""
+    if isinstance(item, str):
+        return {"sql": item, "params": []}
+    if isinstance(item, dict):
+        return {"sql": item["sql"], "params": encode_params(item.get("params"))}
+    sql, params = item
+    return {"sql": sql, "params": encode_params(params)}
+
+
+def error_for(response: httpx.Response) -> Error | None:
+    """The error an answer means (None for a success), built from its ``error.code``."""
+    if response.status_code < 400:
+        return None
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except Exception:  # noqa: BLE001 - not our JSON (a proxy?): keep what there is
+        code, message = "http_error", response.text[:500] or response.reason_phrase
+    return error_from_code(code, message, response.status_code)
+
+
+def network_error(url: str, exc: httpx.HTTPError) -> NetworkError:
+    return NetworkError(f"cannot reach the dolite server at {url}: {type(exc).__name__}: {exc}")
+
+
+def _json(response: httpx.Response) -> Any:
+    return response.json()
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API request and how to read its answer. ``allowed``: errors that mean the
+    call's goal already holds (the answer is then None)."""
+
+    method: str
+    path: str
+    options: dict = field(default_factory=dict)  # json=, params=, content= for httpx
+    read: Callable[[httpx.Response], Any] = _json
+    allowed: tuple[type[Error], ...] = ()
+
+    def reply(self, response: httpx.Response) -> Any:
+        error = error_for(response)
+        if error is None:
+            return self.read(response)
+        if isinstance(error, self.allowed):
+            return None
+        raise error
+
+
+def db_path(name: str) -> str:
+    return f"/v1/databases/{quote(name, safe='')}"
+
+
+def _one(response: httpx.Response) -> Result:
+    return Result.decode(response.json())
+
+
+def _many(response: httpx.Response) -> list[Result]:
+    return [Result.decode(r) for r in response.json()["results"]]
+
+
+class endpoints:  # noqa: N801 - a namespace of builders, read as ``endpoints.query(...)``
+    """Every request of the API. ``at`` is the path of a database or of a session."""
+
+    @staticmethod
+    def health() -> Call:
+        return Call("GET", "/healthz")
+
+    @staticmethod
+    def metrics() -> Call:
+        return Call("GET", "/metrics", read=lambda response: response.text)
+
+    @staticmethod
+    def databases() -> Call:
+        return Call("GET", "/v1/databases", read=lambda response: response.json()["databases"])
+
+    @staticmethod
+    def create(name: str) -> Call:
+        return Call("POST", "/v1/databases", {"json": {"name": name}})
+
+    @staticmethod
+    def info(name: str) -> Call:
+        return Call("GET", db_path(name))
+
+    @staticmethod
+    def delete(name: str) -> Call:
+        return Call("DELETE", db_path(name), read=_nothing)
+
+    @staticmethod
+    def export(name: str) -> Call:
+        return Call("GET", db_path(name) + "/export")
+
+    @staticmethod
+    def import_(name: str, content, replace: bool) -> Call:
+        params = {"replace": "true"} if replace else {}
+        return Call("POST", db_path(name) + "/import", {"content": content, "params": params})
+
+    @staticmethod
+    def query(at: str, sql: str, params: Iterable | dict = ()) -> Call:
+        return Call("POST", at + "/query", {"json": statement((sql, params))}, read=_one)
+
+    @staticmethod
+    def batch(at: str, statements: Iterable) -> Call:
+        return Call("POST", at + "/query", {"json": {"batch": [statement(s) for s in statements]}}, read=_many)
+
+    @staticmethod
+    def session(name: str) -> Call:
+        return Call("POST", db_path(name) + "/sessions", read=lambda response: response.json()["session"])
+
+    @staticmethod
+    def commit(at: str) -> Call:
+        return Call("POST", at + "/commit", read=_nothing)
+
+    @staticmethod
+    def rollback(at: str) -> Call:
+        """A session already gone (idled out, rolled back) is as good as rolled back."""
+        return Call("POST", at + "/rollback", read=_nothing, allowed=(SessionNotFound,))
