@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 import uuid
 import warnings
+from pathlib import Path
 
 import httpx
 import pytest
@@ -100,6 +101,23 @@ def test_classes_elsewhere_only_use_codes_of_the_table():
     for cls in foreign:
         assert cls.code in TABLE, f"{cls.__module__}.{cls.__name__}: code {cls.code!r} is not in dolite.errors"
         assert cls.http_status == TABLE[cls.code].http_status, cls
+
+
+NOT_SENT_BY_THE_SERVICE = {"warning", "error", "interface_error", "request_error", "invalid_url",
+                           "payload_too_large", "network_error"}
+
+
+def test_docs_service_lists_every_code_with_its_status():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "SERVICE.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| 4") or line.startswith("| 5")]
+    for code, cls in TABLE.items():
+        listed = [row for row in rows if f"`{code}`" in row.split("|")[2]]
+        if code in NOT_SENT_BY_THE_SERVICE:
+            assert not listed, code
+            continue
+        assert listed, f"{code} is missing from docs/SERVICE.md"
+        assert str(cls.http_status) in listed[0].split("|")[1], f"{code}: {listed[0]}"
+        assert f"`{cls.__name__}`" in listed[0].split("|")[3], f"{code}: {listed[0]}"
 
 
 def test_a_code_this_version_does_not_know_keeps_code_and_status():
