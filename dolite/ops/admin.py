@@ -187,9 +187,12 @@ def gc(storage: str | Namespace, name: str, *, drop_history: bool = False) -> in
         store.close()
 
 
-def drop(storage: str | Namespace, name: str) -> None:
+def drop(storage: str | Namespace, name: str, *, force: bool = False) -> None:
     """Delete database ``name`` and every version of it (works on a full store too: see
-    the storage backend's ``drop``)."""
+    the storage backend's ``drop``). Refused with LeaseHeld while a live writer holds the
+    database's write lease, unless ``force``: that writer's later commits then fail."""
     namespace = open_storage(storage)
-    _store(namespace, name)
+    store = _store(namespace, name)
+    if not force:
+        store.lease.refuse_if_held()
     namespace.drop(name)

@@ -1,26 +1,34 @@
 """Key layout and value encodings of one database object.
 
 ==========================  ============================================================
-``head``                    current version, file size, chunk size, retention (JSON)
-``lease``                   write lease: epoch, owner, expiry (JSON)
+``head``                    incarnation id, current version, file size, chunk size,
+                            retention (JSON, sealed)
+``lease``                   write lease: epoch, owner, expiry (JSON, sealed)
 ``c/<chunk>/<version>``     one chunk of the file as of that version, checksummed
-``log/<version>``           commit record: time, size, chunk ranges written (JSON)
-``gc``                      garbage-collection cursor (JSON)
+``log/<version>``           commit record: time, size, chunk ranges written (JSON, sealed)
+``gc``                      garbage-collection cursor (JSON, sealed)
 ==========================  ============================================================
 
 Chunk and version numbers are fixed-width hex so that key order is numeric order.
+Every value carries a CRC-32 over its key and bytes: chunks in their header, the other
+records "sealed" (``<payload>#<crc32 hex>``), so a damaged or misplaced value is a
+:class:`CorruptChunk`, never silently another version. The head's ``id`` names one
+incarnation of the database: versions restart at 0 when a database is dropped and created
+again, so caches are keyed by ``(id, chunk, version)``, never by version alone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zlib
 from dataclasses import dataclass, replace
 
 from dolite.errors import CorruptChunk
 
-FORMAT = 1
+FORMAT = 1  # chunk encoding
+HEAD_FORMAT = 2  # head and record encoding: sealed, with an incarnation id
 HEAD = "head"
 LEASE = "lease"
 GC = "gc"
@@ -54,6 +62,26 @@ def parse_log_key(key: str) -> int:
     return int(key.split("/")[1].split("#")[0], 16)
 
 
+def seal(key: str, payload: bytes) -> bytes:
+    """``payload`` with a CRC-32 over the key it is stored under and its bytes."""
+    crc = zlib.crc32(payload, zlib.crc32(key.encode() + b"\0"))
+    return payload + b"#%08x" % crc
+
+
+def unseal(key: str, raw: bytes, where: str) -> bytes:
+    """The payload of a sealed value stored under ``key``, or CorruptChunk."""
+    payload, mark, crc = raw[:-9], raw[-9:-8], raw[-8:]
+    if mark != b"#" or not crc.isalnum():
+        raise CorruptChunk(f"{where}: record {key!r} has no checksum (damaged, or written by an older dolite)")
+    if b"%08x" % zlib.crc32(payload, zlib.crc32(key.encode() + b"\0")) != crc:
+        raise CorruptChunk(f"{where}: checksum mismatch in record {key!r}")
+    return payload
+
+
+def new_incarnation() -> int:
+    return int.from_bytes(os.urandom(6), "big")
+
+
 @dataclass(frozen=True)
 class Head:
     """The committed state a reader pins: everything needed to read the file."""
@@ -63,21 +91,33 @@ class Head:
     chunk_size: int
     retention: float
     time: float
-    format: int = FORMAT
+    id: int  # incarnation: new each time the database is created
+    format: int = HEAD_FORMAT
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        """(incarnation, version): names one committed state for ever, across drops."""
+        return self.id, self.version
+
+    @property
+    def chunk_count(self) -> int:
+        return -(-self.size // self.chunk_size)
 
     def encode(self) -> bytes:
-        return (f'{{"version":{self.version},"size":{self.size},"chunk_size":{self.chunk_size},'
-                f'"retention":{self.retention!r},"time":{self.time!r},"format":{self.format}}}').encode()
+        return seal(HEAD, (f'{{"id":{self.id},"version":{self.version},"size":{self.size},'
+                           f'"chunk_size":{self.chunk_size},"retention":{self.retention!r},'
+                           f'"time":{self.time!r},"format":{self.format}}}').encode())
 
     @classmethod
-    def decode(cls, raw: bytes) -> Head:
+    def decode(cls, raw: bytes, where: str = "database") -> Head:
+        payload = unseal(HEAD, raw, where)
         try:
-            fields = json.loads(raw)
-            if fields.get("format") != FORMAT:
-                raise CorruptChunk(f"head has unknown format {fields.get('format')!r}")
+            fields = json.loads(payload)
+            if fields.get("format") != HEAD_FORMAT:
+                raise CorruptChunk(f"{where}: head has unknown format {fields.get('format')!r}")
             return cls(**fields)
         except (ValueError, TypeError) as exc:
-            raise CorruptChunk(f"head record is unreadable: {exc}") from exc
+            raise CorruptChunk(f"{where}: head record is unreadable: {exc}") from exc
 
     def advance(self, size: int, time: float) -> Head:
         return replace(self, version=self.version + 1, size=size, time=time)
@@ -106,17 +146,20 @@ def decode_chunk(raw: bytes, chunk: int, version: int, where: str) -> bytes:
     return data
 
 
-def encode_record(fields: dict) -> bytes:
-    """JSON; zlib-compressed when large (small records: compression costs more than it saves)."""
+def encode_record(key: str, fields: dict) -> bytes:
+    """JSON, sealed for ``key``; zlib-compressed when large (small records: compression
+    costs more than it saves)."""
     text = json.dumps(fields, separators=(",", ":")).encode()
-    return text if len(text) < 1024 else zlib.compress(text, 1)
+    return seal(key, text if len(text) < 1024 else zlib.compress(text, 1))
 
 
-def decode_record(raw: bytes, where: str) -> dict:
+def decode_record(raw: bytes, key: str, where: str = "database") -> dict:
+    """The fields of a record stored under ``key`` (a log record, the GC cursor)."""
+    payload = unseal(key, raw, where)
     try:
-        return json.loads(raw if raw[:1] == b"{" else zlib.decompress(raw))
+        return json.loads(payload if payload[:1] == b"{" else zlib.decompress(payload))
     except (zlib.error, ValueError) as exc:
-        raise CorruptChunk(f"{where}: record is unreadable: {exc}") from exc
+        raise CorruptChunk(f"{where}: record {key!r} is unreadable: {exc}") from exc
 
 
 def to_ranges(numbers: list[int]) -> list[list[int]]:

@@ -3,7 +3,6 @@ superseded before the retention horizon. Written once, over the storage contract
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from itertools import islice
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from dolite.pages.format import (
     chunk_key,
     chunk_prefix,
     decode_record,
+    encode_record,
     from_ranges,
     log_key,
     parse_log_key,
@@ -44,7 +44,7 @@ def _records(store: PageStore, start: int, end: int, most: int | None = None) ->
     raw = store.storage.list(start=log_key(start), end=log_key(end), prefix=LOG_PREFIX, limit=most)
     grouped: dict[int, list[dict]] = defaultdict(list)
     for key, value in raw.items():
-        grouped[parse_log_key(key)].append(decode_record(value, f"{store.name}:{key}"))
+        grouped[parse_log_key(key)].append(decode_record(value, key, store.name))
     if most is not None and len(raw) >= most and len(grouped) > 1:
         grouped.pop(max(grouped))  # its parts may run past the limit
     return dict(sorted(grouped.items()))
@@ -72,7 +72,7 @@ def collect(store: PageStore, now: float) -> int:
     head = store.read_head()
     store._hold_lease()
     cursor_raw = store.storage.get([GC]).get(GC)
-    done = json.loads(cursor_raw)["done"] if cursor_raw else 0
+    done = decode_record(cursor_raw, GC, store.name)["done"] if cursor_raw else 0
     oldest_pinned = min(store.pinned_versions(), default=head.version)
     limit = min(head.version, oldest_pinned)
     horizon = now - head.retention
@@ -95,7 +95,7 @@ def collect(store: PageStore, now: float) -> int:
     if processed == done:
         return 0
     old_logs = list(store.storage.list(start=log_key(0), end=log_key(processed), prefix=LOG_PREFIX))
-    _fenced_delete(store, deletes + old_logs, {GC: json.dumps({"done": processed}).encode()})
+    _fenced_delete(store, deletes + old_logs, {GC: encode_record(GC, {"done": processed})})
     return len(deletes) + len(old_logs)
 
 

@@ -14,8 +14,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 
-from dolite.errors import Conflict, LeaseHeld
-from dolite.pages.format import LEASE
+from dolite.errors import Conflict, CorruptChunk, LeaseHeld
+from dolite.pages.format import LEASE, seal, unseal
 from dolite.storage.base import Storage
 
 HOST = socket.gethostname()
@@ -28,27 +28,43 @@ class Lease:
     expires: float
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        return seal(LEASE, json.dumps(asdict(self), separators=(",", ":")).encode())
 
     @classmethod
-    def decode(cls, raw: bytes) -> Lease:
-        return cls(**json.loads(raw))
+    def decode(cls, raw: bytes, where: str = "database") -> Lease:
+        payload = unseal(LEASE, raw, where)
+        try:
+            return cls(**json.loads(payload))
+        except (ValueError, TypeError) as exc:
+            raise CorruptChunk(f"{where}: lease record is unreadable: {exc}") from exc
 
     def holder_is_gone(self, now: float) -> bool:
-        """True when the lease ran out or its holder was a process on this host that died."""
+        """True when the lease ran out or its holder was a process on this host that died
+        (a zombie, dead but not yet reaped by its parent, counts as dead)."""
         if self.expires <= now:
             return True
         host, _, rest = self.owner.partition(":")
         pid = rest.partition(":")[0]
-        if host != HOST or not pid.isdigit():
-            return False
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
+        return host == HOST and pid.isdigit() and not process_alive(int(pid))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` on this host is running (not gone, not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rpartition(b")")[2].split()[0]
+        return state not in (b"Z", b"X")
+    except FileNotFoundError:
         return False
+    except (OSError, IndexError):
+        pass  # no /proc here: ask the kernel
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LeaseKeeper:
@@ -61,6 +77,7 @@ class LeaseKeeper:
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held: Lease | None = None
         self.raw: bytes | None = None
+        self._pending: Lease | None = None
         self._tried = False  # an acquire reached storage: the lease may be ours unheard
 
     @property
@@ -83,7 +100,7 @@ class LeaseKeeper:
         writer holds it."""
         now = time.time()
         current_raw = self.storage.get([LEASE]).get(LEASE)
-        current = Lease.decode(current_raw) if current_raw else None
+        current = Lease.decode(current_raw, self.name) if current_raw else None
         if current_raw is not None and current_raw == self.raw and current.expires - 1.0 > now:
             return False
         if current is not None and current.owner != self.owner and not current.holder_is_gone(now):
@@ -100,19 +117,42 @@ class LeaseKeeper:
         self.held, self.raw = new, new.encode()
         return True
 
+    def refuse_if_held(self) -> None:
+        """Raise LeaseHeld if a live writer (anyone but us) holds the lease."""
+        raw = self.storage.get([LEASE]).get(LEASE)
+        current = Lease.decode(raw, self.name) if raw else None
+        if current is not None and current.owner != self.owner and not current.holder_is_gone(time.time()):
+            raise LeaseHeld(f"database {self.name!r} is being written by {current.owner} "
+                            f"(lease expires in {current.expires - time.time():.1f}s)")
+
     def renewal(self) -> dict[str, bytes]:
         """Writes to add to a commit so the lease is extended when half its time is used.
-        Call :meth:`renewed` after that commit succeeds."""
+        Call :meth:`renewed` after that commit succeeds (a failed commit's renewal is
+        forgotten by the next call)."""
         assert self.held is not None
+        self._pending = None
         if self.held.expires - time.time() > self.ttl / 2:
             return {}
         self._pending = replace(self.held, expires=time.time() + self.ttl)
         return {LEASE: self._pending.encode()}
 
     def renewed(self) -> None:
-        pending = getattr(self, "_pending", None)
+        pending, self._pending = self._pending, None
         if pending is not None:
-            self.held, self.raw, self._pending = pending, pending.encode(), None
+            self.held, self.raw = pending, pending.encode()
+
+    def new_term(self) -> None:
+        """Rewrite our lease with the next epoch, so that every request we sent under the
+        old bytes (one may still be in flight, to be delivered late) is refused by the
+        storage. Called before cleaning up after a commit whose outcome we never heard."""
+        assert self.held is not None and self.raw is not None
+        new = replace(self.held, epoch=self.held.epoch + 1, expires=time.time() + self.ttl)
+        try:
+            self.storage.commit({LEASE: new.encode()}, expect={LEASE: self.raw})
+        except Conflict as exc:
+            self.forget()
+            raise LeaseHeld(f"database {self.name!r}: another writer took the lease over") from exc
+        self.held, self.raw = new, new.encode()
 
     def forget(self) -> None:
         """Drop our idea of holding the lease (after a fencing conflict)."""

@@ -10,6 +10,7 @@ than its head.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from dolite.pages.format import (
     encode_chunk,
     encode_record,
     log_key,
+    new_incarnation,
     parse_chunk_key,
     to_ranges,
 )
@@ -39,6 +41,7 @@ DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_RETENTION = 600.0
 GC_EVERY = 64
 MAX_WHERE = 1 << 18  # chunks whose newest version is remembered (~25 MB at most)
+log = logging.getLogger("dolite.pages")
 
 
 class PageStore:
@@ -53,12 +56,12 @@ class PageStore:
         self.cache = ChunkCache(cache_bytes)
         self.lease = LeaseKeeper(storage, name, lease_ttl)
         self.stats = {"commits": 0, "chunks_written": 0, "bytes_written": 0,
-                      "chunks_read": 0, "bytes_read": 0, "conflicts": 0}
+                      "chunks_read": 0, "bytes_read": 0, "conflicts": 0, "gc_errors": 0}
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._latest: Head | None = None
         self._where: dict[int, int] = {}  # chunk -> newest version as of _where_at
-        self._where_at = -1
+        self._where_at: tuple[int, int] = (-1, -1)  # a Head.identity
         self._needs_cleanup = True
         self._commits_since_gc = 0
         self._pins: dict[int, int] = {}  # pinned head version -> readers
@@ -92,7 +95,8 @@ class PageStore:
         max_chunk = self.limits.max_value_bytes - CHUNK_HEADER_BYTES
         if chunk_size < 512 or chunk_size > max_chunk or chunk_size % 512:
             raise ValueError(f"chunk_size must be a multiple of 512 between 512 and {max_chunk}")
-        head = Head(version=0, size=0, chunk_size=chunk_size, retention=retention, time=time.time())
+        head = Head(version=0, size=0, chunk_size=chunk_size, retention=retention, time=time.time(),
+                    id=new_incarnation())
         try:
             self.storage.commit({HEAD: head.encode()}, expect={HEAD: None})
         except Conflict:
@@ -105,37 +109,38 @@ class PageStore:
         raw = self.storage.get([HEAD]).get(HEAD)
         if raw is None:
             raise DatabaseNotFound(f"database {self.name!r} does not exist")
-        head = Head.decode(raw)
+        head = Head.decode(raw, self.name)
         self._observe(head)
         return head
 
     def current_head(self) -> Head:
         """The newest head: known without a round trip while we hold the lease, since
         nobody else can commit then."""
+        return self.known_newest() or self.read_head()
+
+    def known_newest(self) -> Head | None:
+        """The newest head if known without I/O (we hold the lease), else None."""
         latest = self._latest
         if latest is not None and self.lease.valid():
             return latest
-        return self.read_head()
+        return None
 
-    def still_newest(self, version: int | None) -> bool:
-        """True if ``version`` is known, without any I/O, to be the newest: we hold the
-        lease (nobody else can commit) and have committed nothing since."""
+    def still_newest(self, identity: tuple[int, int] | None) -> bool:
+        """True if ``identity`` (a Head.identity) is known, without any I/O, to be the
+        newest: we hold the lease (nobody else can commit) and have committed nothing since."""
         latest = self._latest
-        return (latest is not None and latest.version == version
+        return (latest is not None and latest.identity == identity
                 and self.lease.valid_until > time.time())
-
-    def current_version(self) -> int:
-        """The newest committed version (no round trip while we hold the lease)."""
-        latest = self._latest
-        if latest is not None and self.lease.valid():
-            return latest.version
-        return self.read_head().version
 
     def _observe(self, head: Head) -> None:
         with self._lock:
-            if self._latest is None or head.version > self._latest.version:
-                if head.version != self._where_at:
-                    self._where, self._where_at = {}, head.version
+            latest = self._latest
+            if latest is not None and latest.id != head.id:
+                self.cache.clear()  # the database was dropped and created again
+                latest = None
+            if latest is None or head.version > latest.version:
+                if head.identity != self._where_at:
+                    self._where, self._where_at = {}, head.identity
                 self._latest = head
 
     # -- reads ---------------------------------------------------------------------
@@ -147,24 +152,25 @@ class PageStore:
             return b""
         with self._lock:
             version = self._where.get(chunk)
-            if version is not None and head.version != self._where_at and version > head.version:
+            if version is not None and head.identity != self._where_at and (
+                    version > head.version or head.id != self._where_at[0]):
                 version = None
         if version is not None:
-            data = self.cache.get((chunk, version))
+            data = self.cache.get((head.id, chunk, version))
             if data is not None:
                 return data
             raw = self.storage.get([chunk_key(chunk, version)]).get(chunk_key(chunk, version))
             if raw is None:
-                raise CorruptChunk(f"{self.name}: chunk {chunk} v{version} is missing from storage")
+                raise self._missing(head, chunk, version)
         else:
             version, raw = self._find(head, chunk)
         data = decode_chunk(raw, chunk, version, self.name)
         self.stats["chunks_read"] += 1
         self.stats["bytes_read"] += len(raw)
         if cache:
-            self.cache.put((chunk, version), data)
+            self.cache.put((head.id, chunk, version), data)
         with self._lock:
-            if head.version == self._where_at:
+            if head.identity == self._where_at:
                 if len(self._where) >= MAX_WHERE:
                     self._where.clear()  # an index to the cache, not the truth: bound it
                 self._where.setdefault(chunk, version)
@@ -182,12 +188,25 @@ class PageStore:
         found = self.storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, head.version + 1),
                                   reverse=True, limit=1)
         if not found:
-            raise SnapshotExpired(
-                f"{self.name}: no version of chunk {chunk} at or before v{head.version}: "
-                "that version is older than the retention window"
-            )
+            raise self._missing(head, chunk, None)
         key, raw = next(iter(found.items()))
         return parse_chunk_key(key)[1], raw
+
+    def _missing(self, head: Head, chunk: int, version: int | None) -> Exception:
+        """Why the version of ``chunk`` that ``head`` needs is not in storage: the
+        database was dropped, GC removed a superseded version (the snapshot expired), or,
+        when neither explains it, the store is damaged."""
+        current = self.storage.get([HEAD]).get(HEAD)
+        if current is None or Head.decode(current, self.name).id != head.id:
+            return DatabaseNotFound(f"database {self.name!r} was dropped while this snapshot "
+                                    f"(v{head.version}) was open")
+        newer = self.storage.list(start=chunk_key(chunk, head.version + 1), end=chunk_prefix(chunk + 1), limit=1)
+        if newer:
+            return SnapshotExpired(
+                f"{self.name}: chunk {chunk} as of v{head.version} was garbage-collected: that "
+                "version is older than the retention window")
+        what = f"v{version}" if version is not None else f"at or before v{head.version}"
+        return CorruptChunk(f"{self.name}: chunk {chunk} {what} is missing from storage")
 
     def _prefetch(self, head: Head, chunk: int, count: int) -> tuple[int, bytes] | None:
         last = min(chunk + count, -(-head.size // head.chunk_size))
@@ -202,16 +221,16 @@ class PageStore:
                 newest[c] = (v, raw)
         complete_below = last if len(listed) < limit else last_seen  # chunks known in full
         for c, (v, raw) in newest.items():
-            if c != chunk and c < complete_below and self.cache.get((c, v)) is None:
+            if c != chunk and c < complete_below and self.cache.get((head.id, c, v)) is None:
                 try:
                     data = decode_chunk(raw, c, v, self.name)
                 except CorruptChunk:
                     continue  # reported if and when that chunk itself is read
-                self.cache.put((c, v), data)
+                self.cache.put((head.id, c, v), data)
                 self.stats["chunks_read"] += 1
                 self.stats["bytes_read"] += len(raw)
                 with self._lock:
-                    if head.version == self._where_at:
+                    if head.identity == self._where_at:
                         self._where.setdefault(c, v)
         if chunk < complete_below and chunk in newest:
             return newest[chunk]
@@ -224,7 +243,7 @@ class PageStore:
         ``base``. Raise Conflict if ``base`` is no longer the head or the lease was lost."""
         new = self.commit_stream(base, sorted(chunks), chunks.items(), size)
         for c, data in chunks.items():
-            self.cache.put((c, new.version), bytes(data))
+            self.cache.put((new.id, c, new.version), bytes(data))
         return new
 
     def commit_stream(self, base: Head, chunk_ids: list[int], chunks: Iterable[tuple[int, bytes]],
@@ -272,8 +291,18 @@ class PageStore:
             self.lease.renewed()
             self._after_commit(base, new, chunk_ids, written)
         if self._commits_since_gc >= GC_EVERY:
-            self.collect_garbage()
+            self._collect_garbage_after_commit()
         return new
+
+    def _collect_garbage_after_commit(self) -> None:
+        """GC once the head has moved: the commit has landed, so nothing here may turn it
+        into an error (the caller would retry and apply it twice). A failure is logged and
+        counted; the next run picks up where this one stopped."""
+        try:
+            self.collect_garbage()
+        except Exception as exc:  # noqa: BLE001 - reported, never raised: see above
+            self.stats["gc_errors"] += 1
+            log.warning("%s: garbage collection after commit failed (will retry): %s", self.name, exc)
 
     def ensure_writable(self) -> None:
         """Hold the write lease (raise LeaseHeld if a live writer elsewhere has it)."""
@@ -285,6 +314,10 @@ class PageStore:
             return
         newly_taken = self.lease.acquire()
         if newly_taken or self._needs_cleanup:
+            if not newly_taken:
+                # A request of the failed commit may still arrive: fence it out first,
+                # or a late head write could land on top of the debris we delete.
+                self.lease.new_term()
             head = self.read_head()
             gc.remove_uncommitted(self, head)
             self._needs_cleanup = False
@@ -297,22 +330,23 @@ class PageStore:
         step = len(ranges) or 1
         while True:
             pieces = [ranges[i:i + step] for i in range(0, len(ranges), step)] or [[]]
-            parts = [encode_record({**fields, "chunks": piece, "parts": len(pieces)}) for piece in pieces]
+            keys = [log_key(new.version) + (f"#{n:04d}" if n else "") for n in range(len(pieces))]
+            parts = [encode_record(key, {**fields, "chunks": piece, "parts": len(pieces)})
+                     for key, piece in zip(keys, pieces)]
             if max(len(p) for p in parts) <= self.limits.max_value_bytes or step == 1:
                 break
             step = max(1, step // 2)
-        key = log_key(new.version)
-        return {key if n == 0 else f"{key}#{n:04d}": part for n, part in enumerate(parts)}
+        return dict(zip(keys, parts))
 
     def _after_commit(self, base: Head, new: Head, chunk_ids: list[int], written: list[int]) -> None:
         with self._lock:
-            if self._where_at != base.version:
+            if self._where_at != base.identity:
                 self._where = {}
             self._where.update(dict.fromkeys(chunk_ids, new.version))
             if new.size < base.size:
-                last = -(-new.size // new.chunk_size)
+                last = new.chunk_count
                 self._where = {c: v for c, v in self._where.items() if c < last}
-            self._where_at = new.version
+            self._where_at = new.identity
             self._latest = new
         self.stats["commits"] += 1
         self.stats["chunks_written"] += written[0]

@@ -37,7 +37,7 @@ from dolite.sql.pep249 import (
     threadsafety,
 )
 from dolite.storage import Namespace, open_storage
-from dolite.sql.vfs import Database, DoliteVFS, clear_last_error, take_last_error, vfs_for
+from dolite.sql.vfs import Database, DoliteVFS, dolite_cause, vfs_for
 
 DEFAULT_STORAGE = "lmdb:./.dolite"
 
@@ -55,7 +55,7 @@ _ERRORS = [
 def translated(exc: apsw.Error) -> Exception:
     """The exception to raise for an APSW error: the DoliteError behind it (a storage
     failure in the VFS), else the matching PEP 249 class."""
-    cause = take_last_error()
+    cause = dolite_cause(exc)
     if cause is not None:
         return cause
     for apsw_type, ours in _ERRORS:
@@ -67,7 +67,6 @@ def translated(exc: apsw.Error) -> Exception:
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
     """Context manager form of :func:`translated`, for code off the hot path."""
-    clear_last_error()
     try:
         yield
     except apsw.Error as exc:
@@ -114,7 +113,6 @@ class Cursor(CursorBase):
             before = conn.raw.total_changes()
         self._described[0], self._described[1] = None, True
         was_in_transaction = conn.raw.in_transaction
-        clear_last_error()
         try:
             self._rows = self._cursor.execute(sql, parameters)
         except apsw.Error as exc:
@@ -125,9 +123,9 @@ class Cursor(CursorBase):
             self.lastrowid = conn.raw.last_insert_rowid()
         else:
             self.rowcount = -1
-        if conn._setup.exclusive and (conn._seen is None or not self._described[1] or
+        if conn._setup.exclusive and (not self._described[1] or
                                        (was_in_transaction and not conn.raw.in_transaction)):
-            conn._seen = conn.database.store.current_version()  # we may have committed
+            conn._wrote()
         return self
 
     def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
@@ -183,27 +181,36 @@ class Connection(ConnectionBase):
         self.isolation_level = isolation_level
         self._setup = setup
         self.raw = setup.open()
-        self._seen: int | None = None  # exclusive mode: the version our SQLite cache holds
+        # Exclusive mode: a head identity no newer than what our SQLite cache holds (None:
+        # nothing cached yet). Never newer, so a commit by anyone else is never missed.
+        self._seen: tuple[int, int] | None = None
 
     def _stay_fresh(self) -> None:
         """Exclusive mode: SQLite trusts its page cache across transactions. If someone
-        else committed since our last statement (possible when our lease lapsed, or while
-        another process held it), reopen so that cache is dropped. An exclusive connection
-        owns its database, so it keeps the write lease: then no check needs any I/O."""
+        else committed since our cache was filled (possible when our lease lapsed, or
+        while another process held it), reopen so that cache is dropped. An exclusive
+        connection owns its database, so it keeps the write lease: then no check needs
+        any I/O."""
         store = self.database.store
         if store.still_newest(self._seen):
             return  # we hold the lease and nobody committed since: the common case
-        if self.raw.in_transaction or self._seen is None:
+        if self.raw.in_transaction:
             return
         try:
             with contextlib.suppress(LeaseHeld):
                 store.ensure_writable()  # take or renew the lease (another process may hold it)
-            version = store.current_version()
+            identity = store.current_head().identity
         except DoliteError:
             return  # the statement itself will report the storage error
-        if version != self._seen:
+        if self._seen is not None and identity != self._seen:
             self._reopen()
-            self._seen = version
+        self._seen = identity  # taken before the statement pins: never newer than it
+
+    def _wrote(self) -> None:
+        """After a statement that may have committed: our own commit is what our cache
+        now holds, known for sure only while we hold the lease (else check next time)."""
+        latest = self.database.store.known_newest()
+        self._seen = latest.identity if latest is not None else (-1, -1)
 
     def _reopen(self) -> None:
         old, self.raw = self.raw, None
@@ -223,7 +230,6 @@ class Connection(ConnectionBase):
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        clear_last_error()
         try:
             yield
         except apsw.Error as exc:
@@ -276,9 +282,9 @@ def connect(
     isolation_level: str | None = "",
     chunk_size: int | None = None,
     retention: float | None = None,
-    cache_bytes: int = 64 << 20,
+    cache_bytes: int | None = None,
     page_cache_bytes: int = 16 << 20,
-    lease_ttl: float = 30.0,
+    lease_ttl: float | None = None,
 ) -> Connection:
     """Open database ``name`` in ``storage`` (a URL or Namespace; default ``lmdb:./.dolite``).
 
@@ -290,9 +296,12 @@ def connect(
     wait too. If anyone else commits meanwhile, it notices before its next statement and
     reopens itself.
     ``chunk_size`` and ``retention`` (seconds of old versions kept) apply at creation.
-    ``cache_bytes`` bounds the chunk cache shared by this process's connections to a
-    database; ``page_cache_bytes`` is this connection's SQLite page cache (hot pages never
-    reach the VFS; it stays valid across transactions while nobody else writes).
+    ``cache_bytes`` (default 64 MiB) bounds the chunk cache shared by this process's
+    connections to a database and ``lease_ttl`` (default 30 s) is the write lease's time
+    to live: both are fixed by the first connection to ``storage`` in the process, and a
+    later connection asking for another value is refused (ProgrammingError).
+    ``page_cache_bytes`` is this connection's SQLite page cache (hot pages never reach the
+    VFS; it stays valid across transactions while nobody else writes).
     """
     validate_name(name)
     namespace = open_storage(storage or DEFAULT_STORAGE)

@@ -4,41 +4,42 @@ The main database file is a :class:`~dolite.pages.PagedFile`; journals and tempo
 files live in memory (a commit is atomic in storage, so a journal is never needed to
 recover after a crash). SQLite's lock calls drive transactions: the first SHARED lock pins
 a version, RESERVED takes the write lease, xSync commits.
+
+SQLite keeps its page cache across transactions as long as the file change counter (bytes
+24-27 of page 1) reads the same when it next takes a SHARED lock. A connection in
+``locking_mode=EXCLUSIVE`` bumps that counter once per lock, not once per commit, so the
+stored counter cannot tell other connections that a new version exists. The VFS therefore
+shows, in place of the stored counter, one derived from the pinned head's identity
+(incarnation and version): every commit, by anyone, changes what every other connection
+reads there, and each drops its cache exactly when it must.
+
+A storage failure travels as the ``__cause__`` of the APSW exception SQLite reports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 
 import apsw
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, DoliteError
+from dolite.sql.pep249 import ProgrammingError
 from dolite.sql.locks import NONE, RESERVED, LockTable
 from dolite.pages import PagedFile, PageStore
-from dolite.pages.format import HEAD
+from dolite.pages.format import HEAD, Head
 from dolite.storage.base import Namespace
 
 OPEN = apsw.mapping_open_flags
 _IOCAP = apsw.mapping_device_characteristics
-_last_error = threading.local()
 _names = itertools.count(1)
-
-
-def take_last_error() -> DoliteError | None:
-    """The DoliteError behind the last failed VFS call on this thread (and forget it)."""
-    error = getattr(_last_error, "error", None)
-    _last_error.error = None
-    return error
-
-
-def clear_last_error() -> None:
-    _last_error.error = None
+CHANGE_COUNTER = 24  # page 1: file change counter, 4 bytes big-endian
+VERSION_VALID_FOR = 92  # page 1: the change counter the in-header page count is valid for
 
 
 def _fail(error: DoliteError) -> Exception:
-    """Remember ``error`` for the DB-API layer; return the apsw exception for SQLite."""
-    _last_error.error = error
+    """The apsw exception SQLite reports for ``error`` (its ``__cause__`` once raised)."""
     if isinstance(error, Conflict):
         return apsw.BusyError(str(error))
     if isinstance(error, CorruptChunk):
@@ -46,6 +47,48 @@ def _fail(error: DoliteError) -> Exception:
     if isinstance(error, DatabaseNotFound):
         return apsw.CantOpenError(str(error))
     return apsw.IOError(str(error))
+
+
+# SQLite retries a busy xLock through its busy handler and then reports a plain "database
+# is locked": the exception chain of the last try is lost there, so the reason a lock
+# could not be had (LeaseHeld) is kept per thread, set and cleared by every xLock.
+_lock_refusal = threading.local()
+
+
+def dolite_cause(exc: BaseException) -> DoliteError | None:
+    """The storage error behind an APSW exception, if a VFS call failed with one."""
+    seen, link = 0, exc
+    while link is not None and seen < 8:
+        if isinstance(link, DoliteError):
+            return link
+        link, seen = link.__cause__ or link.__context__, seen + 1
+    if isinstance(exc, apsw.BusyError):
+        refusal, _lock_refusal.error = getattr(_lock_refusal, "error", None), None
+        return refusal
+    return None
+
+
+def change_counter(head: Head) -> int:
+    return (head.id + head.version) & 0xFFFFFFFF
+
+
+def with_change_counter(data: bytes, offset: int, counter: int) -> bytes:
+    """``data`` read at ``offset`` of the file, showing ``counter`` as the change counter.
+    Where the stored header says its page count is valid (version-valid-for equals the
+    counter), it stays valid; where it says invalid, it stays invalid."""
+    at = CHANGE_COUNTER - offset
+    if at < 0 or at + 4 > len(data):
+        return data
+    out = bytearray(data)
+    value = counter.to_bytes(4, "big")
+    valid_at = VERSION_VALID_FOR - offset
+    if valid_at + 4 <= len(out):
+        if out[valid_at:valid_at + 4] == out[at:at + 4]:
+            out[valid_at:valid_at + 4] = value
+        elif out[valid_at:valid_at + 4] == value:
+            out[valid_at:valid_at + 4] = (counter ^ 1).to_bytes(4, "big")
+    out[at:at + 4] = value
+    return bytes(out)
 
 
 class Database:
@@ -60,10 +103,10 @@ class Database:
 class DoliteVFS(apsw.VFS):
     """One VFS per storage namespace; database names are object names."""
 
-    def __init__(self, namespace: Namespace, **store_options):
+    def __init__(self, namespace: Namespace, *, cache_bytes: int = 64 << 20, lease_ttl: float = 30.0):
         self.namespace = namespace
         self.vfs_name = f"dolite-{next(_names)}"
-        self.store_options = store_options
+        self.store_options = {"cache_bytes": cache_bytes, "lease_ttl": lease_ttl}
         self.databases: dict[str, Database] = {}
         self.memory_files: dict[str, MemoryFile] = {}
         self._lock = threading.Lock()
@@ -144,7 +187,11 @@ class DatabaseFile:
             raise _fail(exc) from exc
 
     def xRead(self, amount, offset):
-        return self._call(self.file.read, amount, offset)
+        data = self._call(self.file.read, amount, offset)
+        head = self.file.head
+        if offset < CHANGE_COUNTER + 4 and head is not None and 0 not in self.file.dirty:
+            return with_change_counter(data, offset, change_counter(head))
+        return data
 
     def xWrite(self, data, offset):
         self._call(self.file.write, data, offset)
@@ -161,6 +208,7 @@ class DatabaseFile:
         return self.file.size
 
     def xLock(self, level):
+        _lock_refusal.error = None
         if not self.db.locks.lock(self.owner, level):
             raise apsw.BusyError("database is locked by another connection in this process")
         try:
@@ -168,7 +216,8 @@ class DatabaseFile:
                 self._call(self.file.begin)
             if level >= RESERVED and self.level < RESERVED:
                 self._call(self._become_writer)
-        except BaseException:
+        except BaseException as exc:
+            _lock_refusal.error = dolite_cause(exc)
             self.db.locks.unlock(self.owner, self.level)
             if self.level == NONE:
                 self.file.end()
@@ -186,10 +235,8 @@ class DatabaseFile:
                 # VACUUM truncates after its last sync: that shrink belongs to the
                 # committed transaction. (Nothing to report an error to here; on failure
                 # the file keeps its old length, which SQLite ignores past its header.)
-                try:
+                with contextlib.suppress(DoliteError):
                     self.file.commit()
-                except DoliteError as exc:
-                    _last_error.error = exc
             else:
                 # Other unsynced writes at the end of a write transaction are a rollback's.
                 self.file.discard()
@@ -291,11 +338,21 @@ _vfs_by_namespace: dict[int, DoliteVFS] = {}
 
 
 def vfs_for(namespace: Namespace, **store_options) -> DoliteVFS:
-    """The process-wide VFS of ``namespace`` (registered with SQLite on first use)."""
+    """The process-wide VFS of ``namespace`` (registered with SQLite on first use).
+    Options given (not None) must match those the VFS already has: its page stores are
+    shared by every connection in the process, so a second value cannot apply."""
+    asked = {k: v for k, v in store_options.items() if v is not None}
     with _vfs_lock:
         vfs = _vfs_by_namespace.get(id(namespace))
         if vfs is None or vfs.namespace is not namespace:
-            vfs = _vfs_by_namespace[id(namespace)] = DoliteVFS(namespace, **store_options)
-        return vfs
+            vfs = _vfs_by_namespace[id(namespace)] = DoliteVFS(namespace, **asked)
+            return vfs
+    for option, value in asked.items():
+        if vfs.store_options[option] != value:
+            raise ProgrammingError(
+                f"{option}={value!r} cannot apply: this process already opened {namespace.url} "
+                f"with {option}={vfs.store_options[option]!r} (it is shared by every connection "
+                "to that storage in the process); pass the same value or leave it out")
+    return vfs
 
 
