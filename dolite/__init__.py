@@ -40,9 +40,9 @@ __all__ = [
 
 def connect(*args, **kwargs):
     """Open a database: see :func:`dolite.sql.dbapi.connect`; an ``http(s)://HOST:PORT/NAME``
-    first argument connects to a server instead (:func:`dolite.remote.client.connect`)."""
+    first argument connects to a server instead (:func:`dolite.remote.httpdbapi.connect`)."""
     if args and isinstance(args[0], str) and args[0].startswith(("http://", "https://")):
-        from dolite.remote.client import connect as _remote
+        from dolite.remote.httpdbapi import connect as _remote
 
         return _remote(*args, **kwargs)
     from dolite.sql.dbapi import connect as _connect

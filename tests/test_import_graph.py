@@ -90,11 +90,8 @@ def test_no_import_cycles():
         pytest.fail("import cycle: " + " -> ".join(exc.args[1]))
 
 
-# Cycles through deferred imports that are someone else's to fix (reported to the owners):
-# any inside pages/ and sql/; ops.snapshot imports ops.restore lazily; and client.connect
-# (deprecated) stays until dolite/__init__.py imports dolite.remote.httpdbapi.connect.
-_ELSEWHERE = ("dolite.pages.", "dolite.sql.")
-_KNOWN_EDGES = {("dolite.ops.snapshot", "dolite.ops.restore"), ("dolite.remote.client", "dolite.remote.httpdbapi")}
+_ELSEWHERE = ()
+_KNOWN_EDGES: set[tuple[str, str]] = set()
 
 
 def test_no_cycles_through_deferred_imports_either():

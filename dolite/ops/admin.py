@@ -9,14 +9,20 @@ from dataclasses import dataclass, field
 
 from dolite.errors import CorruptChunk, DatabaseNotFound
 from dolite.names import validate_name
-from dolite.pages import PageStore
+from dolite.ops.restore import retained_versions
+from dolite.pages import PageStore, open_store
 from dolite.pages.format import (
     CHUNK_PREFIX,
+    GC,
     HEAD,
     LEASE,
+    LOG_PREFIX,
+    Head,
     decode_chunk,
+    decode_record,
     parse_chunk_key,
 )
+from dolite.pages.holds import HOLD_PREFIX
 from dolite.pages.lease import Lease
 from dolite.storage import Namespace, open_storage
 
@@ -28,12 +34,7 @@ def list_databases(storage: str | Namespace) -> list[str]:
 
 
 def _store(storage: str | Namespace, name: str) -> PageStore:
-    validate_name(name)
-    store = PageStore(storage.object(name) if isinstance(storage, Namespace)
-                      else open_storage(storage).object(name), name)
-    if not store.exists():
-        raise DatabaseNotFound(f"database {name!r} does not exist")
-    return store
+    return open_store(storage, name)
 
 
 def _iter_all(obj, prefix: str, page: int = 512):
@@ -49,8 +50,6 @@ def _iter_all(obj, prefix: str, page: int = 512):
 
 def info(storage: str | Namespace, name: str) -> dict:
     """Size, pages, versions and chunks of database ``name``."""
-    from dolite.ops.restore import retained_versions
-
     namespace = open_storage(storage)
     store = _store(namespace, name)
     head = store.read_head()
@@ -69,7 +68,7 @@ def info(storage: str | Namespace, name: str) -> dict:
         "page_size": page_size,
         "pages": head.size // page_size if page_size else 0,
         "chunk_size": head.chunk_size,
-        "chunks": -(-head.size // head.chunk_size),
+        "chunks": head.chunk_count,
         "stored_chunk_versions": chunk_keys,
         "retained_versions": len(versions),
         "oldest_version": versions[0] if versions else head.version,
@@ -89,6 +88,7 @@ class CheckReport:
     name: str
     integrity: list[str] = field(default_factory=list)
     chunks_checked: int = 0
+    records_checked: int = 0  # head, lease, commit log, GC cursor and holds: all sealed
     corrupt: list[str] = field(default_factory=list)
     damaged: dict[str, list[int]] = field(default_factory=dict)
 
@@ -104,8 +104,10 @@ def check(storage: str | Namespace, name: str) -> CheckReport:
 
     namespace = open_storage(storage)
     store = _store(namespace, name)
-    head = store.read_head()
     report = CheckReport(name)
+    if not _records_sound(store, report):
+        return report  # without a sound head there is no current version to check
+    head = store.read_head()
     bad_versions: dict[int, list[tuple[int, str]]] = {}
     for key, raw in _iter_all(store.storage, CHUNK_PREFIX):
         chunk, version = parse_chunk_key(key)
@@ -129,6 +131,27 @@ def check(storage: str | Namespace, name: str) -> CheckReport:
             report.corrupt.append(_describe_damage(why, pages, owners, damage.schema_error))
     report.integrity = _integrity(namespace, name)
     return report
+
+
+def _records_sound(store: PageStore, report: CheckReport) -> bool:
+    """Verify the seal of every record that is not a chunk; False if the head is bad."""
+    head_ok = True
+    for prefix in (HEAD, LEASE, GC, LOG_PREFIX, HOLD_PREFIX):
+        for key, raw in _iter_all(store.storage, prefix):
+            if prefix in (HEAD, LEASE, GC) and key != prefix:
+                continue
+            report.records_checked += 1
+            try:
+                if key == HEAD:
+                    Head.decode(raw, store.name)
+                elif key == LEASE:
+                    Lease.decode(raw, store.name)
+                else:
+                    decode_record(raw, key, store.name)
+            except CorruptChunk as exc:
+                report.corrupt.append(str(exc))
+                head_ok = head_ok and key != HEAD
+    return head_ok
 
 
 def _describe_damage(why: str, pages: range, owners: dict[str, list[int]], schema_error) -> str:

@@ -10,27 +10,21 @@ from __future__ import annotations
 
 from dolite.errors import SnapshotExpired
 from dolite.names import validate_name
-from dolite.pages import Head, PageStore
-from dolite.pages.format import (
-    LOG_PREFIX,
-    decode_record,
-    from_ranges,
-    log_key,
-    parse_log_key,
-)
-from dolite.ops.snapshot import version_head
+from dolite.pages import Head, PageStore, open_store
+from dolite.pages.format import LOG_PREFIX, decode_record, parse_log_key
+from dolite.pages.log import read_records
 from dolite.storage import Namespace, open_storage
 
 
 def retained_versions(storage: str | Namespace, name: str) -> list[tuple[int, float]]:
     """(version, commit time) of every version that can still be restored, oldest first."""
-    store = PageStore(open_storage(storage).object(validate_name(name)), name)
+    store = open_store(storage, name)
     head = store.read_head()
     out = {}
     for key, raw in store.storage.list(prefix=LOG_PREFIX).items():
         version = parse_log_key(key)
         if version <= head.version and "#" not in key:
-            out[version] = decode_record(raw, key)["time"]
+            out[version] = decode_record(raw, key, name)["time"]
     return sorted(out.items())
 
 
@@ -51,15 +45,15 @@ def restore(storage: str | Namespace, name: str, *, version: int | None = None,
     namespace = open_storage(storage)
     if version is None:
         version = version_at(namespace, name, at)
-    store = PageStore(namespace.object(validate_name(name)), name)
+    store = open_store(namespace, name)
     current = store.read_head()
-    old = version_head(store, current, version)
+    old = store.version_head(version, current)
     store.pin(old)
     try:
         if into is not None:
             return _copy_into(namespace, store, old, validate_name(into))
         chunks = _changed_since(store, old, current)
-        data = ((c, _chunk_as_of(store, old, c)) for c in chunks)
+        data = ((c, store.chunk_as_of(old, c)) for c in chunks)
         try:
             return store.commit_stream(current, chunks, data, old.size)
         finally:
@@ -68,29 +62,21 @@ def restore(storage: str | Namespace, name: str, *, version: int | None = None,
         store.unpin(old)
 
 
-def _chunk_as_of(store: PageStore, head: Head, chunk: int) -> bytes:
-    valid = min(head.chunk_size, head.size - chunk * head.chunk_size)
-    data = store.read_chunk(head, chunk, cache=False)[:valid]
-    return data + bytes(valid - len(data))
-
-
 def _changed_since(store: PageStore, old: Head, current: Head) -> list[int]:
     """Chunks of the old file that any later commit rewrote, or that a truncation cut."""
-    old_chunks = -(-old.size // old.chunk_size)
-    changed: set[int] = set(range(-(-current.size // current.chunk_size), old_chunks))
-    records = store.storage.list(start=log_key(old.version + 1), end=log_key(current.version + 1))
-    for key, raw in records.items():
-        changed.update(from_ranges(decode_record(raw, key)["chunks"]))
-    return sorted(c for c in changed if c < old_chunks)
+    changed: set[int] = set(range(current.chunk_count, old.chunk_count))
+    for record in read_records(store.storage, store.name, old.version + 1, current.version + 1).values():
+        changed.update(record.chunks)
+    return sorted(c for c in changed if c < old.chunk_count)
 
 
 def _copy_into(namespace: Namespace, source: PageStore, old: Head, target: str) -> Head:
-    dest = PageStore(namespace.object(target), target)
+    dest = open_store(namespace, target, must_exist=False)
     if dest.exists():
         raise FileExistsError(f"database {target!r} already exists")
     base = dest.create(chunk_size=old.chunk_size, retention=old.retention)
-    chunks = list(range(-(-old.size // old.chunk_size)))
+    chunks = list(range(old.chunk_count))
     try:
-        return dest.commit_stream(base, chunks, ((c, _chunk_as_of(source, old, c)) for c in chunks), old.size)
+        return dest.commit_stream(base, chunks, ((c, source.chunk_as_of(old, c)) for c in chunks), old.size)
     finally:
         dest.close()

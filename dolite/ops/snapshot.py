@@ -24,8 +24,9 @@ from typing import BinaryIO
 from dolite.errors import DoliteError
 from dolite.names import validate_name
 from dolite.ops.files import atomic_output
+from dolite.ops.restore import restore
 from dolite.ops.sqlite_source import SQLITE_MAGIC, SourceView, sqlite_view
-from dolite.pages import Head, PageStore
+from dolite.pages import Head, PageStore, open_store
 from dolite.storage import Namespace, open_storage
 
 Progress = Callable[[int], None]  # called with bytes done since the last call
@@ -46,9 +47,7 @@ class Imported:
 
 
 def _store(storage: str | Namespace, name: str) -> PageStore:
-    validate_name(name)
-    namespace = open_storage(storage)
-    return PageStore(namespace.object(name), name)
+    return open_store(storage, name, must_exist=False)
 
 
 def iter_export(storage: str | Namespace, name: str, *, version: int | None = None) -> Iterator[bytes]:
@@ -57,32 +56,13 @@ def iter_export(storage: str | Namespace, name: str, *, version: int | None = No
     store = _store(storage, name)
     head = store.read_head()
     if version is not None:
-        head = version_head(store, head, version)
+        head = store.version_head(version, head)
     store.pin(head)
     try:
-        for c in range(-(-head.size // head.chunk_size)):
-            valid = min(head.chunk_size, head.size - c * head.chunk_size)
-            data = store.read_chunk(head, c, cache=False)[:valid]
-            yield data + bytes(valid - len(data))
+        for c in range(head.chunk_count):
+            yield store.chunk_as_of(head, c)
     finally:
         store.unpin(head)
-
-
-def version_head(store: PageStore, current: Head, version: int) -> Head:
-    """The head as it was at a retained ``version`` (for point-in-time reads)."""
-    from dolite.errors import SnapshotExpired
-    from dolite.pages.format import decode_record, log_key
-
-    if version == current.version:
-        return current
-    if not 0 <= version < current.version:
-        raise SnapshotExpired(f"{store.name}: no version {version} (current is {current.version})")
-    key = log_key(version)
-    raw = store.storage.get([key]).get(key)
-    if raw is None:
-        raise SnapshotExpired(f"{store.name}: version {version} is older than the retention window")
-    record = decode_record(raw, key)
-    return dataclasses.replace(current, version=version, size=record["size"], time=record["time"])
 
 
 def export_file(storage: str | Namespace, name: str, dest: str | os.PathLike | BinaryIO, *,
@@ -200,7 +180,6 @@ def _peek(f: BinaryIO, n: int) -> bytes:
 def _verify(namespace: Namespace, name: str, replaced: Head | None) -> None:
     """Run integrity_check on the import; if it fails, undo it (drop the new database, or
     restore the one it replaced to its head ``replaced``) and raise NotASQLiteFile."""
-    from dolite.ops.restore import restore
     from dolite.sql.dbapi import connect
 
     conn = connect(name, storage=namespace, create=False)

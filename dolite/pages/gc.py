@@ -1,108 +1,100 @@
-"""Garbage collection over a page store: debris of failed commits, and chunk versions
-superseded before the retention horizon. Written once, over the storage contract."""
+"""Garbage collection over one database object: debris of failed commits, and chunk
+versions superseded before the retention horizon. Written once, over the storage contract
+and the commit log; the caller (the page store) holds the write lease and passes its
+bytes as the fence, so every delete is refused once another writer took over.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING
 
-from dolite.pages.format import (
-    GC,
-    LEASE,
-    LOG_PREFIX,
-    Head,
-    chunk_key,
-    chunk_prefix,
-    decode_record,
-    encode_record,
-    from_ranges,
-    log_key,
-    parse_log_key,
-)
-
-if TYPE_CHECKING:
-    from dolite.pages.store import PageStore
+from dolite.pages.format import GC, LEASE, Head, chunk_key, chunk_prefix, decode_record, encode_record, log_key
+from dolite.pages.holds import read_holds
+from dolite.pages.log import read_records, record_keys
+from dolite.storage.base import Storage
 
 MAX_RECORDS_PER_RUN = 256
+log = logging.getLogger("dolite.pages")
 
 
-def _fenced_delete(store: PageStore, keys: list[str], final_writes: dict[str, bytes] | None = None) -> None:
-    """Delete ``keys`` in order, in batches, each refused if we lost the lease."""
-    fence = {LEASE: store.lease.raw}
-    step = store.limits.max_keys_per_call
-    items = iter(keys)
-    while batch := list(islice(items, step)):
-        store.storage.commit({}, deletes=batch, expect=fence)
-    if final_writes:
-        store.storage.commit(final_writes, expect=fence)
+@dataclass(frozen=True)
+class Fenced:
+    """A database object written under our write lease."""
+
+    storage: Storage
+    name: str
+    lease: bytes  # the lease's exact bytes: every write is refused if they changed
+
+    def delete(self, keys: list[str], final_writes: dict[str, bytes] | None = None) -> None:
+        """Delete ``keys`` in order, in batches, then write ``final_writes``."""
+        fence = {LEASE: self.lease}
+        items = iter(keys)
+        while batch := list(islice(items, self.storage.limits.max_keys_per_call)):
+            self.storage.commit({}, deletes=batch, expect=fence)
+        if final_writes:
+            self.storage.commit(final_writes, expect=fence)
 
 
-def _records(store: PageStore, start: int, end: int, most: int | None = None) -> dict[int, list[dict]]:
-    """Decoded log records with ``start <= version < end``, parts grouped by version; with
-    ``most``, only the oldest records that come whole within that many keys."""
-    raw = store.storage.list(start=log_key(start), end=log_key(end), prefix=LOG_PREFIX, limit=most)
-    grouped: dict[int, list[dict]] = defaultdict(list)
-    for key, value in raw.items():
-        grouped[parse_log_key(key)].append(decode_record(value, key, store.name))
-    if most is not None and len(raw) >= most and len(grouped) > 1:
-        grouped.pop(max(grouped))  # its parts may run past the limit
-    return dict(sorted(grouped.items()))
-
-
-def _record_keys(store: PageStore, version: int) -> list[str]:
-    return list(store.storage.list(start=log_key(version), end=log_key(version + 1), prefix=LOG_PREFIX))
-
-
-def remove_uncommitted(store: PageStore, head: Head) -> int:
+def remove_uncommitted(db: Fenced, head: Head) -> int:
     """Delete what commits newer than ``head`` left behind (their log records name it)."""
     debris: list[str] = []
-    for version, parts in _records(store, head.version + 1, 1 << 48).items():
-        for part in parts:
-            debris += [chunk_key(c, version) for c in from_ranges(part["chunks"])]
-        debris += _record_keys(store, version)
+    for version, record in read_records(db.storage, db.name, head.version + 1, 1 << 48).items():
+        debris += [chunk_key(c, version) for c in record.chunks]
+        debris += record_keys(db.storage, version)
     if debris:
-        _fenced_delete(store, debris)
+        db.delete(debris)
     return len(debris)
 
 
-def collect(store: PageStore, now: float) -> int:
-    """Process log records older than the retention horizon (and older than any reader
-    pinned in this process): delete the chunk versions each one superseded."""
-    head = store.read_head()
-    store._hold_lease()
-    cursor_raw = store.storage.get([GC]).get(GC)
-    done = decode_record(cursor_raw, GC, store.name)["done"] if cursor_raw else 0
-    oldest_pinned = min(store.pinned_versions(), default=head.version)
-    limit = min(head.version, oldest_pinned)
+def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> int:
+    """Process log records older than the retention horizon, older than any version a
+    reader in this process pinned and than any fresh GC hold: delete the chunk versions
+    each one superseded. Returns the number of keys deleted."""
+    cursor = db.storage.get([GC]).get(GC)
+    done = decode_record(cursor, GC, db.name)["done"] if cursor else 0
+    limit = min(head.version, min(pinned, default=head.version), _held_back(db, now))
     horizon = now - head.retention
-    oldest = _records(store, done + 1, limit + 1, most=1)
-    if not oldest or next(iter(oldest.values()))[0]["time"] > horizon:
+    oldest = read_records(db.storage, db.name, done + 1, limit + 1, most=1)
+    if not oldest or next(iter(oldest.values())).time > horizon:
         return 0  # the common case: nothing has aged out since the last run
     deletes: list[str] = []
     processed = done
-    for version, parts in _records(store, done + 1, limit + 1, most=MAX_RECORDS_PER_RUN).items():
-        if parts[0]["time"] > horizon:
+    for version, record in read_records(db.storage, db.name, done + 1, limit + 1,
+                                        most=MAX_RECORDS_PER_RUN).items():
+        if record.time > horizon:
             break
-        for part in parts:
-            deletes += _superseded(store, from_ranges(part["chunks"]), version)
-        first = parts[0]
-        if first["size"] < first["old_size"]:
-            size_chunks = -(-first["size"] // head.chunk_size)
-            old_chunks = -(-first["old_size"] // head.chunk_size)
-            deletes += _superseded(store, range(size_chunks, old_chunks), version)
+        deletes += _superseded(db.storage, record.chunks, version)
+        if record.size < record.old_size:
+            cut = range(-(-record.size // head.chunk_size), -(-record.old_size // head.chunk_size))
+            deletes += _superseded(db.storage, cut, version)
         processed = version
     if processed == done:
         return 0
-    old_logs = list(store.storage.list(start=log_key(0), end=log_key(processed), prefix=LOG_PREFIX))
-    _fenced_delete(store, deletes + old_logs, {GC: encode_record(GC, {"done": processed})})
+    old_logs = list(db.storage.list(start=log_key(0), end=log_key(processed), prefix="log/"))
+    db.delete(deletes + old_logs, {GC: encode_record(GC, {"done": processed})})
     return len(deletes) + len(old_logs)
 
 
-def _superseded(store: PageStore, chunks, version: int) -> list[str]:
+def _held_back(db: Fenced, now: float) -> int:
+    """The newest version GC may process given the holds: each fresh holder's version.
+    A stale hold is overridden, loudly."""
+    limit = 1 << 62
+    for hold in read_holds(db.storage, db.name).values():
+        if hold.stale(now):
+            log.warning("%s: GC hold of %r is stale (last moved %.0f s ago): versions it has "
+                        "not copied may now be dropped", db.name, hold.holder, now - hold.time)
+            continue
+        limit = min(limit, hold.version)
+    return limit
+
+
+def _superseded(storage: Storage, chunks: Iterable[int], version: int) -> list[str]:
     """Keys of every version older than ``version`` of each chunk, oldest first, so that a
     reader never sees an older version resurface while a newer one is already gone."""
     keys: list[str] = []
     for chunk in chunks:
-        keys += store.storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, version))
+        keys += storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, version))
     return keys

@@ -14,10 +14,11 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from itertools import islice
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
-from dolite.pages import gc
+from dolite.pages import gc, log
 from dolite.pages.cache import ChunkCache
 from dolite.pages.format import (
     CHUNK_HEADER_BYTES,
@@ -28,11 +29,8 @@ from dolite.pages.format import (
     chunk_prefix,
     decode_chunk,
     encode_chunk,
-    encode_record,
-    log_key,
     new_incarnation,
     parse_chunk_key,
-    to_ranges,
 )
 from dolite.pages.lease import LeaseKeeper
 from dolite.storage.base import Storage
@@ -41,7 +39,7 @@ DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_RETENTION = 600.0
 GC_EVERY = 64
 MAX_WHERE = 1 << 18  # chunks whose newest version is remembered (~25 MB at most)
-log = logging.getLogger("dolite.pages")
+logger = logging.getLogger("dolite.pages")
 
 
 class PageStore:
@@ -176,6 +174,26 @@ class PageStore:
                 self._where.setdefault(chunk, version)
         return data
 
+    def chunk_as_of(self, head: Head, chunk: int) -> bytes:
+        """Exactly the file's bytes of ``chunk`` as of ``head`` (zeros where a shorter
+        stored chunk ends; short only for the file's last chunk). Not cached: for scans."""
+        valid = min(head.chunk_size, head.size - chunk * head.chunk_size)
+        data = self.read_chunk(head, chunk, cache=False)[:valid]
+        return data + bytes(valid - len(data))
+
+    def version_head(self, version: int, current: Head | None = None) -> Head:
+        """The head as it was at ``version`` (for point-in-time reads), from its commit
+        record. Raises SnapshotExpired once that version is past the retention window."""
+        current = current or self.read_head()
+        if version == current.version:
+            return current
+        if not 0 <= version < current.version:
+            raise SnapshotExpired(f"{self.name}: no version {version} (current is {current.version})")
+        record = log.read_record(self.storage, self.name, version)
+        if record is None:
+            raise SnapshotExpired(f"{self.name}: version {version} is older than the retention window")
+        return replace(current, version=version, size=record.size, time=record.time)
+
     def _find(self, head: Head, chunk: int) -> tuple[int, bytes]:
         """The newest stored version of ``chunk`` not newer than ``head``. Backends where a
         call is a network round trip set ``prefetch_chunks``: the following chunks' versions
@@ -253,7 +271,7 @@ class PageStore:
         with self._commit_lock:
             self._hold_lease()
             new = base.advance(size, time.time())
-            records = self._log_records(new, chunk_ids, base.size)
+            records = log.record_writes(new, chunk_ids, base.size, self.limits)
             head_writes = {HEAD: new.encode(), **self.lease.renewal()}
             expect = {HEAD: base.encode(), LEASE: self.lease.raw}
             written = [0, 0]
@@ -302,7 +320,7 @@ class PageStore:
             self.collect_garbage()
         except Exception as exc:  # noqa: BLE001 - reported, never raised: see above
             self.stats["gc_errors"] += 1
-            log.warning("%s: garbage collection after commit failed (will retry): %s", self.name, exc)
+            logger.warning("%s: garbage collection after commit failed (will retry): %s", self.name, exc)
 
     def ensure_writable(self) -> None:
         """Hold the write lease (raise LeaseHeld if a live writer elsewhere has it)."""
@@ -318,25 +336,11 @@ class PageStore:
                 # A request of the failed commit may still arrive: fence it out first,
                 # or a late head write could land on top of the debris we delete.
                 self.lease.new_term()
-            head = self.read_head()
-            gc.remove_uncommitted(self, head)
+            gc.remove_uncommitted(self._fenced(), self.read_head())
             self._needs_cleanup = False
 
-    def _log_records(self, new: Head, chunks: list[int], old_size: int) -> dict[str, bytes]:
-        """The commit record, split in parts (``log/<v>#<n>``) if one would be too big."""
-        fields = {"v": new.version, "time": new.time, "size": new.size, "old_size": old_size}
-        ranges = to_ranges(chunks)
-        parts: list[bytes] = []
-        step = len(ranges) or 1
-        while True:
-            pieces = [ranges[i:i + step] for i in range(0, len(ranges), step)] or [[]]
-            keys = [log_key(new.version) + (f"#{n:04d}" if n else "") for n in range(len(pieces))]
-            parts = [encode_record(key, {**fields, "chunks": piece, "parts": len(pieces)})
-                     for key, piece in zip(keys, pieces)]
-            if max(len(p) for p in parts) <= self.limits.max_value_bytes or step == 1:
-                break
-            step = max(1, step // 2)
-        return dict(zip(keys, parts))
+    def _fenced(self) -> gc.Fenced:
+        return gc.Fenced(self.storage, self.name, self.lease.raw)
 
     def _after_commit(self, base: Head, new: Head, chunk_ids: list[int], written: list[int]) -> None:
         with self._lock:
@@ -358,7 +362,10 @@ class PageStore:
         number of keys deleted."""
         with self._commit_lock:
             self._commits_since_gc = 0
-            return gc.collect(self, now if now is not None else time.time())
+            head = self.read_head()
+            self._hold_lease()
+            return gc.collect(self._fenced(), head, self.pinned_versions(),
+                              now if now is not None else time.time())
 
     def close(self) -> None:
         """Give the write lease back so other processes need not wait for it."""

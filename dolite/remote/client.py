@@ -284,12 +284,3 @@ class AsyncSession:
             await self.commit()
         else:
             await self.rollback()
-
-
-def connect(url: str, token: str | None = None, **options):
-    """Deprecated: :func:`dolite.remote.httpdbapi.connect`. Kept only while ``dolite.connect``
-    still imports it from here; it is the one import that leads back from this module to
-    the driver built on it (see tests/test_import_graph.py)."""
-    from dolite.remote.httpdbapi import connect as _connect
-
-    return _connect(url, token=token, **options)

@@ -1,0 +1,53 @@
+"""GC holds: a reader outside the database (a backup, a replica) that must copy versions
+before garbage collection drops them asks GC to keep every version newer than the one it
+has copied.
+
+``hold/<holder>`` (sealed JSON: version, time) in the database's own object. GC keeps the
+records and chunk versions every holder still needs, but only for ``MAX_HOLD_SECONDS``
+after the hold was last moved: a holder that stops (a dead backup target) must not make the
+store grow for ever. Past that GC proceeds, logs an alert and counts it, and the holder
+learns on its next run that versions are gone (a backup then takes a full snapshot).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from dolite.pages.format import decode_record, encode_record
+from dolite.storage.base import Storage
+
+HOLD_PREFIX = "hold/"
+MAX_HOLD_SECONDS = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Hold:
+    holder: str
+    version: int  # the holder has copied every version up to this one
+    time: float  # when the hold was last moved
+
+    def stale(self, now: float, max_age: float = MAX_HOLD_SECONDS) -> bool:
+        return now - self.time > max_age
+
+
+def set_hold(storage: Storage, holder: str, version: int) -> Hold:
+    """Record that ``holder`` has copied every version up to ``version``."""
+    hold = Hold(holder, version, time.time())
+    key = HOLD_PREFIX + holder
+    storage.put({key: encode_record(key, {"version": version, "time": hold.time})})
+    return hold
+
+
+def release_hold(storage: Storage, holder: str) -> None:
+    storage.delete([HOLD_PREFIX + holder])
+
+
+def read_holds(storage: Storage, name: str = "database") -> dict[str, Hold]:
+    """Every holder's hold. Raises CorruptChunk on a damaged one (GC then stops)."""
+    holds = {}
+    for key, raw in storage.list(prefix=HOLD_PREFIX).items():
+        fields = decode_record(raw, key, name)
+        holder = key[len(HOLD_PREFIX):]
+        holds[holder] = Hold(holder, fields["version"], fields["time"])
+    return holds

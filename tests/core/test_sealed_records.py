@@ -1,0 +1,78 @@
+"""Head, lease, commit-log records and GC holds are sealed (issue #10 item 2): a damaged
+one is a clear CorruptChunk, never an older version served as current, and GC never
+deletes anything past a head it could not verify."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+import dolite
+from dolite.errors import CorruptChunk
+from dolite.ops import admin
+from dolite.pages import PageStore
+from dolite.pages.format import HEAD, LEASE, LOG_PREFIX, log_key
+from dolite.pages.holds import release_hold, set_hold
+from dolite.storage import open_storage
+
+
+def _db(url: str, versions: int = 6) -> None:
+    conn = dolite.connect("db", storage=url, isolation_level=None)
+    conn.execute("CREATE TABLE t(v)")
+    for i in range(versions - 1):
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    conn.close()
+
+
+def _flip_version(raw: bytes, old: int, new: int) -> bytes:
+    """What a two-bit flip of the head's version number looks like (checksum untouched)."""
+    return raw.replace(f'"version":{old},'.encode(), f'"version":{new},'.encode())
+
+
+def test_a_flipped_head_version_is_corruption_not_a_rollback():
+    url = f"memory:{uuid.uuid4().hex}"
+    _db(url)
+    obj = open_storage(url).object("db")
+    head = obj.get([HEAD])[HEAD]
+    assert b'"version":6,' in head
+    obj.put({HEAD: _flip_version(head, 6, 3)})
+    with pytest.raises(CorruptChunk, match="checksum"):
+        dolite.connect("db", storage=url).execute("SELECT count(*) FROM t").fetchall()
+    report = admin.check(url, "db")
+    assert not report.ok and any("head" in line for line in report.corrupt)
+    with pytest.raises(CorruptChunk):  # a writer cannot clean "debris" past it either
+        PageStore(obj, "db").ensure_writable()
+    assert len(obj.list(prefix=log_key(4)[:-1])) >= 1  # versions 4-6 are all still there
+    obj.put({HEAD: head})
+    assert dolite.connect("db", storage=url).execute("SELECT count(*) FROM t").fetchone() == (5,)
+
+
+@pytest.mark.parametrize("key", [LEASE, log_key(3)])
+def test_damaged_lease_and_log_records_are_reported(key):
+    url = f"memory:{uuid.uuid4().hex}"
+    _db(url)
+    obj = open_storage(url).object("db")
+    raw = obj.get([key])[key]
+    obj.put({key: raw[:5] + bytes([raw[5] ^ 0x04]) + raw[6:]})
+    report = admin.check(url, "db")
+    assert not report.ok and any(repr(key) in line for line in report.corrupt), report.corrupt
+    assert report.records_checked >= 3
+
+
+def test_gc_keeps_versions_a_fresh_hold_needs_and_overrides_a_stale_one():
+    url = f"memory:{uuid.uuid4().hex}"
+    conn = dolite.connect("db", storage=url, isolation_level=None, retention=0)
+    conn.execute("CREATE TABLE t(v)")
+    for i in range(5):
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    store = conn.database.store
+    set_hold(store.storage, "backup:test", 2)
+    store.collect_garbage(now=time.time() + 10)
+    logs = sorted(store.storage.list(prefix=LOG_PREFIX))
+    assert log_key(3) in logs  # versions after the hold's are kept
+    store.collect_garbage(now=time.time() + 48 * 3600)  # the hold is stale by then
+    assert log_key(3) not in store.storage.list(prefix=LOG_PREFIX)
+    release_hold(store.storage, "backup:test")
+    conn.close()
