@@ -14,15 +14,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from dolite.errors import OperationalError
+from dolite.errors import Busy, TooManyRequests
 from dolite.server.objects import deadline
-from dolite.server.objects.errors import RequestError
-
-
-class TooManyRequests(RequestError, OperationalError):
-    """A token sent more requests at once than it may run and queue."""
-
-    code, http_status = "too_many_requests", 429
 
 
 @dataclass
@@ -65,7 +58,7 @@ class TokenLimiter:
         try:
             await asyncio.wait_for(lane.slots.acquire(), max(0.0, deadline.remaining()))
         except TimeoutError:
-            raise RequestError(503, "busy", "this token's earlier requests are still running and this one "
+            raise Busy("this token's earlier requests are still running and this one "
                                "reached its deadline waiting", headers={"Retry-After": "1"}) from None
         finally:
             lane.waiting -= 1

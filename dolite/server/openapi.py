@@ -16,8 +16,10 @@ def _json(schema: dict) -> dict:
 def _errors(*statuses: int) -> dict:
     text = {400: "Bad request (JSON, SQL, names, limits)", 401: "Missing or invalid token",
             403: "Token lacks the scope, or SQL refused by the authorizer", 404: "No such database or session",
-            409: "Conflict (exists, fenced commit, lost session)", 413: "Body or result too large",
-            503: "Another process holds the write lease, or the object stayed busy"}
+            408: "The request head or body arrived too slowly",
+            409: "Conflict (exists, fenced commit, lost or expired session)", 413: "Body or result too large",
+            429: "The token has too many requests or sessions open (Retry-After)",
+            503: "Another process holds the write lease, or the object or token stayed busy (Retry-After)"}
     return {str(s): {"description": text[s], **_json(_ref("Error"))} for s in statuses}
 
 
@@ -111,7 +113,7 @@ def spec() -> dict:
                     **_errors(400, 401, 403, 404, 503)}}},
             "/v1/databases/{name}/query": {"parameters": [NAME], "post": {
                 "operationId": "query", "requestBody": _QUERY_BODY,
-                "responses": {**_QUERY_OK, **_errors(400, 401, 403, 404, 409, 413, 503)}}},
+                "responses": {**_QUERY_OK, **_errors(400, 401, 403, 404, 408, 409, 413, 429, 503)}}},
             "/v1/databases/{name}/export": {"parameters": [NAME], "get": {
                 "operationId": "exportDatabase", "responses": {
                     "200": {"description": "The database as a .sqlite file",
@@ -124,16 +126,20 @@ def spec() -> dict:
                     "schema": {"type": "string", "format": "binary"}}}},
                 "responses": {"201": {"description": "Imported", **_json(_ref("DatabaseInfo")), **_DB_LINKS},
                               **_errors(400, 401, 403, 409, 413, 503)}}},
-            "/v1/databases/{name}/sessions": {"parameters": [NAME], "post": {
+            "/v1/databases/{name}/sessions": {"parameters": [NAME, {
+                "name": "mode", "in": "query", "required": False,
+                "schema": {"type": "string", "enum": ["read", "write"]}}], "post": {
                 "operationId": "openSession", "responses": {
-                    "201": {"description": "An open transaction that holds the database until it ends", **_json({
-                        "type": "object", "properties": {"session": {"type": "string"},
-                                                         "idle_timeout": {"type": "number"}}}),
+                    "201": {"description": "An open transaction: a write session holds the database until it "
+                            "ends; a read session reads a pinned version", **_json({
+                                "type": "object", "properties": {
+                                    "session": {"type": "string"}, "read_only": {"type": "boolean"},
+                                    "idle_timeout": {"type": "number"}, "lifetime": {"type": "number"}}}),
                             **_SESSION_LINKS},
-                    **_errors(400, 401, 403, 404, 503)}}},
+                    **_errors(400, 401, 403, 404, 429, 503)}}},
             "/v1/databases/{name}/sessions/{session}/query": {"parameters": [NAME, SESSION], "post": {
                 "operationId": "sessionQuery", "requestBody": _QUERY_BODY,
-                "responses": {**_QUERY_OK, **_errors(400, 401, 403, 404, 409, 413, 503)}}},
+                "responses": {**_QUERY_OK, **_errors(400, 401, 403, 404, 408, 409, 413, 429, 503)}}},
             "/v1/databases/{name}/sessions/{session}/commit": {"parameters": [NAME, SESSION], "post": {
                 "operationId": "commitSession", "responses": {
                     "200": {"description": "Committed durably", **_json({"type": "object"})},

@@ -18,18 +18,12 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from dolite.errors import OperationalError
-from dolite.server.objects.errors import RequestError
-
-
-class BodyTimedOut(RequestError, OperationalError):
-    """The request body arrived too slowly (see :class:`BodyTimeoutMiddleware`)."""
-
-    code, http_status = "body_timeout", 408
+from dolite.errors import BadRequest, BodyTimedOut, HeaderTimeout, RequestError, TooManyConnections
 
 
 @dataclass(frozen=True)
@@ -44,8 +38,8 @@ class ConnectionLimits:
     header_timeout: float = 10.0
 
 
-def _error_bytes(status: int, code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
+def _error_bytes(error: RequestError) -> bytes:
+    return json.dumps({"error": {"code": error.code, "message": str(error)}}).encode()
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -60,8 +54,8 @@ class GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self._refuse(503, "too_many_connections",
-                         f"the server has {self.limits.max_connections} connections open: retry later")
+            self._refuse(TooManyConnections(f"the server has {self.limits.max_connections} connections open: "
+                                            "retry later"))
             return
         self._arm_head_timer()
 
@@ -80,7 +74,7 @@ class GuardedH11Protocol(H11Protocol):
             self._arm_head_timer()
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(400, "bad_request", f"malformed HTTP request: {msg}")
+        self._refuse(BadRequest(f"malformed HTTP request: {msg}"))
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -96,15 +90,14 @@ class GuardedH11Protocol(H11Protocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self._refuse(408, "header_timeout",
-                         f"the request head did not arrive within {self.limits.header_timeout:g}s")
+            self._refuse(HeaderTimeout(f"the request head did not arrive within {self.limits.header_timeout:g}s"))
 
-    def _refuse(self, status: int, code: str, message: str) -> None:
-        """Answer ``status`` with the JSON error shape and close, whatever h11's state."""
-        body = _error_bytes(status, code, message)
-        reason = {400: b"Bad Request", 408: b"Request Timeout", 503: b"Service Unavailable"}[status]
+    def _refuse(self, error: RequestError) -> None:
+        """Answer ``error`` in the service's JSON shape and close, whatever h11's state."""
+        body = _error_bytes(error)
+        status = error.http_status
         head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                b"connection: close\r\n" % (status, reason, len(body)))
+                b"connection: close\r\n" % (status, HTTPStatus(status).phrase.encode(), len(body)))
         if status == 503:
             head += b"retry-after: 1\r\n"
         self.transport.write(head + b"\r\n" + body)

@@ -98,7 +98,7 @@ class Authorizer:
                 return self._deny("sql_not_allowed", f"PRAGMA {name} is not allowed on the server")
             if p2 is not None and name not in QUERY_WITH_ARGUMENT:
                 return self._pragma_setting(name)
-        if op in _TEMP_OBJECTS:
+        if op in _TEMP_OBJECTS or (op in _WRITES and dbname == "temp"):
             return self._deny("sql_not_allowed", "TEMP tables, indexes, triggers and views would outlive "
                               "the request on a shared connection: not allowed on the server")
         if self.read_only and op in _WRITES:

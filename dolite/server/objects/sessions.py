@@ -50,7 +50,7 @@ class ReadSnapshot:
             with dbapi.translate_errors():  # the first read pins the version
                 self.conn.raw.execute("SELECT count(*) FROM sqlite_schema").fetchall()
         except BaseException:
-            self.close()
+            self.conn.close()
             raise
 
     def query(self, statements: list[Statement], batch: bool) -> list[dict]:
@@ -58,7 +58,12 @@ class ReadSnapshot:
             return self.runner.run(statements, read_only=True, batch=batch, in_session=True)[0]
 
     def close(self) -> None:
-        self.conn.close()  # ends the read transaction
+        """End the read transaction and close the connection."""
+        try:
+            if self.conn.raw.in_transaction:
+                self.runner.control("ROLLBACK")
+        finally:
+            self.conn.close()
 
 
 @dataclass
