@@ -1,0 +1,67 @@
+"""Continuous backups of dolite databases to durable storage (see docs/BACKUPS.md).
+
+>>> from dolite import backup
+>>> backup.push("lmdb:./data", "shop", to="s3://bucket/dolite?endpoint_url=http://127.0.0.1:9000")
+>>> backup.list_versions("shop", from_="file:///mnt/backups")
+>>> backup.restore("shop", from_="file:///mnt/backups", storage="lmdb:./data", into="shop2", at=1767225600)
+
+Targets are named by URL (target.py), pushes are incremental and resumable (push.py),
+restores verified before the database becomes visible (restore.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dolite.backup.errors import BackupError, BackupNotFound, CorruptBackup, RestoreRefused, TargetUnavailable
+from dolite.backup.manifest import listing
+from dolite.backup.push import Progress, PushResult, push_store
+from dolite.backup.restore import RestoreResult, restore_into
+from dolite.backup.target import BackupTarget, open_target, redact
+from dolite.names import validate_name
+from dolite.pages import PageStore
+from dolite.storage import Namespace, open_storage
+
+__all__ = ["BackupError", "BackupNotFound", "BackupTarget", "BackupVersion", "CorruptBackup", "PushResult",
+           "RestoreRefused", "RestoreResult", "TargetUnavailable", "list_versions", "open_target", "push",
+           "push_all", "redact", "restore"]
+
+
+@dataclass(frozen=True)
+class BackupVersion:
+    version: int
+    time: float  # commit time, Unix seconds
+
+
+def _target(url: str | BackupTarget) -> BackupTarget:
+    return open_target(url) if isinstance(url, str) else url
+
+
+def push(storage: str | Namespace, name: str, *, to: str | BackupTarget,
+         progress: Progress | None = None) -> PushResult:
+    """Copy every committed version of database ``name`` that the target lacks."""
+    validate_name(name)
+    store = PageStore(open_storage(storage).object(name), name)
+    return push_store(store, _target(to), progress)
+
+
+def push_all(storage: str | Namespace, *, to: str | BackupTarget,
+             progress: Progress | None = None) -> list[PushResult]:
+    """:func:`push` every database in ``storage``."""
+    namespace, target = open_storage(storage), _target(to)
+    return [push(namespace, name, to=target, progress=progress) for name in namespace.names()]
+
+
+def list_versions(name: str, *, from_: str | BackupTarget) -> list[BackupVersion]:
+    """Every restorable version of ``name`` in the target, oldest first."""
+    validate_name(name)
+    return [BackupVersion(v, t) for v, (t, _) in listing(_target(from_), name).items()]
+
+
+def restore(name: str, *, from_: str | BackupTarget, storage: str | Namespace, into: str,
+            version: int | None = None, at: float | None = None,
+            progress: Progress | None = None) -> RestoreResult:
+    """Restore ``name`` from the target as the new database ``into`` (see restore.py)."""
+    validate_name(name)
+    return restore_into(_target(from_), name, open_storage(storage), into, version=version, at=at,
+                        progress=progress)

@@ -1,0 +1,30 @@
+"""Backup errors: one family under :class:`dolite.Error`, each also under the class of the
+one error tree that says what the caller can do (retry, or the backup is damaged).
+
+They set no ``code`` of their own (codes live only in :mod:`dolite.errors`): each inherits
+the code and HTTP status of the tree class it sits under.
+"""
+
+from __future__ import annotations
+
+from dolite.errors import CorruptChunk, DatabaseNotFound, Error, OperationalError, StorageError
+
+
+class BackupError(Error):
+    """Base class of every backup error."""
+
+
+class TargetUnavailable(BackupError, StorageError):
+    """The backup target failed or could not be reached (retry later)."""
+
+
+class BackupNotFound(BackupError, DatabaseNotFound):
+    """The target holds no backup of that database, or not of that version or time."""
+
+
+class CorruptBackup(BackupError, CorruptChunk):
+    """A chunk or manifest in the target is missing or fails its hash: nothing was restored."""
+
+
+class RestoreRefused(BackupError, OperationalError):
+    """The restore cannot start: its destination already exists, or the arguments conflict."""

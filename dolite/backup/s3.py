@@ -1,0 +1,69 @@
+"""The ``s3://BUCKET/PREFIX`` backup target: any S3-compatible store through boto3.
+
+Options in the URL's query: ``endpoint_url`` (R2, MinIO, a local server; default AWS)
+and ``region``. Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID`` and
+``AWS_SECRET_ACCESS_KEY``, a profile, an instance role), never from the URL. A PUT is
+atomic in S3 (an object appears whole or not at all) and boto3 checksums each body.
+"""
+
+from __future__ import annotations
+
+from dolite.backup.errors import TargetUnavailable
+from dolite.errors import InvalidURL
+
+OPTIONS = {"endpoint_url", "region"}
+
+
+class S3Target:
+    """Objects under ``prefix`` in ``bucket``."""
+
+    def __init__(self, bucket: str, prefix: str, options: dict[str, str]):
+        unknown = set(options) - OPTIONS
+        if unknown:
+            raise InvalidURL(f"s3 backup target: unknown option(s) {sorted(unknown)}; known: {sorted(OPTIONS)}")
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as exc:
+            raise TargetUnavailable("s3 backup targets need boto3: pip install boto3") from exc
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.url = f"s3://{bucket}/{prefix}"
+        config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=60)
+        self._client = boto3.client("s3", endpoint_url=options.get("endpoint_url"),
+                                    region_name=options.get("region"), config=config)
+
+    def put_object(self, key: str, data: bytes) -> None:
+        self._call("write", key, self._client.put_object, Bucket=self.bucket, Key=self.prefix + key, Body=data)
+
+    def get_object(self, key: str) -> bytes | None:
+        reply = self._call("read", key, self._client.get_object, Bucket=self.bucket, Key=self.prefix + key)
+        return None if reply is None else reply["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        return self._call("find", key, self._client.head_object, Bucket=self.bucket, Key=self.prefix + key) is not None
+
+    def list(self, prefix: str) -> list[str]:
+        keys = []
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
+        try:
+            for page in pages:
+                keys += [item["Key"][len(self.prefix):] for item in page.get("Contents", [])]
+        except Exception as exc:  # noqa: BLE001 - every botocore failure means the same here
+            raise TargetUnavailable(f"{self.url}: cannot list {prefix}: {exc}") from exc
+        return sorted(keys)
+
+    def _call(self, what: str, key: str, method, **kwargs):
+        """``method(**kwargs)``; None if the object does not exist; TargetUnavailable on
+        any other failure (unreachable, refused, no such bucket)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return method(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise TargetUnavailable(f"{self.url}: cannot {what} {key}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - connection errors, timeouts, bad credentials
+            raise TargetUnavailable(f"{self.url}: cannot {what} {key}: {exc}") from exc
