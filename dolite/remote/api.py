@@ -8,7 +8,8 @@ is read, and which :class:`dolite.Error` an error answer means (by its ``error.c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +44,28 @@ def statement(item: Any) -> dict:
         return {"sql": item["sql"], "params": encode_params(item.get("params"))}
     sql, params = item
     return {"sql": sql, "params": encode_params(params)}
+
+
+def wire_size(entry: dict) -> int:
+    """An upper bound of the bytes ``entry`` (a wire-form statement) takes in a request body."""
+    return len(json.dumps(entry, ensure_ascii=True).encode()) + 2
+
+
+def batches(entries: list[dict], max_statements: int, max_bytes: int) -> Iterator[list[dict]]:
+    """``entries`` (wire-form statements), in order, cut into batches of at most
+    ``max_statements`` whose body stays within ``max_bytes``. An entry over ``max_bytes``
+    on its own is sent alone (the server refuses it: it cannot be split)."""
+    batch: list[dict] = []
+    size = len(b'{"batch":[]}')
+    for entry in entries:
+        grown = wire_size(entry)
+        if batch and (len(batch) >= max_statements or size + grown > max_bytes):
+            yield batch
+            batch, size = [], len(b'{"batch":[]}')
+        batch.append(entry)
+        size += grown
+    if batch:
+        yield batch
 
 
 def error_for(response: httpx.Response) -> Error | None:
@@ -143,11 +166,20 @@ class endpoints:  # noqa: N801 - a namespace of builders, read as ``endpoints.qu
 
     @staticmethod
     def batch(at: str, statements: Iterable) -> Call:
-        return Call("POST", at + "/query", {"json": {"batch": [statement(s) for s in statements]}}, read=_many)
+        return endpoints.encoded_batch(at, [statement(s) for s in statements])
 
     @staticmethod
-    def session(name: str) -> Call:
-        return Call("POST", db_path(name) + "/sessions", read=lambda response: response.json()["session"])
+    def encoded_batch(at: str, entries: list[dict]) -> Call:
+        """A batch of statements already in wire form (see :func:`statement`)."""
+        return Call("POST", at + "/query", {"json": {"batch": entries}}, read=_many)
+
+    @staticmethod
+    def session(name: str, mode: str | None = None) -> Call:
+        """``mode``: "read" (a pinned snapshot that never blocks writers), "write", or the
+        server's default for the token (None)."""
+        params = {} if mode is None else {"mode": mode}
+        return Call("POST", db_path(name) + "/sessions", {"params": params},
+                    read=lambda response: response.json()["session"])
 
     @staticmethod
     def commit(at: str) -> Call:

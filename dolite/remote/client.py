@@ -98,9 +98,10 @@ class Client(_Base):
         """Run ``statements`` as one transaction (all or nothing)."""
         return self.send(endpoints.batch(db_path(name), statements))
 
-    def session(self, name: str) -> Session:
-        """Open a server-side transaction on ``name`` (it holds the database until it ends)."""
-        return Session(self, name, self.send(endpoints.session(name)))
+    def session(self, name: str, mode: str | None = None) -> Session:
+        """Open a server-side transaction on ``name``: a write session holds the database
+        until it ends; ``mode="read"`` reads one pinned version and blocks nobody."""
+        return Session(self, name, self.send(endpoints.session(name, mode)))
 
     def export_to(self, name: str, dest: str | os.PathLike | BinaryIO) -> int:
         """Download database ``name`` as a ``.sqlite`` file; return the bytes written."""
@@ -211,8 +212,8 @@ class AsyncClient(_Base):
     async def batch(self, name: str, statements: Iterable) -> list[Result]:
         return await self.send(endpoints.batch(db_path(name), statements))
 
-    async def session(self, name: str) -> AsyncSession:
-        return AsyncSession(self, name, await self.send(endpoints.session(name)))
+    async def session(self, name: str, mode: str | None = None) -> AsyncSession:
+        return AsyncSession(self, name, await self.send(endpoints.session(name, mode)))
 
     async def export_to(self, name: str, dest: str | os.PathLike | BinaryIO) -> int:
         call = endpoints.export(name)

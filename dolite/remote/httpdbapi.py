@@ -4,49 +4,77 @@
     conn.execute("INSERT INTO t(v) VALUES (?)", ["x"])   # opens a server-side session
     conn.commit()                                         # durable when this returns
 
-Like sqlite3, DML opens a transaction implicitly (unless ``isolation_level`` is None);
-here the transaction is a server-side session that holds the database until commit or
-rollback (or until it idles out on the server and is rolled back). Reads outside a
-transaction run on their own. ``executemany`` and ``executescript`` send one batch.
+It behaves like the local driver within what the server allows:
 
-Errors are the classes of :mod:`dolite.errors`, rebuilt from the server's ``error.code``:
-the class the local driver raises for the same failure (``IntegrityError`` for a
-constraint, ``OperationalError`` for bad SQL, ``Conflict``, ``LeaseHeld``, ...); a server
-that cannot be reached is a ``NetworkError`` (an ``OperationalError``).
+- Like sqlite3, DML opens a transaction implicitly (unless ``isolation_level`` is None); here
+  the transaction is a server-side session that holds the database until commit or
+  rollback (or until it idles out on the server and is rolled back). ``BEGIN``, ``COMMIT``,
+  ``END`` and ``ROLLBACK`` sent as SQL open and end that session. ``SAVEPOINT``,
+  ``RELEASE`` and ``ROLLBACK TO`` run inside it where the server allows them; a server that
+  refuses them makes them a ``NotSupportedError`` (never a silent no-op).
+- ``executemany`` and ``executescript`` are cut into batches that fit the server's limits
+  (statements per batch, body bytes: ``max_statements``/``max_body``, learnt smaller from a
+  413 ``body_too_large``, which the server answers before running anything). Inside a
+  transaction all batches run in its session; in autocommit mode each batch is its own
+  transaction (sqlite3 commits each row there). A script's own ``BEGIN ... COMMIT`` is
+  honoured.
+- A result over the server's size limit is paged: a single SELECT is run again as
+  ``SELECT * FROM (...) LIMIT ? OFFSET ?`` on one snapshot (a read session, or the open
+  transaction's session), and the cursor fetches the pages as it is read. Columns with
+  duplicate names come back renamed by SQLite (``a``, ``a:1``). Anything else over the limit
+  is the server's ``ResultTooLarge``.
+- A connection pragma the server will not set (``PRAGMA recursive_triggers = on``) is
+  accepted when the server already runs with that value, and answered locally when it has
+  no effect there (``read_uncommitted``: no shared cache); otherwise ``NotSupportedError``.
+
+Errors are the classes of :mod:`dolite.errors`, rebuilt from the server's ``error.code``; a
+server that cannot be reached is a ``NetworkError`` (an ``OperationalError``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from dolite.errors import AlreadyExists, DatabaseNotFound, SessionExpired, SessionLost, SessionNotFound
-from dolite.remote.client import Client, Result, Session
-from dolite.sql.pep249 import (
-    ConnectionBase,
-    CursorBase,
-    DatabaseError,
-    DataError,
-    Error,
-    IntegrityError,
-    InterfaceError,
-    InternalError,
-    NotSupportedError,
-    OperationalError,
-    ProgrammingError,
-    Warning,
-    apilevel,
-    is_dml,
-    paramstyle,
-    split_statements,
-    threadsafety,
-)
+from dolite.errors import (AlreadyExists, BodyTooLarge, DatabaseNotFound, ResultTooLarge, SessionExpired,
+                           SessionLost, SessionNotFound, SQLNotAllowed, TransactionControl)
+from dolite.remote.api import Call, Result, batches, db_path, endpoints, statement, wire_size
+from dolite.remote.client import Client, Session
+from dolite.sql.pep249 import (ConnectionBase, CursorBase, DatabaseError, DataError, Error, IntegrityError,  # noqa: F401
+                               InterfaceError, InternalError, NotSupportedError, OperationalError,
+                               ProgrammingError, Warning, apilevel, is_dml, paramstyle, split_statements,
+                               threadsafety)
 
 _SESSION_GONE = (SessionNotFound, SessionLost, SessionExpired)
+_LEAD = r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*"
+_END = r"\s*;?\s*\Z"
+_TRANSACTION = r"(?:\s+TRANSACTION(?:\s+\w+)?)?"  # SQLite accepts (and ignores) a name after it
+_CONTROL = [  # (kind, pattern) of the statements the driver runs itself
+    ("begin", re.compile(_LEAD + r"BEGIN(?:\s+(?:DEFERRED|IMMEDIATE|EXCLUSIVE))?" + _TRANSACTION + _END, re.I | re.S)),
+    ("commit", re.compile(_LEAD + r"(?:COMMIT|END)" + _TRANSACTION + _END, re.I | re.S)),
+    ("rollback", re.compile(_LEAD + r"ROLLBACK" + _TRANSACTION + _END, re.I | re.S)),
+    ("savepoint", re.compile(_LEAD + r"SAVEPOINT\b", re.I | re.S)),
+    ("release", re.compile(_LEAD + r"(?:RELEASE|ROLLBACK(?:\s+TRANSACTION)?\s+TO)\b", re.I | re.S)),
+]
+_PRAGMA_SET = re.compile(_LEAD + r"PRAGMA\s+(?:main\.)?(\w+)\s*(?:=\s*|\(\s*)([\w'\"+-]+)\s*\)?" + _END, re.I | re.S)
+_PRAGMA_READ = re.compile(_LEAD + r"PRAGMA\s+(?:main\.)?(\w+)" + _END, re.I | re.S)
+_FLAGS = {"on": 1, "true": 1, "yes": 1, "1": 1, "off": 0, "false": 0, "no": 0, "0": 0}
+# Connection flags the server keeps fixed; read_uncommitted has no effect there (no shared cache).
+_FIXED_FLAGS = frozenset({"recursive_triggers", "foreign_keys", "defer_foreign_keys"})
+_LOCAL_FLAGS = frozenset({"read_uncommitted"})
+_NOTHING = Result([], [], 0, 0)
+PAGE_ROWS = 1000  # rows per page of a paged result, halved while a page is still too large
+
+
+def control_kind(sql: str) -> str | None:
+    """Which transaction-control statement ``sql`` is (None for any other statement)."""
+    return next((kind for kind, pattern in _CONTROL if pattern.match(sql)), None)
 
 
 class Cursor(CursorBase):
-    """PEP 249 cursor; results are fetched whole with each execute."""
+    """PEP 249 cursor. A result arrives whole with its execute, except a paged one (see
+    the module docstring), whose pages are fetched as the rows are read."""
 
     def __init__(self, connection: Connection):
         self.connection = connection
@@ -55,30 +83,41 @@ class Cursor(CursorBase):
         self.rowcount = -1
         self.lastrowid: int | None = None
 
-    def _set(self, result: Result, dml: bool) -> None:
-        self._rows = iter(result.rows)
+    def _set(self, result: Result, dml: bool, rows: Iterator[tuple] | None = None) -> None:
+        self._drop_rows()
+        self._rows = iter(result.rows) if rows is None else rows
         self.description = tuple((c, None, None, None, None, None, None) for c in result.columns) or None
         self.rowcount = result.rows_changed if dml else -1
-        self.lastrowid = result.last_insert_rowid
+        self.lastrowid = result.last_insert_rowid or self.lastrowid
+
+    def _drop_rows(self) -> None:
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()  # ends a paged result's read session
 
     def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
         dml = is_dml(sql)
-        self._set(self.connection._run([(sql, parameters)], dml)[0], dml)
+        try:
+            self._set(self.connection._statement(sql, parameters, dml), dml)
+        except ResultTooLarge as too_large:
+            first, rows = self.connection._paged(sql, parameters, too_large)
+            self._set(first, False, rows)
         return self
 
     def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
         dml = is_dml(sql)
-        results = self.connection._run([(sql, p) for p in seq_of_parameters], dml) or []
-        self._rows, self.description = iter(()), None
+        results = self.connection._batch([statement((sql, p)) for p in seq_of_parameters], dml)
+        self._set(_NOTHING, dml)
         self.rowcount = sum(r.rows_changed for r in results) if dml else -1
         self.lastrowid = results[-1].last_insert_rowid if results else self.lastrowid
         return self
 
     def executescript(self, sql: str) -> Cursor:
+        """Commit any open transaction, then run ``sql``: runs of plain statements as
+        batches, its own BEGIN/COMMIT/SAVEPOINT as in :meth:`execute`."""
         self.connection.commit()
-        statements = split_statements(sql)
-        if statements:
-            self.connection._run(statements, False, script=True)
+        self._set(_NOTHING, False)
+        self.connection._script(split_statements(sql))
         return self
 
     def fetchone(self) -> tuple | None:
@@ -88,39 +127,121 @@ class Cursor(CursorBase):
         return list(self._rows)
 
     def close(self) -> None:
+        self._drop_rows()
         self._rows = iter(())
 
 
 class Connection(ConnectionBase):
-    """PEP 249 connection to one database on a dolite server."""
+    """PEP 249 connection to one database on a dolite server. ``max_statements`` and
+    ``max_body`` bound the batches it sends (the server's defaults unless given)."""
 
-    def __init__(self, client: Client, name: str, isolation_level: str | None):
+    def __init__(self, client: Client, name: str, isolation_level: str | None, *,
+                 max_statements: int = 1000, max_body: int = 1 << 20):
         self.client = client
         self.name = name
         self.isolation_level = isolation_level
+        self.max_statements, self.max_body = max_statements, max_body
         self._session: Session | None = None
+        self._local_flags: dict[str, int] = {}
 
     @property
     def in_transaction(self) -> bool:
         return self._session is not None
 
-    def _run(self, statements: list, is_dml: bool, script: bool = False) -> list[Result]:
+    # -- sending ---------------------------------------------------------------------
+
+    def _send(self, call: Call):
         if self.client is None:
             raise ProgrammingError("the connection is closed")
         try:
-            if self._session is None and is_dml and self.isolation_level is not None and not script:
-                self._session = self.client.session(self.name)
-            if self._session is not None:
-                return self._session.batch(statements) if len(statements) != 1 else [self._session.query(*statements[0])]
-            if len(statements) == 1:
-                return [self.client.query(self.name, *statements[0])]
-            return self.client.batch(self.name, statements) if statements else []
+            return self.client.send(call)
         except _SESSION_GONE:
-            self._session = None  # the server rolled it back
+            if self._session is not None and call.path.startswith(self._session.path):
+                self._session = None  # the server rolled it back
             raise
 
-    def cursor(self) -> Cursor:
-        return Cursor(self)
+    def _path(self, dml: bool) -> str:
+        """Where a statement goes: the open session (opened first for DML, as sqlite3
+        opens a transaction), else the database itself (autocommit)."""
+        if self._session is None and dml and self.isolation_level is not None:
+            self._begin()
+        return self._session.path if self._session is not None else db_path(self.name)
+
+    def _statement(self, sql: str, params: Iterable | dict, dml: bool) -> Result:
+        kind = control_kind(sql)
+        if kind is not None:
+            return self._control(kind, sql)
+        local = self._local_pragma(sql)
+        if local is not None:
+            return local
+        try:
+            return self._send(endpoints.query(self._path(dml), sql, params))
+        except SQLNotAllowed as refused:
+            return self._fixed_pragma(sql, refused)
+
+    def _batch(self, entries: list[dict], dml: bool) -> list[Result]:
+        if not entries:
+            return []
+        path = self._path(dml)
+        results: list[Result] = []
+        for batch in batches(entries, self.max_statements, self.max_body):
+            results += self._send_halving(path, batch)
+        return results
+
+    def _send_halving(self, path: str, batch: list[dict]) -> list[Result]:
+        """Send ``batch``; if its body is over the server's limit (refused before anything
+        ran), remember a smaller limit and send it in two halves."""
+        try:
+            return self._send(endpoints.encoded_batch(path, batch))
+        except BodyTooLarge:
+            if len(batch) == 1:
+                raise
+            self.max_body = min(self.max_body, sum(map(wire_size, batch)) // 2)
+            half = len(batch) // 2
+            return self._send_halving(path, batch[:half]) + self._send_halving(path, batch[half:])
+
+    def _script(self, statements: list[str]) -> None:
+        plain: list[dict] = []
+        for sql in statements:
+            if control_kind(sql) is None and not _PRAGMA_SET.match(sql) and not _PRAGMA_READ.match(sql):
+                plain.append(statement(sql))
+                continue
+            self._batch(plain, False)
+            plain = []
+            self._statement(sql, (), False)
+        self._batch(plain, False)
+
+    # -- transaction control -----------------------------------------------------------
+
+    def _begin(self) -> None:
+        self._session = Session(self.client, self.name, self._send(endpoints.session(self.name)))
+
+    def _control(self, kind: str, sql: str) -> Result:
+        if kind == "begin":
+            if self._session is not None:
+                raise OperationalError("cannot start a transaction within a transaction")
+            self._begin()
+        elif kind in ("commit", "rollback"):
+            if self._session is None:
+                raise OperationalError(f"cannot {kind} - no transaction is active")
+            self.commit() if kind == "commit" else self.rollback()
+        else:
+            self._savepoint(kind, sql)
+        return _NOTHING
+
+    def _savepoint(self, kind: str, sql: str) -> None:
+        opened = self._session is None
+        if opened:
+            if kind == "release":
+                raise OperationalError(f"no such savepoint: {sql.split()[-1].rstrip(';')}")
+            self._begin()  # as in SQLite, a SAVEPOINT outside a transaction begins one
+        try:
+            self._send(endpoints.query(self._session.path, sql, ()))
+        except TransactionControl as refused:
+            if opened:
+                self.rollback()
+            raise NotSupportedError(f"this server refuses {kind.upper()} inside a session ({refused}); "
+                                    "savepoints over HTTP need a server that allows them") from refused
 
     def commit(self) -> None:
         """Commit the open transaction; durable on the server when this returns."""
@@ -133,6 +254,81 @@ class Connection(ConnectionBase):
         if session is not None:
             session.rollback()
 
+    # -- pragmas the server keeps fixed -----------------------------------------------
+
+    def _local_pragma(self, sql: str) -> Result | None:
+        """The answer to a pragma that has no effect on the server (read or set), else None."""
+        setting, reading = _PRAGMA_SET.match(sql), _PRAGMA_READ.match(sql)
+        name = (setting or reading)[1].lower() if (setting or reading) else ""
+        if name not in _LOCAL_FLAGS:
+            return None
+        if reading:
+            return Result([name], [(self._local_flags.get(name, 0),)], 0, 0)
+        self._local_flags[name] = _flag(setting[2], name)
+        return _NOTHING
+
+    def _fixed_pragma(self, sql: str, refused: SQLNotAllowed) -> Result:
+        """A refused ``PRAGMA flag = value``: fine if the server already runs with it."""
+        setting = _PRAGMA_SET.match(sql)
+        if setting is None or setting[1].lower() not in _FIXED_FLAGS:
+            raise refused
+        name, wanted = setting[1].lower(), _flag(setting[2], setting[1].lower())
+        (current,) = self._send(endpoints.query(self._path(False), f"PRAGMA {name}", ())).rows[0]
+        if current != wanted:
+            raise NotSupportedError(f"PRAGMA {name} = {setting[2]}: the server's connections run with "
+                                    f"{name} = {current}, which a client cannot change") from refused
+        return _NOTHING
+
+    # -- large results -----------------------------------------------------------------
+
+    def _paged(self, sql: str, params: Iterable | dict, too_large: ResultTooLarge) -> tuple[Result, Iterator[tuple]]:
+        """The first page of a too-large single SELECT and an iterator over all its rows
+        (see the module docstring); ``too_large`` again if it cannot be paged."""
+        statements = split_statements(sql)
+        if len(statements) != 1 or is_dml(sql) or control_kind(sql) is not None:
+            raise too_large
+        own = self._session is None
+        session = Session(self.client, self.name, self._send(endpoints.session(self.name, "read"))) if own \
+            else self._session
+        pages = self._pages(session, own, statements[0].rstrip(";"), params)
+        try:
+            first = next(pages)
+        except (ProgrammingError, OperationalError) as exc:  # not a SELECT after all
+            raise too_large from exc
+        return first, _rows_of(first, pages)
+
+    def _pages(self, session: Session, own: bool, body: str, params: Iterable | dict) -> Iterator[Result]:
+        named = isinstance(params, dict)
+        sql = (f"SELECT * FROM (\n{body}\n) LIMIT {':dolite_limit' if named else '?'} "
+               f"OFFSET {':dolite_offset' if named else '?'}")
+        offset, size = 0, PAGE_ROWS
+        try:
+            while True:
+                bound = {**params, "dolite_limit": size, "dolite_offset": offset} if named \
+                    else [*params, size, offset]
+                try:
+                    page = self._send(endpoints.query(session.path, sql, bound))
+                except ResultTooLarge:
+                    if size == 1:
+                        raise
+                    size //= 2
+                    continue
+                yield page
+                if len(page.rows) < size:
+                    return
+                offset += len(page.rows)
+        finally:
+            if own and self.client is not None:
+                try:
+                    session.rollback()
+                except Error:
+                    pass  # the server ends an idle read session by itself
+
+    # -- the rest of PEP 249 -----------------------------------------------------------
+
+    def cursor(self) -> Cursor:
+        return Cursor(self)
+
     def close(self) -> None:
         if self.client is None:
             return
@@ -142,6 +338,22 @@ class Connection(ConnectionBase):
             pass  # closing anyway: the server rolls the session back when it idles out
         self.client.close()
         self.client = None
+
+
+def _flag(value: str, name: str) -> int:
+    word = value.strip("'\"").lower()
+    if word not in _FLAGS:
+        raise OperationalError(f"PRAGMA {name}: expected on/off, got {value}")
+    return _FLAGS[word]
+
+
+def _rows_of(first: Result, pages: Iterator[Result]) -> Iterator[tuple]:
+    try:
+        yield from first.rows
+        for page in pages:
+            yield from page.rows
+    finally:
+        pages.close()
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -155,19 +367,24 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 def connect(url: str, token: str | None = None, *, create: bool = True, isolation_level: str | None = "",
-            timeout: float = 60.0) -> Connection:
+            timeout: float = 60.0, max_statements: int | None = None, max_body: int | None = None) -> Connection:
     """Open database ``DATABASE`` on the server at ``http(s)://HOST:PORT/DATABASE``.
 
     ``create``: create the database if it is missing (needs an admin token).
+    ``max_statements``, ``max_body``: the server's batch limits, if not its defaults (a
+    server that publishes its ``limits`` in ``/healthz`` is taken at its word).
     """
     base, name = split_url(url)
     client = Client(base, token=token, timeout=timeout)
     try:
         _ensure_database(client, name, create)
+        published = client.health().get("limits") or {}
     except BaseException:
         client.close()
         raise
-    return Connection(client, name, isolation_level)
+    return Connection(client, name, isolation_level,
+                      max_statements=max_statements or published.get("max_statements", 1000),
+                      max_body=max_body or published.get("max_body_bytes", 1 << 20))
 
 
 def _ensure_database(client: Client, name: str, create: bool) -> None:
@@ -183,20 +400,6 @@ def _ensure_database(client: Client, name: str, create: bool) -> None:
 
 
 __all__ = [
-    "Connection",
-    "Cursor",
-    "DataError",
-    "DatabaseError",
-    "Error",
-    "IntegrityError",
-    "InterfaceError",
-    "InternalError",
-    "NotSupportedError",
-    "OperationalError",
-    "ProgrammingError",
-    "Warning",
-    "apilevel",
-    "connect",
-    "paramstyle",
-    "threadsafety",
+    "Connection", "Cursor", "DataError", "DatabaseError", "Error", "IntegrityError", "InterfaceError", "InternalError",
+    "NotSupportedError", "OperationalError", "ProgrammingError", "Warning", "apilevel", "connect", "paramstyle", "threadsafety",
 ]
