@@ -4,7 +4,7 @@
 ``<db>/chunks/<sha256>``                        one chunk's plain bytes (its valid part: the
                                                 last chunk of a file may be shorter), named by
                                                 the SHA-256 of those bytes: stored once
-``<db>/manifests/<version>-<time ms>.json``     one committed version: time, size, chunk size,
+``<db>/manifests/<version>-<time µs>.json``     one committed version: time, size, chunk size,
                                                 and per chunk the hash valid at that version
 ==============================================  ==============================================
 
@@ -39,7 +39,7 @@ def manifests_prefix(db: str) -> str:
 
 
 def manifest_key(db: str, version: int, time: float) -> str:
-    return f"{manifests_prefix(db)}{version:012x}-{int(time * 1000):013d}.json"
+    return f"{manifests_prefix(db)}{version:012x}-{int(time * 1e6):016d}.json"
 
 
 def digest(data: bytes) -> str:
@@ -102,9 +102,9 @@ def listing(target: BackupTarget, db: str) -> dict[int, tuple[float, str]]:
     for key in target.list(manifests_prefix(db)):
         name = key.rpartition("/")[2]
         stem, _, ext = name.partition(".")
-        version, _, ms = stem.partition("-")
+        version, _, us = stem.partition("-")
         try:
-            found[int(version, 16)] = (int(ms) / 1000, key)
+            found[int(version, 16)] = (int(us) / 1e6, key)
         except ValueError:
             continue  # not a manifest (a stray file in the folder)
     return dict(sorted(found.items()))
