@@ -22,6 +22,10 @@ class PagedFile:
         self.low = 0  # lowest size this transaction truncated to: zeros past it
         self.dirty: dict[int, bytearray] = {}
         self.written = False  # any write (not just truncation) since the last commit
+        # After a failed commit SQLite rolls back by writing the journal's pages back and
+        # syncing. Storage already holds the committed state (the failed commit may even
+        # have landed, its reply lost), so a commit that only restores it stores nothing.
+        self.after_failure = False
 
     # -- transaction boundaries -----------------------------------------------------
 
@@ -36,6 +40,7 @@ class PagedFile:
     def end(self) -> None:
         """Unpin; unsaved writes are discarded."""
         self.dirty.clear()
+        self.after_failure = False
         if self.head is not None:
             self.store.unpin(self.head)
         self.head = None
@@ -63,6 +68,9 @@ class PagedFile:
             return
         head = self.head
         assert head is not None
+        if self.after_failure and self._restores_base():
+            self.discard()
+            return
         size, chunk_size = self.size, head.chunk_size
         try:
             # Chunks between the old and new end of file that were not written must be
@@ -77,10 +85,16 @@ class PagedFile:
             new = self.store.commit(head, chunks, size)
         except BaseException:
             self.discard()
+            self.after_failure = True
             raise
         self.dirty.clear()
-        self.written = False
+        self.written = self.after_failure = False
         self._set_head(new)
+
+    def _restores_base(self) -> bool:
+        """True if this transaction's writes only put back what the pinned version holds."""
+        return self.size == self.head.size and all(
+            bytes(data) == bytes(self._base_chunk(c)) for c, data in self.dirty.items())
 
     def _set_head(self, head: Head) -> None:
         self.store.pin(head)

@@ -13,7 +13,7 @@ from itertools import islice
 
 from dolite.pages.format import GC, LEASE, Head, chunk_key, chunk_prefix, decode_record, encode_record, log_key
 from dolite.pages.holds import read_holds
-from dolite.pages.log import read_records, record_keys
+from dolite.pages.log import check_head_not_behind, read_records, record_keys
 from dolite.storage.base import Storage
 
 MAX_RECORDS_PER_RUN = 256
@@ -40,6 +40,7 @@ class Fenced:
 
 def remove_uncommitted(db: Fenced, head: Head) -> int:
     """Delete what commits newer than ``head`` left behind (their log records name it)."""
+    check_head_not_behind(db.storage, db.name, head)
     debris: list[str] = []
     for version, record in read_records(db.storage, db.name, head.version + 1, 1 << 48).items():
         debris += [chunk_key(c, version) for c in record.chunks]

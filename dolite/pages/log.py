@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from dolite.errors import CorruptChunk
 from dolite.pages.format import LOG_PREFIX, Head, decode_record, encode_record, from_ranges, log_key, parse_log_key, to_ranges
 from dolite.storage.base import Limits, Storage
 
@@ -72,3 +73,16 @@ def _merge(version: int, parts: list[dict]) -> CommitRecord:
     chunks = [c for part in parts for c in from_ranges(part["chunks"])]
     return CommitRecord(version=version, time=first["time"], size=first["size"],
                         old_size=first["old_size"], chunks=chunks)
+
+
+def check_head_not_behind(storage: Storage, name: str, head: Head) -> None:
+    """Raise CorruptChunk if the log has records two or more versions past ``head``. A
+    failed commit leaves a record for head + 1 at most (the next writer removes it before
+    committing), so records further on mean the head went back: an intact older head was
+    put back, and treating the newer versions as debris would delete them for ever."""
+    ahead = storage.list(start=log_key(head.version + 2), prefix=LOG_PREFIX, limit=1)
+    if ahead:
+        raise CorruptChunk(
+            f"{name}: the head says v{head.version} but the commit log goes on to "
+            f"v{parse_log_key(next(iter(ahead)))}: the head was rolled back or damaged "
+            "(nothing was deleted; restore the head from a backup or repair it)")

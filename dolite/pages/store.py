@@ -108,6 +108,8 @@ class PageStore:
         if raw is None:
             raise DatabaseNotFound(f"database {self.name!r} does not exist")
         head = Head.decode(raw, self.name)
+        if self._latest is None:  # first look in this process: is the head current?
+            log.check_head_not_behind(self.storage, self.name, head)
         self._observe(head)
         return head
 
@@ -304,6 +306,8 @@ class PageStore:
                     "committed or took over the write lease"
                 ) from exc
             except BaseException:
+                with self._lock:
+                    self._latest = None  # the commit may have landed unheard: ask storage
                 self._needs_cleanup = True
                 raise
             self.lease.renewed()
