@@ -19,7 +19,7 @@ import pytest
 from dolite.testing import sqllogictest as slt
 from dolite.testing.sqllogictest import format_rows, format_value, parse, run_file, run_script
 
-DEFAULT_SLT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "sqllogictest"
+DEFAULT_SLT_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "sqllogictest"
 SLT_DIR = Path(os.environ.get("DOLITE_SLT_DIR") or DEFAULT_SLT_DIR)
 # The shared corpus holds 20 files; another folder (DOLITE_SLT_DIR) states its own count
 # with DOLITE_SLT_EXPECTED_FILES or just has to be non-empty.

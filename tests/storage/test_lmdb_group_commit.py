@@ -19,7 +19,7 @@ import pytest
 from dolite.errors import Conflict, LimitExceeded, StorageError
 from dolite.storage.lmdb import LMDB_LIMITS, LmdbNamespace
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
