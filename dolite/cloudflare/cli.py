@@ -80,8 +80,13 @@ DEPLOY_FILES = ("wrangler.toml", "src/worker.js", "src/http.js", "src/records.js
 """What ``wrangler deploy`` needs: the storage Worker alone (never ``src/bench.js``)."""
 
 
-def _stage_deploy() -> Path:
-    """Copy the Worker's deployable sources into ``cache_root()/deploy`` and return it.
+STORAGE_CLASSES = {"sqlite": "wrangler.toml", "kv": "wrangler-kv.toml"}
+"""Durable Object storage kinds and the wrangler config that creates each."""
+
+
+def _stage_deploy(storage_class: str = "sqlite") -> Path:
+    """Copy the Worker's deployable sources into ``cache_root()/deploy`` and return it,
+    with the wrangler config of ``storage_class`` as its ``wrangler.toml``.
 
     wrangler writes state (``.wrangler/``) next to its config, which an installed package's
     directory may not allow, so it runs on this copy, refreshed before every deploy.
@@ -89,7 +94,8 @@ def _stage_deploy() -> Path:
     target = cache_root() / "deploy"
     for name in DEPLOY_FILES:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(WORKER_DIR / name, target / name)
+        source = STORAGE_CLASSES[storage_class] if name == "wrangler.toml" else name
+        shutil.copyfile(WORKER_DIR / source, target / name)
     return target
 
 
@@ -100,14 +106,21 @@ def deploy(
         help="Also store this shared secret as the Worker secret DOLITE_SECRET.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Bundle and validate only; upload nothing."),
+    storage_class: str = typer.Option(
+        "sqlite", "--storage-class",
+        help="Durable Object storage kind: sqlite (any account, the Free plan too) or kv "
+             "(accounts that can still create KV-backed classes).",
+    ),
 ) -> None:
     """Deploy the storage Worker to Cloudflare with ``wrangler deploy`` (needs Cloudflare credentials)."""
+    if storage_class not in STORAGE_CLASSES:
+        raise _fail(f"--storage-class must be one of {', '.join(STORAGE_CLASSES)}, not {storage_class!r}")
     try:
         ensure_npm_packages()
     except WorkerdError as exc:
         raise _fail(str(exc)) from None
     wrangler = npm_binary("wrangler")
-    directory = _stage_deploy()
+    directory = _stage_deploy(storage_class)
     if not dry_run and not os.environ.get("CLOUDFLARE_API_TOKEN") and not _logged_in(wrangler, directory):
         raise _fail(
             "no Cloudflare credentials: set CLOUDFLARE_API_TOKEN (and CLOUDFLARE_ACCOUNT_ID), "

@@ -169,6 +169,25 @@ def test_deployed_bundle_is_the_storage_contract_alone(tmp_path, monkeypatch):
     assert "NATIVE" not in (tmp_path / "deploy" / "wrangler.toml").read_text().replace("NativeSqlObject", "")
 
 
+@pytest.mark.parametrize("storage_class, migration", [("sqlite", "new_sqlite_classes"), ("kv", "new_classes")])
+def test_deploy_creates_sqlite_backed_objects_by_default(tmp_path, monkeypatch, storage_class, migration):
+    """New Cloudflare accounts can only create SQLite-backed classes: that is the default;
+    the KV-backed profile stays available. Both bundle (dry run)."""
+    from typer.testing import CliRunner
+
+    from dolite.cloudflare import cli
+
+    monkeypatch.setattr(cli, "cache_root", lambda: tmp_path)
+    args = ["deploy", "--dry-run"] + ([] if storage_class == "sqlite" else ["--storage-class", storage_class])
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    config = (tmp_path / "deploy" / "wrangler.toml").read_text()
+    v1 = config.split('tag = "v1"')[1].split("[[migrations]]")[0]
+    assert f'{migration} = ["DoliteObject", "DoliteRegistry"]' in v1
+    bad = CliRunner().invoke(cli.app, ["deploy", "--dry-run", "--storage-class", "d1"])
+    assert bad.exit_code != 0 and "--storage-class" in bad.output
+
+
 def test_stale_lease_epoch_is_refused_by_the_object(workerd, ns):
     """Two writers fence each other with an epoch key; the object enforces the compare."""
     old_writer = ns.object("leased")
