@@ -3,10 +3,14 @@
 >>> from dolite import backup
 >>> backup.push("lmdb:./data", "shop", to="s3://bucket/dolite?endpoint_url=http://127.0.0.1:9000")
 >>> backup.list_versions("shop", from_="file:///mnt/backups")
+>>> backup.verify("shop", from_="file:///mnt/backups").ok
 >>> backup.restore("shop", from_="file:///mnt/backups", storage="lmdb:./data", into="shop2", at=1767225600)
 
 Targets are named by URL (target.py), pushes are incremental and resumable (push.py),
-restores verified before the database becomes visible (restore.py).
+restores verified before the database becomes visible (restore.py). The functions here
+share their names with the modules that implement them (``push``, ``restore``,
+``verify``): import the modules' contents from the modules, e.g.
+``from dolite.backup.push import push_store``.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from dolite.backup.manifest import listing
 from dolite.backup.push import Progress, PushResult, push_store
 from dolite.backup.restore import RestoreResult, restore_into
 from dolite.backup.target import BackupTarget, open_target, redact
+from dolite.backup.verify import VerifyResult, verify_target
 from dolite.names import validate_name
 from dolite.pages import PageStore
 from dolite.storage import Namespace, open_storage
 
 __all__ = ["BackupError", "BackupNotFound", "BackupTarget", "BackupVersion", "CorruptBackup", "PushResult",
-           "RestoreRefused", "RestoreResult", "TargetUnavailable", "list_versions", "open_target", "push",
-           "push_all", "redact", "restore"]
+           "RestoreRefused", "RestoreResult", "TargetUnavailable", "VerifyResult", "list_versions", "open_target",
+           "push", "push_all", "redact", "restore", "verify"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +70,10 @@ def restore(name: str, *, from_: str | BackupTarget, storage: str | Namespace, i
     validate_name(name)
     return restore_into(_target(from_), name, open_storage(storage), into, version=version, at=at,
                         progress=progress)
+
+
+def verify(name: str, *, from_: str | BackupTarget, progress: Progress | None = None) -> VerifyResult:
+    """Re-hash every chunk of every manifest of ``name`` and integrity-check its newest
+    version, assembled outside any store (see verify.py). Problems are in the result."""
+    validate_name(name)
+    return verify_target(_target(from_), name, progress)

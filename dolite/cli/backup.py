@@ -127,3 +127,25 @@ def parse_time(text: str) -> float:
     except ValueError as exc:
         raise typer.BadParameter(f"{text!r} is neither Unix seconds nor an ISO 8601 time", param_hint="--at") from exc
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+@backup_app.command()
+def verify(name: str, from_: str = typer.Option(..., "--from", help="Target URL"), as_json: bool = JsonOpt) -> None:
+    """Check NAME's backup: re-hash every chunk of every manifest and integrity-check the
+    newest version, assembled in a temporary file (no database is created). Exit 1 if
+    anything is damaged, naming it and the versions it affects."""
+    try:
+        with _bar(f"verify {name}") as progress:
+            result = backup.verify(name, from_=from_, progress=progress)
+    except Error as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(result.as_dict()))
+    else:
+        console.print(f"{name} at {result.target}: {result.versions} versions, {result.chunks} chunks "
+                      f"({result.bytes} bytes) verified; newest restorable: "
+                      f"{'v%d' % result.newest if result.newest is not None else 'NO'}")
+        for problem in result.problems:
+            err.print(f"[bold red]damaged:[/] {problem}")
+    if not result.ok:
+        raise typer.Exit(1)

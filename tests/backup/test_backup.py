@@ -241,3 +241,20 @@ def test_refusals_change_nothing(ns, db, target_url, tmp_path):
     commit(ns, db, "CREATE TABLE other(x)")  # a new incarnation under the same name
     with pytest.raises(BackupError, match="dropped and created again"):
         backup.push(ns, db, to=target_url)
+
+
+def test_verify_passes_a_sound_backup_and_names_each_damaged_chunk(ns, db, target_url):
+    backup.push(ns, db, to=target_url)
+    commit(ns, db, "UPDATE t SET v = randomblob(3000) WHERE id = 7")
+    backup.push(ns, db, to=target_url)
+    sound = backup.verify(db, from_=target_url)
+    assert sound.ok and sound.versions == 2 and sound.newest == head(ns, db).version
+    assert sound.chunks == len(chunk_objects(target_url))
+    target = backup.open_target(target_url)
+    victims = chunk_objects(target_url)[:2]
+    for key in victims:
+        target.put_object(key, b"rot")
+    damaged = backup.verify(db, from_=target_url)
+    assert not damaged.ok and damaged.chunks == sound.chunks - 2
+    for key in victims:
+        assert any(key.rpartition("/")[2] in p for p in damaged.problems)
