@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ from dolite.sql.pep249 import (
     threadsafety,
 )
 from dolite.storage import Namespace, open_storage
+from dolite.sql.cursor import Cursor
+from dolite.sql.compat_connection import SQLite3ConnectionMethods, checked_isolation_level
 from dolite.sql.vfs import Database, DoliteVFS, dolite_cause, vfs_for
 
 DEFAULT_STORAGE = "lmdb:./.dolite"
@@ -60,8 +63,18 @@ def translated(exc: apsw.Error) -> Exception:
         return cause
     for apsw_type, ours in _ERRORS:
         if isinstance(exc, apsw_type):
-            return ours(str(exc))
-    return DatabaseError(str(exc))
+            return _with_sqlite_code(ours(str(exc)), exc)
+    return _with_sqlite_code(DatabaseError(str(exc)), exc)
+
+
+def _with_sqlite_code(error: Error, exc: apsw.Error) -> Error:
+    """sqlite3's ``sqlite_errorcode``/``sqlite_errorname``: SQLite's extended result code."""
+    code = getattr(exc, "extendedresult", None) or getattr(exc, "result", None)
+    if code is not None:
+        error.sqlite_errorcode = code
+        error.sqlite_errorname = (apsw.mapping_extended_result_codes.get(code)
+                                  or apsw.mapping_result_codes.get(code & 0xFF, "SQLITE_UNKNOWN"))
+    return error
 
 
 @contextlib.contextmanager
@@ -73,114 +86,21 @@ def translate_errors() -> Iterator[None]:
         raise translated(exc) from exc
 
 
-def _remember_description(cell: list, cursor, statement, bindings) -> bool:
-    # Known before the first step, so a query with no rows still describes itself.
-    cell[0] = cursor.description
-    cell[1] = cell[1] and cursor.is_readonly
-    return True
-
-
-class Cursor(CursorBase):
-    """PEP 249 cursor over an APSW cursor."""
-
-    def __init__(self, connection: Connection):
-        self.connection = connection
-        # A cell, not a bound method: a cursor <-> trace cycle would leave cursors to the
-        # cyclic GC, which may finalize one inside a VFS callback.
-        self._described: list = [None, True]  # description, every statement read-only
-        self._trace = functools.partial(_remember_description, self._described)
-        self._bind()
-
-    def _bind(self) -> None:
-        """(Re)create the APSW cursor on the connection's current APSW connection."""
-        self._raw = self.connection.raw
-        self._cursor = self._raw.cursor()
-        self._cursor.exec_trace = self._trace
-        self._rows: Iterator[tuple] = iter(())
-        self.description = None
-        self.rowcount = -1
-        self.lastrowid: int | None = None
-
-    def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
-        conn = self.connection
-        if conn._setup.exclusive:
-            conn._stay_fresh()
-            if self._raw is not conn.raw:
-                self._bind()
-        dml = is_dml(sql)
-        if dml:
-            conn._begin_if_needed()
-            before = conn.raw.total_changes()
-        self._described[0], self._described[1] = None, True
-        was_in_transaction = conn.raw.in_transaction
-        try:
-            self._rows = self._cursor.execute(sql, parameters)
-        except apsw.Error as exc:
-            raise conn._failed(exc) from exc
-        self.description = self._described[0] or None
-        if dml:
-            self.rowcount = conn.raw.total_changes() - before
-            self.lastrowid = conn.raw.last_insert_rowid()
-        else:
-            self.rowcount = -1
-        if conn._setup.exclusive and (not self._described[1] or
-                                       (was_in_transaction and not conn.raw.in_transaction)):
-            conn._wrote()
-        return self
-
-    def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
-        conn = self.connection
-        dml = is_dml(sql)
-        if dml:
-            conn._begin_if_needed()
-        before = conn.raw.total_changes()
-        self._cursor.exec_trace = None
-        try:
-            with conn._errors():
-                for _ in self._cursor.executemany(sql, seq_of_parameters):
-                    pass
-        finally:
-            self._cursor.exec_trace = self._trace
-        self.description = None
-        self._rows = iter(())
-        self.rowcount = conn.raw.total_changes() - before if dml else -1
-        self.lastrowid = conn.raw.last_insert_rowid()
-        return self
-
-    def executescript(self, sql: str) -> Cursor:
-        self.connection.commit()
-        with self.connection._errors():
-            for _ in self._cursor.execute(sql):
-                pass
-        return self
-
-    def fetchone(self) -> tuple | None:
-        try:
-            return next(self._rows, None)
-        except apsw.Error as exc:
-            raise self.connection._failed(exc) from exc
-
-    def fetchall(self) -> list[tuple]:
-        try:
-            return list(self._rows)
-        except apsw.Error as exc:
-            raise self.connection._failed(exc) from exc
-
-    def close(self) -> None:
-        self._cursor.close(True)
-
-
-class Connection(ConnectionBase):
-    """PEP 249 connection. Like sqlite3, DML opens a transaction implicitly (unless
-    ``isolation_level`` is None) and :meth:`commit` makes it durable."""
+class Connection(SQLite3ConnectionMethods, ConnectionBase):
+    """PEP 249 connection with sqlite3.Connection's surface. Like sqlite3, DML opens a
+    transaction implicitly (unless ``isolation_level`` is None) and :meth:`commit` makes
+    it durable."""
 
     def __init__(self, vfs: DoliteVFS, database: Database, isolation_level: str | None,
-                 setup: RawSetup):
+                 setup: RawSetup, *, detect_types: int = 0, check_same_thread: bool = False):
         self._vfs = vfs
         self.database = database
-        self.isolation_level = isolation_level
+        self._isolation_level = checked_isolation_level(isolation_level)
         self._setup = setup
-        self.raw = setup.open()
+        self._closed = False
+        self._thread = threading.get_ident() if check_same_thread else None
+        self._init_compat(detect_types)
+        self.raw = self._open_raw()
         # Exclusive mode: a head identity no newer than what our SQLite cache holds (None:
         # nothing cached yet). Never newer, so a commit by anyone else is never missed.
         self._seen: tuple[int, int] | None = None
@@ -213,10 +133,58 @@ class Connection(ConnectionBase):
         self._seen = latest.identity if latest is not None else (-1, -1)
 
     def _reopen(self) -> None:
+        """A new APSW connection in place of the old one (dropping SQLite's page cache).
+        If opening fails, ``raw`` stays None and the next use tries again."""
         old, self.raw = self.raw, None
-        with contextlib.suppress(apsw.Error):
-            old.close()
-        self.raw = self._setup.open()
+        if old is not None:
+            with contextlib.suppress(apsw.Error):
+                old.close()
+        self.raw = self._open_raw()
+
+    def _open_raw(self) -> apsw.Connection:
+        """A new APSW connection with every registered hook (functions, collations,
+        callbacks, limits) installed."""
+        raw = self._setup.open()
+        try:
+            with translate_errors():
+                self._install_hooks(raw)
+        except BaseException:
+            raw.close()
+            raise
+        return raw
+
+    def _check(self, any_thread: bool = False) -> None:
+        """sqlite3's guards: a closed connection, or one used outside the thread that made
+        it (when ``check_same_thread``), refuses with ProgrammingError."""
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed database.")
+        if not any_thread:
+            self._check_thread()
+            self._usable_raw()
+
+    def _check_thread(self) -> None:
+        if self._thread is not None and threading.get_ident() != self._thread:
+            raise ProgrammingError(
+                "SQLite objects created in a thread can only be used in that same thread. "
+                f"The object was created in thread id {self._thread} and this is thread id "
+                f"{threading.get_ident()}.")
+
+    def _fresh(self) -> None:
+        if self._setup.exclusive:
+            self._stay_fresh()
+
+    def _wrote_elsewhere(self) -> None:
+        """After a write not made through Cursor.execute (executemany, a script, a backup)."""
+        if self._setup.exclusive:
+            self._wrote()
+
+    def _usable_raw(self) -> apsw.Connection:
+        if self.raw is None:
+            if self._closed:
+                raise ProgrammingError("Cannot operate on a closed connection.")
+            self._reopen()
+            self._seen = None
+        return self.raw
 
     def _failed(self, exc: apsw.Error) -> Exception:
         """The exception to raise for ``exc``. After a Conflict an exclusive connection
@@ -224,8 +192,9 @@ class Connection(ConnectionBase):
         and after someone else committed that cache is stale."""
         error = translated(exc)
         if isinstance(error, Conflict) and self._setup.exclusive and self.raw is not None:
-            self._reopen()
             self._seen = None
+            with contextlib.suppress(Error):
+                self._reopen()  # else left for the next statement (see _usable_raw)
         return error
 
     @contextlib.contextmanager
@@ -241,33 +210,44 @@ class Connection(ConnectionBase):
 
     @property
     def in_transaction(self) -> bool:
+        self._check()
         return self.raw.in_transaction
 
     def _begin_if_needed(self) -> None:
-        if self.isolation_level is not None and not self.raw.in_transaction:
+        if self._isolation_level is not None and not self.raw.in_transaction:
             with self._errors():
-                self.raw.execute(f"BEGIN {self.isolation_level}")
+                self.raw.execute(f"BEGIN {self._isolation_level}")
 
-    def cursor(self) -> Cursor:
-        return Cursor(self)
+    def cursor(self, factory: type[Cursor] | None = None) -> Cursor:
+        self._check()
+        cursor = Cursor(self) if factory is None else factory(self)
+        if not isinstance(cursor, Cursor):
+            raise TypeError(f"factory must return a dolite Cursor, not {type(cursor).__name__}")
+        return cursor
 
     def commit(self) -> None:
+        self._check()
         if self.raw.in_transaction:
             with self._errors():
                 self.raw.execute("COMMIT")
 
     def rollback(self) -> None:
+        self._check()
         if self.raw.in_transaction:
             with self._errors():
                 self.raw.execute("ROLLBACK")
 
     def close(self) -> None:
-        if self.raw is None:
+        if self._closed:
             return
-        with contextlib.suppress(apsw.Error):
-            self.rollback()
+        self._check_thread()
+        self._closed = True
         raw, self.raw = self.raw, None
-        raw.close()
+        if raw is not None:
+            with contextlib.suppress(apsw.Error):
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+            raw.close()
         self._vfs.detach(self.database)
 
 
@@ -285,6 +265,12 @@ def connect(
     cache_bytes: int | None = None,
     page_cache_bytes: int = 16 << 20,
     lease_ttl: float | None = None,
+    detect_types: int = 0,
+    check_same_thread: bool = False,
+    factory: type | None = None,
+    cached_statements: int = 128,
+    uri: bool = False,
+    autocommit: object = None,
 ) -> Connection:
     """Open database ``name`` in ``storage`` (a URL or Namespace; default ``lmdb:./.dolite``).
 
@@ -302,8 +288,12 @@ def connect(
     later connection asking for another value is refused (ProgrammingError).
     ``page_cache_bytes`` is this connection's SQLite page cache (hot pages never reach the
     VFS; it stays valid across transactions while nobody else writes).
+    ``detect_types``, ``check_same_thread`` (off here; on through :func:`dolite.connect`),
+    ``factory`` (a :class:`Connection` subclass) and ``cached_statements`` are sqlite3's;
+    ``uri=True`` and ``autocommit`` (Python 3.12's transaction control) are refused.
     """
     validate_name(name)
+    _refuse_unsupported(factory, uri, autocommit)
     namespace = open_storage(storage or DEFAULT_STORAGE)
     vfs = vfs_for(namespace, cache_bytes=cache_bytes, lease_ttl=lease_ttl)
     database = vfs.attach(name)
@@ -313,11 +303,22 @@ def connect(
                 raise DatabaseNotFound(f"database {name!r} does not exist in {namespace.url}")
             options = {k: v for k, v in (("chunk_size", chunk_size), ("retention", retention)) if v is not None}
             database.store.create(**options)
-        setup = RawSetup(vfs.vfs_name, name, timeout, page_cache_bytes, exclusive)
-        return Connection(vfs, database, isolation_level, setup)
+        setup = RawSetup(vfs.vfs_name, name, timeout, page_cache_bytes, exclusive, cached_statements)
+        return (factory or Connection)(vfs, database, isolation_level, setup, detect_types=detect_types,
+                                       check_same_thread=check_same_thread)
     except BaseException:
         vfs.detach(database)
         raise
+
+
+def _refuse_unsupported(factory, uri: bool, autocommit) -> None:
+    if factory is not None and not (isinstance(factory, type) and issubclass(factory, Connection)):
+        raise NotSupportedError("factory must be a subclass of dolite.sql.dbapi.Connection")
+    if uri:
+        raise NotSupportedError("uri=True: a dolite database is named, not opened from a file URI")
+    if autocommit not in (None, -1):
+        raise NotSupportedError("autocommit= (PEP 249 transaction control) is not supported; "
+                                "use isolation_level (None for autocommit)")
 
 
 @dataclass(frozen=True)
@@ -329,13 +330,15 @@ class RawSetup:
     timeout: float
     page_cache_bytes: int
     exclusive: bool
+    cached_statements: int = 128
 
     def open(self) -> apsw.Connection:
         raw = None
         with translate_errors():
             try:
                 raw = apsw.Connection(self.name, vfs=self.vfs_name,
-                                      flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI)
+                                      flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI,
+                                      statementcachesize=self.cached_statements)
                 raw.set_busy_timeout(int(self.timeout * 1000))
                 # One statement a call, each run to completion: APSW steps a
                 # multi-statement string only as far as its first row.
