@@ -115,6 +115,13 @@ class StorageError(OperationalError):
     code, http_status = "storage_unavailable", 503
 
 
+class StorageFull(StorageError):
+    """The store has no room left (ENOSPC, or the LMDB map is full). Nothing was changed;
+    reads keep working; freeing space (``dolite gc``, ``dolite rm``) makes writes work again."""
+
+    code, http_status = "storage_full", 507
+
+
 class CorruptChunk(DatabaseError):
     """A stored chunk failed its checksum or does not belong where it was found."""
 

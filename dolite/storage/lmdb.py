@@ -35,7 +35,8 @@ from collections.abc import Iterable, Mapping
 
 import lmdb
 
-from dolite.errors import Conflict, StorageError
+from dolite.errors import Conflict, StorageError, StorageFull
+from dolite.storage.lmdb_space import Ballast, full_error, parse_size
 from dolite.storage.base import (
     Limits,
     check_commit,
@@ -50,17 +51,6 @@ _NEXT_ID = b"\x00next-id"
 MAX_GROUP = 64  # requests per group commit
 MAX_GROUP_BYTES = 16 << 20  # bytes of values per group (a group always takes one request)
 DEFAULT_MAP_SIZE = 1 << 40
-NEARLY_FULL_BYTES = 1 << 20  # free space below which a failed write means "disk full"
-BALLAST = "reserve.dolite"  # a file of allocated bytes, given up so that a drop can run
-BALLAST_BYTES = 1 << 20
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-class StorageFull(StorageError):
-    """The store has no room left (ENOSPC, or the LMDB map is full). Nothing was changed;
-    reads keep working; freeing space (``dolite gc``, ``dolite rm``) makes writes work again."""
-
-    http_status = 507
 
 
 class _Request:
@@ -178,7 +168,8 @@ class LmdbNamespace:
             raise StorageError(f"lmdb: cannot open {self.path}: {exc}") from exc
         # Free reader slots left by processes that were killed inside a read transaction.
         self._env.reader_check()
-        self._ensure_ballast()
+        self._ballast = Ballast(self.path)
+        self._ballast.ensure()
         self._objects = self._env.open_db(b"objects")
         self._data = self._env.open_db(b"data")
         self._ids: dict[str, bytes] = {}
@@ -339,25 +330,7 @@ class LmdbNamespace:
         """A backend error as dolite's: StorageFull when the store is out of room."""
         if not isinstance(exc, lmdb.Error):
             return exc
-        if isinstance(exc, lmdb.MapFullError):
-            why = f"LMDB map full at map_size={self._env.info()['map_size']} bytes"
-            room = "open the store with a larger ?map_size="
-        elif self._disk_nearly_full():
-            why = f"ENOSPC: no space left on the file system of {self.path}; LMDB said {exc}"
-            room = "free disk space"
-        else:
-            return StorageError(f"lmdb: {exc}")
-        return StorageFull(f"storage is full ({why}): nothing was written and reads keep working. "
-                           f"Free space with `dolite gc` or delete databases (`dolite rm`), or "
-                           f"{room} (see docs/OPERATIONS.md)")
-
-    def _disk_nearly_full(self) -> bool:
-        """LMDB reports a short write (disk full) as EIO: judge by the space left."""
-        try:
-            fs = os.statvfs(self.path)
-        except OSError:
-            return False
-        return fs.f_bavail * fs.f_frsize < NEARLY_FULL_BYTES
+        return full_error(exc, self.path, self._env.info()["map_size"]) or StorageError(f"lmdb: {exc}")
 
     def _lookup_id(self, name: str, txn: lmdb.Transaction | None = None) -> bytes | None:
         if name in self._ids:
@@ -402,7 +375,7 @@ class LmdbNamespace:
         try:
             self._drop(name)
         except StorageFull:
-            if not self._release_ballast():
+            if not self._ballast.release():
                 raise
             self._drop(name)
 
@@ -419,29 +392,6 @@ class LmdbNamespace:
                             break
         except lmdb.Error as exc:
             raise self._translate(exc) from exc
-
-    def _ensure_ballast(self) -> None:
-        """Reserve ``BALLAST_BYTES`` of disk in a file (best effort: skipped if no room)."""
-        path = os.path.join(self.path, BALLAST)
-        if os.path.exists(path):
-            return
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError:
-            return
-        try:
-            os.posix_fallocate(fd, 0, BALLAST_BYTES)
-        except OSError:
-            os.unlink(path)
-        finally:
-            os.close(fd)
-
-    def _release_ballast(self) -> bool:
-        try:
-            os.unlink(os.path.join(self.path, BALLAST))
-            return True
-        except OSError:
-            return False
 
     def close(self) -> None:
         from dolite.storage import forget_shared
@@ -467,14 +417,3 @@ def open_url(url: str) -> LmdbNamespace:
     map_size = parse_size(options.get("map_size", str(DEFAULT_MAP_SIZE)), "map_size")
     real = os.path.realpath(path)
     return shared(f"lmdb:{real}", lambda: LmdbNamespace(path, url=url, sync=sync, map_size=map_size))
-
-
-def parse_size(value: str, name: str) -> int:
-    """``65536``, ``64k``, ``16m``, ``2g``: a positive number of bytes (binary units)."""
-    from dolite.errors import InvalidURL
-
-    text = value.strip().lower().removesuffix("b").removesuffix("i")
-    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "")
-    if not number.isdigit() or int(number) <= 0:
-        raise InvalidURL(f"option {name}={value!r} is not a size (e.g. 65536, 64k, 16m, 2g)")
-    return int(number) * _UNITS[unit]

@@ -11,7 +11,7 @@ import dolite
 from dolite.errors import StorageError
 from dolite.ops import admin
 from dolite.storage import open_storage
-from dolite.storage.lmdb import StorageFull
+from dolite.errors import StorageFull
 
 
 def _fill(ns, name: str, rows_per_commit: int = 50) -> int:
@@ -143,7 +143,7 @@ def _full_error(ns, name: str) -> str:
 
 def test_map_size_option_is_checked():
     from dolite.errors import InvalidURL
-    from dolite.storage.lmdb import parse_size
+    from dolite.storage.lmdb_space import parse_size
 
     assert parse_size("64k", "map_size") == 65536 and parse_size("2GiB", "map_size") == 2 << 30
     with pytest.raises(InvalidURL, match="not a size"):
