@@ -24,7 +24,7 @@ from dolite.backup.restore import RestoreResult, restore_into
 from dolite.backup.target import BackupTarget, open_target, redact
 from dolite.backup.verify import VerifyResult, verify_target
 from dolite.names import validate_name
-from dolite.pages import PageStore
+from dolite.pages import open_store
 from dolite.storage import Namespace, open_storage
 
 __all__ = ["BackupError", "BackupNotFound", "BackupTarget", "BackupVersion", "CorruptBackup", "PushResult",
@@ -45,9 +45,7 @@ def _target(url: str | BackupTarget) -> BackupTarget:
 def push(storage: str | Namespace, name: str, *, to: str | BackupTarget,
          progress: Progress | None = None) -> PushResult:
     """Copy every committed version of database ``name`` that the target lacks."""
-    validate_name(name)
-    store = PageStore(open_storage(storage).object(name), name)
-    return push_store(store, _target(to), progress)
+    return push_store(open_store(storage, name), _target(to), progress)
 
 
 def push_all(storage: str | Namespace, *, to: str | BackupTarget,

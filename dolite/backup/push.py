@@ -106,10 +106,11 @@ class _Pusher:
             size = record.size
         total, done = sum(len(chunks) for _, chunks in plan), 0
         for record, chunks in plan:
+            # what PageStore.version_head reads, from the record already in hand
             at = dataclasses.replace(self.head, version=record.version, size=record.size, time=record.time)
             changes = {}
             for c in chunks:
-                changes[c] = self._upload(self._chunk(at, c))
+                changes[c] = self._upload(self.store.chunk_as_of(at, c))
                 done += 1
                 self.progress(done, total)
             delta = Manifest(self.db, record.version, record.time, record.size, at.chunk_size, at.id,
@@ -124,16 +125,10 @@ class _Pusher:
         self.result.full_snapshot, self.result.reason = True, reason
         chunks = {}
         for c in range(count):
-            chunks[c] = self._upload(self._chunk(head, c))
+            chunks[c] = self._upload(self.store.chunk_as_of(head, c))
             self.progress(c + 1, count)
         self._write(Manifest(self.db, head.version, head.time, head.size, head.chunk_size, head.id, chunks))
         return self.result
-
-    def _chunk(self, head: Head, chunk: int) -> bytes:
-        """The chunk's valid bytes as of ``head`` (zeros where a sparse file has none)."""
-        valid = min(head.chunk_size, head.size - chunk * head.chunk_size)
-        data = self.store.read_chunk(head, chunk, cache=False)[:valid]
-        return data + bytes(valid - len(data))
 
     def _upload(self, data: bytes) -> str:
         h = digest(data)

@@ -25,7 +25,7 @@ from dolite.backup.manifest import Manifest, chunk_key, digest, listing, resolve
 from dolite.backup.target import BackupTarget
 from dolite.names import validate_name
 from dolite.ops.snapshot import import_file
-from dolite.pages import PageStore
+from dolite.pages import open_store
 from dolite.storage import Namespace
 
 Progress = Callable[[int, int], None]  # (chunks done, chunks in the file)
@@ -72,7 +72,7 @@ def restore_into(target: BackupTarget, db: str, namespace: Namespace, into: str,
     ``target`` as the new database ``into``. Raises RestoreRefused if ``into`` exists,
     BackupNotFound, CorruptBackup (nothing is then created)."""
     validate_name(into)
-    if PageStore(namespace.object(into), into).exists():
+    if open_store(namespace, into, must_exist=False).exists():
         raise RestoreRefused(f"database {into!r} already exists: restore into a new name")
     chosen = choose_version(target, db, version, at)
     manifest, pages = resolve(target, db, chosen, listing(target, db))
@@ -135,7 +135,7 @@ def _import(namespace: Namespace, into: str, path: str, chunk_size: int) -> None
     except FileExistsError as exc:
         raise RestoreRefused(f"database {into!r} was created by someone else during the restore") from exc
     except BaseException:
-        if PageStore(namespace.object(into), into).exists():
+        if open_store(namespace, into, must_exist=False).exists():
             namespace.drop(into)  # ours: import_file creates it only when absent
         raise
 
