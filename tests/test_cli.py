@@ -56,8 +56,10 @@ def test_errors_are_clear_and_exit_nonzero(tmp_path):
     assert bad_url.returncode == 1 and "unknown storage URL" in bad_url.stderr
     bad_name = dolite("shell", "../etc", cwd=tmp_path, stdin="SELECT 1;\n")
     assert bad_name.returncode == 1 and "invalid database name" in bad_name.stderr
-    bad_sql = dolite("shell", "db", cwd=tmp_path, stdin="SELEC 1;\n")
-    assert bad_sql.returncode == 1 and "syntax error" in bad_sql.stdout
+    missing_db = dolite("shell", "db", cwd=tmp_path, stdin="SELECT 1;\n")
+    assert missing_db.returncode == 1 and "--create" in missing_db.stderr
+    bad_sql = dolite("shell", "db", "--create", cwd=tmp_path, stdin="SELEC 1;\nSELECT 'not run';\n")
+    assert bad_sql.returncode == 1 and "syntax error" in bad_sql.stderr and "not run" not in bad_sql.stdout
     (tmp_path / "junk.sqlite").write_bytes(b"junk" * 100)
     junk = dolite("import", "junk.sqlite", "junk", cwd=tmp_path)
     assert junk.returncode == 1 and "not a SQLite database" in junk.stderr

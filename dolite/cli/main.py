@@ -18,7 +18,7 @@ from dolite.ops import admin, snapshot
 from dolite.ops.files import atomic_output
 from dolite.ops.sqlite_source import sqlite_view
 from dolite.sql.dbapi import DEFAULT_STORAGE
-from dolite.errors import DoliteError
+from dolite.errors import DatabaseNotFound, DoliteError
 
 app = typer.Typer(help="SQLite databases stored in Durable-Object-style key-value storage.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -92,14 +92,21 @@ def export(name: str, file: Path, storage: str = StorageOpt,
 
 @app.command()
 def shell(name: str, storage: str = StorageOpt,
-          token: Optional[str] = typer.Option(None, envvar="DOLITE_TOKEN", help="Server token")) -> None:
-    """An interactive SQL prompt on database NAME (statements autocommit)."""
+          token: Optional[str] = typer.Option(None, envvar="DOLITE_TOKEN", help="Server token"),
+          create: bool = typer.Option(False, "--create", help="Create database NAME if it does not exist")) -> None:
+    """A SQL prompt on database NAME, like the sqlite3 CLI (".help" lists the dot commands).
+    Statements autocommit unless wrapped in BEGIN ... COMMIT. On a terminal: line editing,
+    history, Ctrl-C drops the line, Ctrl-D exits. Piped input runs without prompts and
+    stops at the first error with exit status 1 (like sqlite3 -bail)."""
     from dolite.cli.shell import run_shell
 
     try:
-        run_shell(name, storage, token=token, console=console)
+        code = run_shell(name, storage, token=token, create=create)
+    except DatabaseNotFound:
+        _fail(f"no database {name!r} in {storage}: pass --create to make it")
     except DoliteError as exc:
         _fail(exc)
+    raise typer.Exit(code)
 
 
 @app.command()
