@@ -18,7 +18,7 @@ from dolite.ops import admin, snapshot
 from dolite.ops.files import atomic_output
 from dolite.ops.sqlite_source import sqlite_view
 from dolite.sql.dbapi import DEFAULT_STORAGE
-from dolite.errors import DatabaseNotFound, DoliteError
+from dolite.errors import AlreadyExists, DatabaseNotFound, DoliteError
 
 app = typer.Typer(help="SQLite databases stored in Durable-Object-style key-value storage.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -29,9 +29,25 @@ StorageOpt = typer.Option(DEFAULT_STORAGE, "--storage", "-s", envvar="DOLITE_STO
                           help="Storage URL: lmdb:PATH, memory:, do+http://HOST:PORT, or a server http(s):// URL")
 
 
-def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+def _fail(exc: Exception | str) -> None:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
     raise typer.Exit(1)
+
+
+def _missing_store(storage: str) -> Path | None:
+    """The folder of an ``lmdb:`` store that does not exist (commands that only read or
+    delete must not create it), else None."""
+    if not storage.startswith("lmdb:"):
+        return None
+    path = Path(storage.removeprefix("lmdb:").split("?", 1)[0])
+    return None if path.exists() else path
+
+
+def _existing(storage: str, name: str) -> str:
+    """``storage``, or DatabaseNotFound if it is an ``lmdb:`` folder that does not exist."""
+    if (path := _missing_store(storage)) is not None:
+        raise DatabaseNotFound(f"database {name!r} does not exist (no store at {path})")
+    return storage
 
 
 def _progress(total: int) -> Progress:
@@ -58,6 +74,8 @@ def import_(file: Path, name: str, storage: str = StorageOpt,
             _notes(imported.notes)
             console.print(f"imported {file} as {name!r}: {imported.head.size} bytes, "
                           f"version {imported.head.version}")
+    except (AlreadyExists, FileExistsError):
+        _fail(f"database {name!r} already exists: pass --replace to replace it")
     except (DoliteError, OSError) as exc:
         _fail(exc)
 
@@ -68,24 +86,37 @@ def _notes(notes: list[str]) -> None:
 
 
 @app.command()
-def export(name: str, file: Path, storage: str = StorageOpt,
-           base64: bool = typer.Option(False, "--base64", help="Write base64 JSON instead of .sqlite")) -> None:
-    """Export database NAME to a plain SQLite FILE (or base64 JSON). FILE appears only
-    once the export is complete; on failure an existing FILE is left as it was."""
+def export(name: str, file: str = typer.Argument(..., help="Output file, or - for standard output"),
+           storage: str = StorageOpt,
+           base64: bool = typer.Option(False, "--base64", help="Write base64 JSON instead of .sqlite"),
+           force: bool = typer.Option(False, "--force", "-f", help="Overwrite FILE if it exists")) -> None:
+    """Export database NAME to a plain SQLite FILE (or base64 JSON), or to standard output
+    with "-". FILE appears only once the export is complete; on failure an existing FILE is
+    left as it was. An existing FILE is only overwritten with --force."""
+    to_stdout = file == "-"
+    dest = sys.stdout.buffer if to_stdout else Path(file)
+    if not to_stdout and dest.exists() and not force:
+        _fail(f"{file} exists: pass --force to overwrite it")
+    say = err if to_stdout else console
     try:
         if storage.startswith(("http://", "https://")):
             if base64:
                 raise typer.BadParameter("--base64 is not available from a server")
-            with atomic_output(file) as out:
-                written = _remote(storage).export_to(name, out)
-            console.print(f"exported {name!r} from {storage} to {file}: {written} bytes")
+            if to_stdout:
+                written = _remote(storage).export_to(name, dest)
+            else:
+                with atomic_output(dest) as out:
+                    written = _remote(storage).export_to(name, out)
+            say.print(f"exported {name!r} from {storage} to {file}: {written} bytes")
             return
-        size = admin.info(storage, name)["size"]
+        size = admin.info(_existing(storage, name), name)["size"]
         with _progress(size) as bar:
             task = bar.add_task(f"export {name}", total=size)
-            written = snapshot.export_file(storage, name, file, base64_json=base64,
+            written = snapshot.export_file(storage, name, dest, base64_json=base64,
                                            progress=lambda n: bar.advance(task, n))
-        console.print(f"exported {name!r} to {file}: {written} bytes")
+        if to_stdout:
+            dest.flush()
+        say.print(f"exported {name!r} to {file}: {written} bytes")
     except (DoliteError, OSError) as exc:
         _fail(exc)
 
@@ -116,7 +147,7 @@ def check(name: str, storage: str = StorageOpt,
     """Verify every stored chunk's checksum, name the tables and indexes owning damaged
     pages, and run PRAGMA integrity_check."""
     try:
-        report = admin.check(storage, name)
+        report = admin.check(_existing(storage, name), name)
     except DoliteError as exc:
         _fail(exc)
     for problem in report.corrupt:
@@ -156,7 +187,8 @@ def gc(names: list[str] = typer.Argument(None, help="Databases to collect (or --
     try:
         if all_ == bool(names):
             raise typer.BadParameter("name databases or give --all, not both")
-        for name in admin.list_databases(storage) if all_ else names:
+        for name in admin.list_databases(_existing(storage, "")) if all_ else names:
+            _existing(storage, name)
             console.print(f"{name}: {admin.gc(storage, name, drop_history=drop_history)} keys deleted")
     except DoliteError as exc:
         _fail(exc)
@@ -166,10 +198,10 @@ def gc(names: list[str] = typer.Argument(None, help="Databases to collect (or --
 def rm(name: str, storage: str = StorageOpt,
        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation")) -> None:
     """Delete database NAME and every version of it (works on a full store)."""
-    if not yes:
+    if _missing_store(storage) is None and not yes:
         typer.confirm(f"delete database {name!r} and all its versions?", abort=True)
     try:
-        admin.drop(storage, name)
+        admin.drop(_existing(storage, name), name)
     except DoliteError as exc:
         _fail(exc)
     console.print(f"deleted {name!r}")
@@ -177,66 +209,72 @@ def rm(name: str, storage: str = StorageOpt,
 
 @app.command("ls")
 def ls(storage: str = StorageOpt) -> None:
-    """List databases."""
+    """List databases (a store folder that does not exist is listed as empty, not created)."""
+    if (path := _missing_store(storage)) is not None:
+        err.print(f"note: no store at {path}: no databases", highlight=False)
+        return
     try:
         remote = storage.startswith(("http://", "https://"))
         for name in _remote(storage).databases() if remote else admin.list_databases(storage):
-            console.print(name)
+            console.print(name, highlight=False)
     except DoliteError as exc:
         _fail(exc)
 
 
 @app.command()
 def info(name: str, storage: str = StorageOpt,
-         as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
-    """Size, pages, versions and chunks of database NAME."""
+         as_json: bool = typer.Option(False, "--json", help="Print JSON (raw numbers: bytes, Unix seconds)")) -> None:
+    """Size, pages, versions, chunks, last commit and write lease of database NAME."""
+    from dolite.cli.human import info_rows
+
     try:
         remote = storage.startswith(("http://", "https://"))
-        facts = _remote(storage).info(name) if remote else admin.info(storage, name)
+        facts = _remote(storage).info(name) if remote else admin.info(_existing(storage, name), name)
     except DoliteError as exc:
         _fail(exc)
     if as_json:
-        console.print_json(json.dumps(facts))
+        print(json.dumps(facts, indent=2))
         return
-    table = Table(show_header=False)
-    for key, value in facts.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    table = Table(show_header=False, box=None)
+    for label, text in info_rows(facts):
+        table.add_row(label, text)
+    console.print(table, highlight=False)
 
 
 @app.command()
 def versions(name: str, storage: str = StorageOpt) -> None:
     """Versions of NAME that can still be restored (within its retention window)."""
-    from datetime import datetime, timezone
-
+    from dolite.cli.human import utc
     from dolite.ops.restore import retained_versions
 
     try:
-        for version, at in retained_versions(storage, name):
-            console.print(f"{version}\t{datetime.fromtimestamp(at, timezone.utc).isoformat()}")
+        for version, at in retained_versions(_existing(storage, name), name):
+            console.print(f"{version}\t{utc(at)}", highlight=False)
     except DoliteError as exc:
         _fail(exc)
 
 
 @app.command()
 def restore(name: str, storage: str = StorageOpt,
-            version: Optional[int] = typer.Option(None, help="Version to go back to"),
-            at: Optional[str] = typer.Option(None, help="Time to go back to: ISO 8601 or Unix seconds"),
-            into: Optional[str] = typer.Option(None, help="Copy into this new database instead")) -> None:
+            version: Optional[int] = typer.Option(None, "--version", help="Version to go back to"),
+            at: Optional[str] = typer.Option(None, "--at", help="Time to go back to: ISO 8601 (local time "
+                                             "unless it names a zone), Unix seconds, or ago: -5m, -2h, -1d"),
+            into: Optional[str] = typer.Option(None, "--into", help="Copy into this new database instead")) -> None:
     """Point-in-time restore of NAME to a retained version (as a new version on top)."""
-    from datetime import datetime
-
+    from dolite.cli.human import parse_at
     from dolite.ops.restore import restore as restore_database
 
+    if (version is None) == (at is None):
+        _fail("give exactly one of --version or --at")
     try:
-        when = None
-        if at is not None:
-            when = float(at) if at.replace(".", "", 1).isdigit() else datetime.fromisoformat(at).timestamp()
-        head = restore_database(storage, name, version=version, at=when, into=into)
-    except (DoliteError, ValueError, FileExistsError) as exc:
+        when = None if at is None else parse_at(at)
+        head = restore_database(_existing(storage, name), name, version=version, at=when, into=into)
+    except FileExistsError:
+        _fail(f"database {into!r} already exists: --into needs a new name")
+    except (DoliteError, ValueError) as exc:
         _fail(exc)
     console.print(f"restored {name!r}{f' into {into!r}' if into else ''}: now version {head.version}, "
-                  f"{head.size} bytes")
+                  f"{head.size} bytes", highlight=False)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import socket
 import sys
 from pathlib import Path
 
@@ -20,6 +21,23 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (None if it can): bound here as uvicorn will
+    bind it (SO_REUSEADDR), so a busy port is told in one line before anything starts."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return exc.strerror
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def serve(
@@ -79,6 +97,10 @@ def serve(
         typer.echo(f"error: refusing to listen on {host} without a token: pass --token or --token-file "
                    "(or listen on 127.0.0.1)", err=True)
         raise typer.Exit(2)
+    shown = f"[{host}]" if ":" in host else host
+    if (problem := cannot_listen(host, port)) is not None:
+        typer.echo(f"error: cannot listen on {shown}:{port}: {problem}", err=True)
+        raise typer.Exit(2)
     bounds = Bounds(max_statements=max_statements, max_result_bytes=max_result,
                     statement_seconds=statement_timeout, max_temp_bytes=max_temp)
     sessions = SessionLimits(idle_timeout=session_timeout, lifetime=session_lifetime, max_open=max_sessions,
@@ -97,7 +119,6 @@ def serve(
                             token_queue=token_queue, body_timeout=BodyTimeout(seconds=body_timeout))
     app = create_app(object_host, auth, service)
     protocol = functools.partial(GuardedH11Protocol, limits=ConnectionLimits(max_connections, header_timeout))
-    shown = f"[{host}]" if ":" in host else host
     print(f"dolite: serving {storage} on http://{shown}:{port}"
           f"{'' if auth.enabled else ' (no token: loopback only)'}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=protocol,
