@@ -5,6 +5,7 @@ See docs/SERVICE.md and ``GET /openapi.json`` for the API itself.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -32,6 +33,8 @@ from dolite.server.errors import JSON, error_response, from_exception
 from dolite.server.limits import TokenLimiter
 from dolite.server.protocol import BodyTimeout, BodyTimeoutMiddleware
 from dolite.server.openapi import spec
+from dolite.server.console_api import ConsoleAPI
+from dolite.server.stats import DatabaseTimer, Sampler
 from dolite.remote.wire import WireError, parse_query
 
 
@@ -304,16 +307,20 @@ def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
         Route(db + "/sessions/{session}/commit", service.commit, methods=["POST"]),
         Route(db + "/sessions/{session}/rollback", service.rollback, methods=["POST"]),
     ]
+    sampler = Sampler(lambda: [(n, o.store) for n, o in list(host.objects.items()) if o.conn is not None])
+    routes += ConsoleAPI(service, sampler).routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await host.start()
+        sampling = asyncio.create_task(sampler.run())
         try:
             yield
         finally:
+            sampling.cancel()
             await host.close()
 
-    middleware = [Middleware(MetricsMiddleware), Middleware(BodyTimeoutMiddleware, timeout=config.body_timeout)]
+    middleware = [Middleware(MetricsMiddleware), Middleware(DatabaseTimer, sampler=sampler), Middleware(BodyTimeoutMiddleware, timeout=config.body_timeout)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={HTTPException: _http_error, DoliteError: _error, dbapi.Error: _error,
                                         WireError: _error, Exception: _error})

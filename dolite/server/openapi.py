@@ -60,6 +60,80 @@ SCHEMAS = {
         "chunk_size": {"type": "integer"}, "retention": {"type": "number"}, "committed_at": {"type": "number"}}},
 }
 
+_NUMBER_OR_NULL = {"type": "number", "nullable": True}
+CONSOLE_SCHEMAS = {
+    "DatabaseStatus": {"type": "object", "required": ["name", "version", "size", "health"], "properties": {
+        "name": {"type": "string"}, "version": {"type": "integer"}, "size": {"type": "integer"},
+        "page_size": {"type": "integer"}, "pages": {"type": "integer"}, "chunk_size": {"type": "integer"},
+        "chunks": {"type": "integer"}, "stored_chunk_versions": {"type": "integer"},
+        "retained_versions": {"type": "integer"}, "oldest_version": {"type": "integer"},
+        "retention_seconds": {"type": "number"}, "committed_at": {"type": "number"},
+        "lease": {"type": "object", "nullable": True, "properties": {
+            "owner": {"type": "string"}, "epoch": {"type": "integer"}, "expires": {"type": "number"}}},
+        "health": {"type": "string", "enum": ["ok", "corrupt", "unchecked"],
+                   "description": "From the last check run by this process"},
+        "last_check": {"type": "object", "nullable": True},
+        "backup_lag": {"nullable": True, "description": "null: no backup target configured"}}},
+    "Versions": {"type": "object", "properties": {
+        "name": {"type": "string"}, "current": {"type": "integer"},
+        "versions": {"type": "array", "description": "Newest first", "items": {"type": "object", "properties": {
+            "version": {"type": "integer"}, "time": {"type": "number"},
+            "size": {"type": "integer", "nullable": True}, "chunks_written": {"type": "integer", "nullable": True}}}}}},
+    "CheckReport": {"type": "object", "required": ["ok"], "properties": {
+        "name": {"type": "string"}, "ok": {"type": "boolean"},
+        "integrity": {"type": "array", "items": {"type": "string"}},
+        "chunks_checked": {"type": "integer"}, "records_checked": {"type": "integer"},
+        "corrupt": {"type": "array", "items": {"type": "string"}},
+        "damaged": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}}}}},
+    "Restore": {"type": "object", "required": ["version"], "additionalProperties": False, "properties": {
+        "version": {"type": "integer", "minimum": 1, "description": "A retained version (see /versions)"},
+        "into": {**NAME["schema"], "description": "Fork into this new database (admin on it too) "
+                 "instead of restoring in place"}}},
+    "Restored": {"type": "object", "properties": {
+        "restored": {"type": "string"}, "from_version": {"type": "integer"}, "into": {"type": "string"},
+        "version": {"type": "integer"}, "size": {"type": "integer"}}},
+    "Stats": {"type": "object", "properties": {
+        "interval": {"type": "number"}, "database": {"type": "string", "nullable": True},
+        "samples": {"type": "array", "description": "Oldest first; rates and means over each interval",
+                    "items": {"type": "object", "properties": {
+                        "t": {"type": "number"}, "requests_per_s": {"type": "number"}, "request_ms": _NUMBER_OR_NULL,
+                        "commits_per_s": {"type": "number"}, "commit_ms": _NUMBER_OR_NULL,
+                        "chunks_written_per_s": {"type": "number"}, "bytes_written_per_s": {"type": "number"},
+                        "request_ms_max": {"type": "number"}}}}}},
+    "Health": {"type": "object", "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded"]}, "storage": {"type": "string"},
+        "corrupt": {"type": "array", "items": {"type": "string"}}, "backup": {"nullable": True},
+        "objects_loaded": {"type": "integer"}, "sessions_open": {"type": "integer"}}},
+}
+
+
+def _console_paths() -> dict:
+    ok = lambda text, schema, status="200": {status: {"description": text, **_json(_ref(schema))}}  # noqa: E731
+    return {
+        "/v1/databases/{name}/status": {"parameters": [NAME], "get": {"operationId": "databaseStatus", "responses": {
+            **ok("Facts of the database: pages, versions, lease holder, health", "DatabaseStatus"),
+            **_errors(400, 401, 403, 404, 503)}}},
+        "/v1/databases/{name}/versions": {"parameters": [NAME], "get": {"operationId": "databaseVersions",
+            "responses": {**ok("Retained versions (restorable), newest first", "Versions"),
+                          **_errors(400, 401, 403, 404, 503)}}},
+        "/v1/databases/{name}/check": {"parameters": [NAME], "post": {"operationId": "checkDatabase",
+            "description": "Admin. Verify every stored record and chunk version, then PRAGMA integrity_check.",
+            "responses": {**ok("The report (ok false: damage found)", "CheckReport"),
+                          **_errors(400, 401, 403, 404, 503)}}},
+        "/v1/databases/{name}/restore": {"parameters": [NAME], "post": {"operationId": "restoreDatabase",
+            "description": "Admin. Restore in place to a retained version (a new version on top), or fork it.",
+            "requestBody": {"required": True, **_json(_ref("Restore"))},
+            "responses": {**ok("Restored in place", "Restored"), **ok("Forked into a new database", "Restored", "201"),
+                          **_errors(400, 401, 403, 404, 409, 413, 503)}}},
+        "/v1/stats": {"parameters": [{"name": "database", "in": "query", "required": False,
+                                      "schema": NAME["schema"]}], "get": {"operationId": "stats",
+            "responses": {**ok("The ring buffer of samples (read scope on the database, if named)", "Stats"),
+                          **_errors(400, 401, 403)}}},
+        "/v1/health": {"get": {"operationId": "health", "responses": {
+            **ok("Storage reachable, databases found corrupt, gauges", "Health"), **_errors(401)}}},
+    }
+
+
 _QUERY_BODY = {"required": True, **_json({"oneOf": [_ref("Statement"), _ref("Batch")]})}
 _QUERY_OK = {"200": {"description": "Statement result, or one result per batch entry",
                      **_json({"oneOf": [_ref("Result"), _ref("BatchResult")]})}}
@@ -84,7 +158,7 @@ def spec() -> dict:
         "info": {"title": "dolite", "version": "1",
                  "description": "SQLite databases as Durable-Object-style actors. Every error is "
                                 '{"error": {"code", "message"}} and changes nothing.'},
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": {**SCHEMAS, **CONSOLE_SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
         "paths": {
@@ -148,5 +222,6 @@ def spec() -> dict:
                 "operationId": "rollbackSession", "responses": {
                     "200": {"description": "Rolled back", **_json({"type": "object"})},
                     **_errors(400, 401, 403, 404, 503)}}},
+            **_console_paths(),
         },
     }
