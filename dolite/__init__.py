@@ -29,12 +29,20 @@ from dolite.sql.pep249 import (  # the DB-API exceptions, as sqlite3 exposes the
 )
 from dolite.storage import open_storage
 
+# sqlite3's module-level surface, from dolite.sql.compat on first use (it needs APSW).
+_SQLITE3_NAMES = (
+    "Row", "Blob", "Binary", "PrepareProtocol", "sqlite_version", "sqlite_version_info",
+    "PARSE_DECLTYPES", "PARSE_COLNAMES", "register_adapter", "register_converter", "adapt",
+    "adapters", "converters", "complete_statement", "enable_callback_tracebacks",
+    "Connection", "Cursor",
+)
+
 __all__ = [
     "Conflict", "CorruptChunk", "DatabaseNotFound", "DoliteError", "InvalidName", "InvalidURL",
     "LeaseHeld", "LimitExceeded", "SnapshotExpired", "StorageError", "open_storage", "connect",
     "dbapi", "Error", "Warning", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
     "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError",
-    "apilevel", "paramstyle", "threadsafety",
+    "apilevel", "paramstyle", "threadsafety", *_SQLITE3_NAMES,
 ]
 
 
@@ -47,7 +55,16 @@ def connect(*args, **kwargs):
         return _remote(*args, **kwargs)
     from dolite.sql.dbapi import connect as _connect
 
+    kwargs.setdefault("check_same_thread", True)  # sqlite3's default
     return _connect(*args, **kwargs)
+
+
+def cluster(*args, **kwargs):
+    """Open (or create, with ``shards=N``) a cluster of databases with atomic cross-shard
+    transactions: see :func:`dolite.cluster.cluster` and docs/CLUSTERS.md."""
+    from dolite.cluster import cluster as _cluster
+
+    return _cluster(*args, **kwargs)
 
 
 def __getattr__(name: str):
@@ -56,4 +73,12 @@ def __getattr__(name: str):
         from dolite.sql import dbapi
 
         return dbapi
+    if name in _SQLITE3_NAMES or name.startswith("SQLITE_"):
+        from dolite.sql import compat, compat_connection, dbapi
+
+        for module in (compat, compat_connection, dbapi):
+            if hasattr(module, name):
+                return getattr(module, name)
+        if name in compat.CONSTANTS:
+            return compat.CONSTANTS[name]
     raise AttributeError(f"module 'dolite' has no attribute {name!r}")

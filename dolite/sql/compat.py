@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import apsw
 
-from dolite.errors import ProgrammingError
+from dolite.errors import NotSupportedError, ProgrammingError
+from dolite.sql.pep249 import split_statements
 
 sqlite_version = apsw.sqlite_lib_version()
 """The SQLite that runs dolite's databases (APSW's), not the one stdlib sqlite3 links."""
@@ -45,12 +46,35 @@ def complete_statement(statement: str) -> bool:
 # -- statements and parameters ---------------------------------------------------------------
 
 _ONLY_COMMENTS = re.compile(r"(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?(?:\*/|\Z))*\Z", re.S)
+_COMMENTS = r"(?:\s+|--[^\n]*\n|/\*.*?\*/)*"
+_REFUSED = [
+    (re.compile(_COMMENTS + r"PRAGMA\s+(?:[\w\"`\[\]]+\s*\.\s*)?journal_mode\s*(?:=|\()\s*['\"]?(?!memory\b)\w",
+                re.I | re.S),
+     "dolite keeps SQLite's journal in memory (journal_mode=MEMORY): WAL and on-disk journals do not apply"),
+    (re.compile(_COMMENTS + r"VACUUM\b[^;]*\bINTO\b", re.I | re.S),
+     "VACUUM INTO writes a file: use dolite export (dolite.ops.snapshot) or Connection.backup"),
+]
+
+
+def check_supported(sql: str) -> None:
+    """Refuse a statement dolite cannot do and SQLite would quietly not do (WAL, VACUUM INTO)."""
+    for pattern, reason in _REFUSED:
+        if pattern.match(sql):
+            raise NotSupportedError(reason)
+
+
+def check_script(script: str) -> None:
+    """:func:`check_supported` for every statement of a script."""
+    for statement in split_statements(script):
+        check_supported(statement)
 
 
 @functools.lru_cache(maxsize=512)
 def check_one_statement(sql: str) -> None:
     """Refuse ``sql`` if it holds more than one statement (sqlite3's rule: after the first
-    statement only whitespace and comments may follow)."""
+    statement only whitespace and comments may follow), or if it asks for something dolite
+    cannot do (WAL, VACUUM INTO a file) and SQLite would otherwise quietly not do."""
+    check_supported(sql)
     start = 0
     while (end := sql.find(";", start)) != -1:
         if apsw.complete(sql[:end + 1]):

@@ -131,7 +131,7 @@ class SQLite3ConnectionMethods:
         """Called with the text of each statement SQLite starts (including the BEGIN and
         COMMIT the driver issues); exceptions in the callback are ignored, as in sqlite3."""
         def remove(raw):
-            raw.trace_v2(apsw.SQLITE_TRACE_STMT, None, id=_TRACE_ID)
+            raw.trace_v2(0, None, id=_TRACE_ID)
         if trace_callback is None:
             self._hook(("trace",), None, remove)
             return
@@ -215,7 +215,7 @@ class SQLite3ConnectionMethods:
         sqlite3.Connection (through a stdlib in-memory copy, so sqlite3 runs the steps)."""
         self._check()
         if target is self:
-            raise ProgrammingError("target cannot be the same connection instance")
+            raise ValueError("target cannot be the same connection instance")
         if progress is not None and not callable(progress):
             raise TypeError("progress argument must be a callable")
         if isinstance(target, sqlite3.Connection):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import apsw
 
 from dolite.errors import ProgrammingError
-from dolite.sql.compat import RowShaper, bind_parameters, check_one_statement, column_converters
+from dolite.sql.compat import RowShaper, bind_parameters, check_one_statement, check_script, column_converters
 from dolite.sql.pep249 import CursorBase, is_dml
 
 if TYPE_CHECKING:
@@ -141,6 +141,7 @@ class Cursor(CursorBase):
 
     def executescript(self, sql_script: str) -> Cursor:
         conn = self._ready(sql_script)
+        check_script(sql_script)
         conn.commit()
         conn._fresh()
         if self._raw is not conn.raw:

@@ -100,8 +100,9 @@ def test_raw_apsw_connection_is_reachable(conn):
 def test_wal_mode_is_refused_clearly(conn):
     conn.execute("CREATE TABLE t(n)")
     conn.commit()
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    assert mode != "wal"
+    with pytest.raises(dolite.NotSupportedError, match="WAL"):  # refused, not quietly ignored
+        conn.execute("PRAGMA journal_mode=WAL")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "memory"
     conn.execute("INSERT INTO t VALUES (1)")
     conn.commit()
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
