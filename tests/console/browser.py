@@ -23,12 +23,16 @@ def start_browser():
     """A headless chromium at 1280x800 that records the browser console; skipped (or, under
     CI, failed) when chromium or its driver is not installed."""
     found = find_browser()
-    if found is None:
-        message = "chromium and chromedriver are needed: apt-get install chromium chromium-driver (make console-deps)"
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    if found is None or webdriver is None:
+        message = ("chromium, chromedriver and selenium are needed: make console-deps "
+                   "(apt-get install chromium chromium-driver; pip install selenium)")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    webdriver = pytest.importorskip("selenium.webdriver")
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -69,6 +69,7 @@ def test_login_refuses_a_bad_token_then_lists_databases(console, tmp_path):
     login(driver, ADMIN)
     rows = wait_for(lambda: css(driver, "#db-table tbody tr"), what="the databases table")
     names = [r.get_attribute("data-name") for r in rows]
+    assert not by_id(driver, "login").is_displayed() and by_id(driver, "nav").is_displayed()
     assert DB in names and "notes" in names
     shop = css(driver, f'#db-table tr[data-name="{DB}"] td')
     cells = {td.get_attribute("data-label"): td.text for td in shop}
@@ -228,6 +229,8 @@ def test_health_view_and_phone_width(console, tmp_path):
 
 
 def test_no_javascript_errors_in_the_browser_console(console):
-    _, log = console
+    driver, log = console
     errors = log.errors()
     assert not errors, json.dumps(errors, indent=1)
+    driver.execute_script("setTimeout(() => { throw new Error('deliberate'); })")  # the check can fail
+    wait_for(lambda: any("deliberate" in e["message"] for e in log.errors()), what="a thrown error to be seen")
