@@ -273,7 +273,6 @@ def remote(url):
     ("INSERT INTO t VALUES (1)", errors.IntegrityError),
     ("SELECT 1; SELECT 2", errors.MultipleStatements),
     ("-- nothing", errors.EmptyStatement),
-    ("BEGIN", errors.TransactionControl),
     ("ATTACH 'x' AS x", errors.SQLNotAllowed),
 ])
 def test_the_http_driver_raises_the_local_class(remote, url, sql, cls):
@@ -286,6 +285,12 @@ def test_the_http_driver_raises_the_local_class(remote, url, sql, cls):
         local.execute("INSERT INTO t VALUES (1)")
         assert type(_caught(lambda: local.execute(sql))) is cls
         local.close()
+
+
+def test_the_raw_api_refuses_transaction_control(remote):
+    """The service's query API refuses BEGIN (a batch or a session is the transaction);
+    the HTTP driver turns BEGIN into a session instead (tests/remote)."""
+    assert type(_caught(lambda: remote.query("db", "BEGIN"))) is errors.TransactionControl
 
 
 def test_http_database_and_name_errors(remote):
@@ -313,14 +318,13 @@ def test_http_unauthorized(url):
         assert type(_caught(client.databases)) is errors.Unauthorized
 
 
-def test_the_shell_reports_errors_of_either_driver(remote, url, capsys):
+def test_the_shell_reports_errors_of_either_driver(remote, url):
     import io
 
-    from rich.console import Console
+    from dolite.cli.shell import Shell
 
-    from dolite.cli.shell import _run
-
-    console = Console(file=io.StringIO(), width=200)
-    assert not _run(Connection(remote, "db", isolation_level=None), "SELECT * FROM nowhere", console)
-    assert not _run(dolite.connect("db", storage=url), "INSERT INTO t VALUES (1)", console)
-    assert console.file.getvalue().count("error:") == 2
+    err = io.StringIO()
+    assert not Shell(Connection(remote, "db", isolation_level=None), io.StringIO(), err).sql(
+        "SELECT * FROM nowhere;")
+    assert not Shell(dolite.connect("db", storage=url), io.StringIO(), err).sql("INSERT INTO t VALUES (1);")
+    assert err.getvalue().count("Error:") == 2

@@ -293,6 +293,9 @@ for command, target in [("serve", "dolite.server.cli:serve"), ("bench", "dolite.
     except ImportError as exc:  # pragma: no cover - only while a subsystem is missing
         if os.environ.get("DOLITE_DEBUG"):
             print(f"dolite: {command} unavailable: {exc}", file=sys.stderr)
+from dolite.cli.backup import backup_app  # noqa: E402 - after the commands it sits beside
+
+app.add_typer(backup_app, name="backup", help="Back up to file:// or s3:// and restore, verified.")
 try:
     from dolite.cloudflare.cli import app as cloudflare_app
 
