@@ -82,7 +82,12 @@ class PagedFile:
             chunks = {c: bytes(data) for c, data in self.dirty.items() if c < last}
             if size % chunk_size and (last - 1) in chunks:
                 chunks[last - 1] = chunks[last - 1][: size % chunk_size]
-            new = self.store.commit(head, chunks, size)
+            stage = self.store.stage  # a two-phase commit participant: stop at "prepared"
+            if stage is not None:
+                stage.prepare(head, chunks, size)  # (pages/twophase.py; the head stays)
+                new = head
+            else:
+                new = self.store.commit(head, chunks, size)
         except BaseException:
             self.discard()
             self.after_failure = True

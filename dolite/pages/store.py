@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from itertools import islice
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
-from dolite.pages import gc, log
+from dolite.pages import gc, log, twophase
 from dolite.pages.cache import ChunkCache
 from dolite.pages.format import (
     CHUNK_HEADER_BYTES,
@@ -47,7 +47,7 @@ class PageStore:
     database in this process."""
 
     def __init__(self, storage: Storage, name: str, *, cache_bytes: int = 64 << 20,
-                 lease_ttl: float = 30.0):
+                 lease_ttl: float = 30.0, objects: Callable[[str], Storage] | None = None):
         self.storage = storage
         self.name = name
         self.limits = storage.limits
@@ -63,6 +63,10 @@ class PageStore:
         self._needs_cleanup = True
         self._commits_since_gc = 0
         self._pins: dict[int, int] = {}  # pinned head version -> readers
+        # -- two-phase commit (dolite/pages/twophase.py) --
+        self.objects = objects  # other objects of the namespace: where 2PC decisions are read
+        self.stage: twophase.Stage | None = None  # set: the next commit stops at "prepared"
+        self.in_doubt: twophase.Prepared | None = None  # prepared here, decision pending
 
     # -- readers' pins: garbage collection keeps every version a reader here may need --
 
@@ -273,48 +277,58 @@ class PageStore:
         with self._commit_lock:
             self._hold_lease()
             new = base.advance(size, time.time())
-            records = log.record_writes(new, chunk_ids, base.size, self.limits)
             head_writes = {HEAD: new.encode(), **self.lease.renewal()}
             expect = {HEAD: base.encode(), LEASE: self.lease.raw}
-            written = [0, 0]
-
-            def encoded():
-                for c, data in chunks:
-                    value = encode_chunk(c, new.version, data)
-                    written[0] += 1
-                    written[1] += len(value)
-                    yield chunk_key(c, new.version), value
-
-            try:
-                if len(chunk_ids) + len(records) + len(head_writes) <= self.limits.max_keys_per_call:
-                    self.storage.commit({**dict(encoded()), **records, **head_writes}, expect=expect)
-                else:
-                    fence = {LEASE: self.lease.raw}
-                    self.storage.commit(records, expect=fence)
-                    items = encoded()
-                    while batch := dict(islice(items, self.limits.max_keys_per_call)):
-                        self.storage.commit(batch, expect=fence)
-                    self.storage.commit(head_writes, expect=expect)
-            except Conflict as exc:
-                self.stats["conflicts"] += 1
-                self.lease.forget()
-                with self._lock:
-                    self._latest = None
-                self._needs_cleanup = True
-                raise Conflict(
-                    f"database {self.name!r}: commit of v{new.version} refused: another writer "
-                    "committed or took over the write lease"
-                ) from exc
-            except BaseException:
-                with self._lock:
-                    self._latest = None  # the commit may have landed unheard: ask storage
-                self._needs_cleanup = True
-                raise
+            written = self._write_version(base, new, chunk_ids, chunks, head_writes, expect)
             self.lease.renewed()
             self._after_commit(base, new, chunk_ids, written)
         if self._commits_since_gc >= GC_EVERY:
             self._collect_garbage_after_commit()
         return new
+
+    def _write_version(self, base: Head, new: Head, chunk_ids: list[int],
+                       chunks: Iterable[tuple[int, bytes]], last: dict[str, bytes],
+                       expect: dict[str, bytes | None]) -> list[int]:
+        """Write ``new``'s log record and chunks, and ``last`` in the final call, checked
+        against ``expect`` (every earlier call is fenced by the lease). Returns [chunks,
+        bytes] written. On failure the store forgets its head and cleans up before its
+        next write. Shared by commits (``last``: the head) and 2PC prepares (pages/twophase.py)."""
+        records = log.record_writes(new, chunk_ids, base.size, self.limits)
+        written = [0, 0]
+
+        def encoded():
+            for c, data in chunks:
+                value = encode_chunk(c, new.version, data)
+                written[0] += 1
+                written[1] += len(value)
+                yield chunk_key(c, new.version), value
+
+        try:
+            if len(chunk_ids) + len(records) + len(last) <= self.limits.max_keys_per_call:
+                self.storage.commit({**dict(encoded()), **records, **last}, expect=expect)
+            else:
+                fence = {LEASE: self.lease.raw}
+                self.storage.commit(records, expect=fence)
+                items = encoded()
+                while batch := dict(islice(items, self.limits.max_keys_per_call)):
+                    self.storage.commit(batch, expect=fence)
+                self.storage.commit(last, expect=expect)
+        except Conflict as exc:
+            self.stats["conflicts"] += 1
+            self.lease.forget()
+            with self._lock:
+                self._latest = None
+            self._needs_cleanup = True
+            raise Conflict(
+                f"database {self.name!r}: commit of v{new.version} refused: another writer "
+                "committed or took over the write lease"
+            ) from exc
+        except BaseException:
+            with self._lock:
+                self._latest = None  # the commit may have landed unheard: ask storage
+            self._needs_cleanup = True
+            raise
+        return written
 
     def _collect_garbage_after_commit(self) -> None:
         """GC once the head has moved: the commit has landed, so nothing here may turn it
@@ -332,6 +346,8 @@ class PageStore:
             self._hold_lease()
 
     def _hold_lease(self) -> None:
+        if self.in_doubt is not None:
+            raise twophase.in_doubt_here(self)
         if self.lease.valid() and not self._needs_cleanup:
             return
         newly_taken = self.lease.acquire()
@@ -340,7 +356,8 @@ class PageStore:
                 # A request of the failed commit may still arrive: fence it out first,
                 # or a late head write could land on top of the debris we delete.
                 self.lease.new_term()
-            gc.remove_uncommitted(self._fenced(), self.read_head())
+            head = twophase.resolve_in_doubt(self, self._fenced(), self.read_head())
+            gc.remove_uncommitted(self._fenced(), head)
             self._needs_cleanup = False
 
     def _fenced(self) -> gc.Fenced:

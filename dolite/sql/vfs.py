@@ -117,7 +117,8 @@ class DoliteVFS(apsw.VFS):
         with self._lock:
             db = self.databases.get(name)
             if db is None:
-                store = PageStore(self.namespace.object(name), name, **self.store_options)
+                store = PageStore(self.namespace.object(name), name, objects=self.namespace.object,
+                                  **self.store_options)
                 db = self.databases[name] = Database(store)
             db.connections += 1
             return db

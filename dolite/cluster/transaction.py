@@ -1,0 +1,161 @@
+"""A transaction over the shards of a cluster.
+
+A shard is enlisted by the first statement routed to it: the transaction then holds the
+shard (in this process its lock, across processes its write lease, taken by ``BEGIN
+IMMEDIATE``) until it ends, so its reads see its own writes and nobody else's, and a
+``query_all`` that enlists every shard is one atomic view. Waits are bounded by the
+cluster's timeout and end in :class:`dolite.Conflict`: shards taken in different orders by
+two transactions can never hang. At the end, one enlisted shard commits as usual; several
+commit by two-phase commit (dolite/cluster/coordinator.py). The shards' write leases are
+given back afterwards, so writers in other processes can take their turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+
+from dolite.cluster import coordinator
+from dolite.cluster.results import Result, run
+from dolite.errors import Conflict
+from dolite.sql import dbapi
+
+
+class Shard:
+    """One shard as this process uses it: a lock (one transaction at a time), the
+    connection transactions write through, and a pool of snapshot readers."""
+
+    def __init__(self, name: str, connect: Callable[[str], dbapi.Connection]):
+        self.name = name
+        self.lock = threading.Lock()
+        self._connect = connect
+        self._writer: dbapi.Connection | None = None
+        self._readers: list[dbapi.Connection] = []
+        self._pool_lock = threading.Lock()
+
+    def writer(self) -> dbapi.Connection:
+        """The transactions' connection (call with ``lock`` held)."""
+        if self._writer is None:
+            self._writer = self._connect(self.name)
+        return self._writer
+
+    def reader(self) -> dbapi.Connection:
+        with self._pool_lock:
+            if self._readers:
+                return self._readers.pop()
+        return self._connect(self.name)
+
+    def give_back(self, conn: dbapi.Connection) -> None:
+        with self._pool_lock:
+            self._readers.append(conn)
+
+    def close(self) -> None:
+        with self._pool_lock:
+            conns, self._readers = self._readers, []
+        with self.lock:
+            writer, self._writer = self._writer, None
+        for conn in conns + ([writer] if writer is not None else []):
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+class Transaction:
+    """Statements routed by key (or shard name) inside one atomic transaction."""
+
+    def __init__(self, cluster):  # a dolite.cluster.Cluster (not imported: it imports us)
+        self.cluster = cluster
+        self._enlisted: dict[str, dbapi.Connection] = {}
+        self._done = False
+
+    def execute(self, sql: str, parameters=(), *, key=None, shard: str | None = None) -> Result:
+        """Run ``sql`` on the shard holding ``key`` (or on ``shard``, by name)."""
+        if (key is None) == (shard is None):
+            raise dbapi.ProgrammingError("pass exactly one of key= and shard=")
+        name = self.cluster.shard_for(key) if shard is None else shard
+        if name not in self.cluster.shards:
+            raise dbapi.ProgrammingError(f"cluster {self.cluster.name!r} has no shard {name!r}")
+        return run(self._enlist(name), sql, parameters)
+
+    def query_all(self, sql: str, parameters=()) -> list[tuple]:
+        """The rows of ``sql`` on every shard (all enlisted: one atomic view), in shard order."""
+        rows: list[tuple] = []
+        for name in self.cluster.map.shards:
+            rows += run(self._enlist(name), sql, parameters).fetchall()
+        return rows
+
+    @property
+    def shards(self) -> list[str]:
+        """The shards enlisted so far, in the order they were."""
+        return list(self._enlisted)
+
+    def _enlist(self, name: str) -> dbapi.Connection:
+        if self._done:
+            raise dbapi.ProgrammingError("this transaction has ended")
+        conn = self._enlisted.get(name)
+        if conn is not None:
+            return conn
+        shard = self.cluster.shards[name]
+        if not shard.lock.acquire(timeout=self.cluster.timeout):
+            raise Conflict(f"shard {name!r} is held by another transaction in this process "
+                           f"(waited {self.cluster.timeout:g} s): retry")
+        try:
+            conn = shard.writer()
+            run(conn, "BEGIN IMMEDIATE")
+        except BaseException:
+            self._give_back(name, shard, None)
+            raise
+        self._enlisted[name] = conn
+        return conn
+
+    def commit(self) -> None:
+        """Make every enlisted shard's writes durable, all or nothing."""
+        if self._done:
+            raise dbapi.ProgrammingError("this transaction has ended")
+        self._done = True
+        try:
+            if len(self._enlisted) == 1:
+                run(next(iter(self._enlisted.values())), "COMMIT")
+            elif self._enlisted:
+                participants = [coordinator.Participant(name, conn.database.store,
+                                                        _statement(conn, "COMMIT"), conn.rollback)
+                                for name, conn in self._enlisted.items()]
+                txn = coordinator.new_txn(self.cluster.coordinator_name, self.cluster.ttl)
+                coordinator.commit(participants, self.cluster.coordinator, txn)
+        finally:
+            self._end()
+
+    def rollback(self) -> None:
+        if not self._done:
+            self._done = True
+            self._end()
+
+    def _end(self) -> None:
+        """Roll back whatever is still open, give the leases back, release the shards."""
+        enlisted, self._enlisted = self._enlisted, {}
+        for name, conn in enlisted.items():
+            self._give_back(name, self.cluster.shards[name], conn)
+
+    @staticmethod
+    def _give_back(name: str, shard: Shard, conn: dbapi.Connection | None) -> None:
+        try:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                with contextlib.suppress(Exception):
+                    conn.database.store.close()  # gives the write lease back
+        finally:
+            shard.lock.release()
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+
+def _statement(conn: dbapi.Connection, sql: str) -> Callable[[], None]:
+    return lambda: run(conn, sql)
