@@ -67,14 +67,6 @@ def cluster(*args, **kwargs):
     return _cluster(*args, **kwargs)
 
 
-def cluster(*args, **kwargs):
-    """Open (or create, with ``shards=N``) a cluster of databases with atomic cross-shard
-    transactions: see :func:`dolite.cluster.cluster` and docs/CLUSTERS.md."""
-    from dolite.cluster import cluster as _cluster
-
-    return _cluster(*args, **kwargs)
-
-
 def __getattr__(name: str):
     # Imported on first use, so ``import dolite.remote`` works where APSW is not installed.
     if name == "dbapi":
