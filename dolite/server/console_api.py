@@ -126,21 +126,22 @@ class ConsoleAPI:
         """What an operator should know at once: storage reachable, databases found corrupt
         by a check (those this token may read), and the gauges of /metrics."""
         grant = self.service._identify(request)
-        storage = await self._probe_storage()
-        corrupt = sorted(n for n, c in self.checks.items() if not c["ok"] and grant.can_list(n))
+        storage, names = await self._probe_storage()
+        corrupt = sorted(n for n, c in self.checks.items() if not c["ok"] and n in names and grant.can_list(n))
         ok = storage == "ok" and not corrupt
         return JSON({"status": "ok" if ok else "degraded", "storage": storage, "corrupt": corrupt,
                      "backup": None, "objects_loaded": sum(1 for o in list(self.host.objects.values()) if o.conn),
                      "sessions_open": len(self.host.sessions)})
 
-    async def _probe_storage(self) -> str:
+    async def _probe_storage(self) -> tuple[str, set[str]]:
+        """("ok", the names stored) or ("unreachable: why", the names checked before)."""
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.host.namespace.names), STORAGE_PROBE_SECONDS)
+            names = await asyncio.wait_for(asyncio.to_thread(self.host.namespace.names), STORAGE_PROBE_SECONDS)
         except TimeoutError:
-            return f"unreachable: no answer within {STORAGE_PROBE_SECONDS:g}s"
+            return f"unreachable: no answer within {STORAGE_PROBE_SECONDS:g}s", set(self.checks)
         except Exception as exc:  # noqa: BLE001 (reported: that is what the probe is for)
-            return f"unreachable: {exc}"
-        return "ok"
+            return f"unreachable: {exc}", set(self.checks)
+        return "ok", set(names)
 
     async def index(self, request: Request):
         html = (CONSOLE / "index.html").read_bytes()

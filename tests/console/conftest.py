@@ -51,3 +51,19 @@ def make_database(admin, name: str, rows: int = 0) -> None:
         if batch:
             response = admin.post(f"/v1/databases/{name}/query", json={"batch": batch})
             assert response.status_code == 200, response.text
+
+
+def corrupt_a_chunk(server, name: str) -> None:
+    """Flip bytes inside the newest stored version of chunk 1 of ``name`` (its checksum fails)."""
+    from dolite.pages.format import chunk_prefix
+    from dolite.storage import open_storage
+
+    namespace = open_storage(server.storage)
+    try:
+        obj = namespace.object(name)
+        key, raw = next(reversed(obj.list(prefix=chunk_prefix(1)).items()))
+        broken = bytearray(raw)
+        broken[-100] ^= 0xFF
+        obj.put({key: bytes(broken)})
+    finally:
+        namespace.close()

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.console.browser import PHONE, ConsoleLog, start_browser, viewport, wait_for
-from tests.console.conftest import ADMIN, READER, make_database
+from tests.console.conftest import ADMIN, READER, corrupt_a_chunk, make_database
 
 pytestmark = pytest.mark.timeout(120)
 DB = "shop"
@@ -226,6 +226,26 @@ def test_health_view_and_phone_width(console, tmp_path):
             driver.save_screenshot(str(tmp_path / f"phone-{page.strip('#/').replace('/', '-') or 'home'}.png"))
     finally:
         viewport(driver, 1280, 800)
+
+
+def test_banner_names_a_corrupt_database_until_it_is_dropped(console, server, tmp_path):
+    driver, _ = console
+    with server.http(ADMIN) as http:
+        make_database(http, "broken", rows=30)
+        corrupt_a_chunk(server, "broken")
+        assert http.post("/v1/databases/broken/check").json()["ok"] is False
+        go(driver, "#/")
+        driver.refresh()
+        banner = wait_for(lambda: by_id(driver, "health-banner").is_displayed() and by_id(driver, "health-banner"),
+                          what="the health banner")
+        assert banner.text == "Corrupt: broken (found by check)"
+        row = wait_for(lambda: css(driver, '#db-table tr[data-name="broken"] td[data-label="Health"]'))[0]
+        assert row.text == "corrupt"
+        driver.save_screenshot(str(tmp_path / "banner.png"))
+        http.delete("/v1/databases/broken")
+    driver.refresh()
+    wait_for(lambda: css(driver, "#db-table tbody tr"), what="the databases table")
+    wait_for(lambda: not by_id(driver, "health-banner").is_displayed(), what="the banner to go")
 
 
 def test_no_javascript_errors_in_the_browser_console(console):

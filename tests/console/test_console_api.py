@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from tests.console.conftest import make_database
+from tests.console.conftest import corrupt_a_chunk, make_database
 
 
 def _error(response: httpx.Response, status: int, code: str) -> None:
@@ -104,3 +104,15 @@ def test_openapi_describes_the_console_routes(admin):
     for path in ("/v1/databases/{name}/status", "/v1/databases/{name}/versions", "/v1/databases/{name}/check",
                  "/v1/databases/{name}/restore", "/v1/stats", "/v1/health"):
         assert path in paths, path
+
+
+def test_check_finds_damage_and_health_names_it_until_dropped(admin, server):
+    make_database(admin, "api-broken", rows=30)
+    corrupt_a_chunk(server, "api-broken")
+    report = admin.post("/v1/databases/api-broken/check").json()
+    assert report["ok"] is False and report["corrupt"], report
+    assert admin.get("/v1/databases/api-broken/status").json()["health"] == "corrupt"
+    health = admin.get("/v1/health").json()
+    assert health["status"] == "degraded" and health["corrupt"] == ["api-broken"]
+    admin.delete("/v1/databases/api-broken")
+    assert admin.get("/v1/health").json()["corrupt"] == []
