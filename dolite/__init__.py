@@ -55,7 +55,6 @@ def connect(*args, **kwargs):
         return _remote(*args, **kwargs)
     from dolite.sql.dbapi import connect as _connect
 
-    kwargs.setdefault("check_same_thread", True)  # sqlite3's default
     return _connect(*args, **kwargs)
 
 

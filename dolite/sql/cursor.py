@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
 import apsw
 
 from dolite.errors import ProgrammingError
 from dolite.sql.compat import RowShaper, bind_parameters, check_one_statement, check_script, column_converters
 from dolite.sql.pep249 import CursorBase, is_dml
-
-if TYPE_CHECKING:
-    from dolite.sql.dbapi import Connection
-
 
 def _missing_binding(exc: KeyError) -> ProgrammingError:
     return ProgrammingError(f"You did not supply a value for binding parameter :{exc.args[0]}.")
@@ -41,7 +36,7 @@ class Cursor(CursorBase):
     """PEP 249 cursor over an APSW cursor, with sqlite3.Cursor's semantics (one statement
     per execute, sqlite3's adapters, converters, row_factory and text_factory)."""
 
-    def __init__(self, connection: Connection):
+    def __init__(self, connection):  # a dolite.sql.dbapi.Connection
         self.connection = connection
         self.row_factory = connection.row_factory
         self._closed = False
@@ -63,7 +58,7 @@ class Cursor(CursorBase):
         self.rowcount = -1
         self.lastrowid: int | None = None
 
-    def _ready(self, sql) -> Connection:
+    def _ready(self, sql):
         """The connection, once this cursor, its connection and ``sql`` may be used."""
         if self._closed:
             raise ProgrammingError("Cannot operate on a closed cursor.")

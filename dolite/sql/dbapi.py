@@ -288,7 +288,8 @@ def connect(
     later connection asking for another value is refused (ProgrammingError).
     ``page_cache_bytes`` is this connection's SQLite page cache (hot pages never reach the
     VFS; it stays valid across transactions while nobody else writes).
-    ``detect_types``, ``check_same_thread`` (off here; on through :func:`dolite.connect`),
+    ``detect_types``, ``check_same_thread`` (default False, unlike sqlite3: connections
+    may be handed between threads, one user at a time),
     ``factory`` (a :class:`Connection` subclass) and ``cached_statements`` are sqlite3's;
     ``uri=True`` and ``autocommit`` (Python 3.12's transaction control) are refused.
     """

@@ -128,7 +128,7 @@ def test_closed_connection_and_cursor(connect):
 
 
 def test_check_same_thread(connect):
-    conn = connect()
+    conn = connect(check_same_thread=True)  # dolite's default is False (docs/COMPATIBILITY.md)
     errors = []
 
     def other():
