@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_FILES = {"package.json", "package-lock.json", "workerd.capnp", "workerd-bench.capnp",
-                "wrangler.toml", "src/worker.js", "src/http.js", "src/records.js", "src/bench.js"}
+                "wrangler.toml", "wrangler-kv.toml", "src/worker.js", "src/http.js", "src/records.js", "src/bench.js"}
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
