@@ -7,6 +7,7 @@ to each test's temporary folder."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -101,6 +102,15 @@ def test_databases_sort_and_filter_by_keyboard(console):
     wait_for(lambda: order() == sorted(order(), reverse=True) and order()[0] == DB, what="by name, descending")
 
 
+def load(server, name: str, seconds: float, until=lambda: False) -> None:
+    """Commit to ``name`` (seen by the server's sampler, every 2 s) for ``seconds`` or until ``until()``."""
+    with server.http(ADMIN) as http:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not until():
+            http.post(f"/v1/databases/{name}/query", json={"sql": "UPDATE items SET price = price + 1 WHERE id = 1"})
+            time.sleep(0.05 + 0.1 * (int(time.monotonic()) % 3))
+
+
 def test_one_database_shows_versions_schema_and_charts_with_data(console, server, tmp_path):
     driver, _ = console
     go(driver, "#/")
@@ -117,11 +127,7 @@ def test_one_database_shows_versions_schema_and_charts_with_data(console, server
         return float(figure.get_attribute("data-max") or 0) > 0 and bool(figure.find_elements("css selector",
                                                                                                 "svg polyline"))
 
-    with server.http(ADMIN) as http:  # load, seen by the server's sampler (every 2 s)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (drawn("chart-commits") and drawn("chart-latency")):
-            http.post(f"/v1/databases/{DB}/query", json={"sql": "UPDATE items SET price = price + 1 WHERE id = 1"})
-            time.sleep(0.1)
+    load(server, DB, 20, until=lambda: drawn("chart-commits") and drawn("chart-latency"))
     for chart in ("chart-commits", "chart-latency"):
         assert drawn(chart), chart
         assert "no data" not in by_id(driver, chart).get_attribute("aria-label")
@@ -215,6 +221,11 @@ def test_health_view_and_phone_width(console, tmp_path):
     facts = wait_for(lambda: by_id(driver, "health-facts").text, what="the health facts")
     assert "Storage\nok" in facts and "dolite_commits_total" in by_id(driver, "metrics").text
     assert not by_id(driver, "health-banner").is_displayed()
+    from selenium.webdriver.common.keys import Keys
+
+    css(driver, ".skip")[0].send_keys(Keys.ENTER)  # the skip link moves focus, not the route
+    assert driver.switch_to.active_element.get_attribute("id") == "main"
+    assert driver.execute_script("return location.hash") == "#/health"
     viewport(driver, *PHONE)
     try:
         for page, ready in (("#/", "#db-table tbody tr"), (f"#/db/{DB}", "#versions-table tbody tr"),
@@ -246,6 +257,24 @@ def test_banner_names_a_corrupt_database_until_it_is_dropped(console, server, tm
     driver.refresh()
     wait_for(lambda: css(driver, "#db-table tbody tr"), what="the databases table")
     wait_for(lambda: not by_id(driver, "health-banner").is_displayed(), what="the banner to go")
+
+
+@pytest.mark.skipif(not os.environ.get("DOLITE_CONSOLE_SCREENSHOT"), reason="set DOLITE_CONSOLE_SCREENSHOT=docs/console.png")
+def test_docs_screenshot(console, server):
+    """Refreshes the screenshot of docs/CONSOLE.md: a database page after 30 s of load."""
+    driver, _ = console
+    go(driver, "#/")
+    login(driver, ADMIN)
+    go(driver, "#/db/notes")
+    wait_for(lambda: by_id(driver, "db-title").text == "notes", what="the database page")
+    by_id(driver, "check-button").click()
+    load(server, "notes", 30)
+    viewport(driver, 1280, 1000)
+    try:
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(os.environ["DOLITE_CONSOLE_SCREENSHOT"])
+    finally:
+        viewport(driver, 1280, 800)
 
 
 def test_no_javascript_errors_in_the_browser_console(console):

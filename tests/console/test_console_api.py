@@ -99,11 +99,20 @@ def test_console_is_served_without_a_token_with_a_strict_policy(server):
     _error(httpx.get(server.url + "/nothing-here"), 404, "not_found")
 
 
-def test_openapi_describes_the_console_routes(admin):
+ROUTES = ("/v1/databases/{name}/status", "/v1/databases/{name}/versions", "/v1/databases/{name}/check",
+          "/v1/databases/{name}/restore", "/v1/stats", "/v1/health")
+
+
+def test_openapi_and_docs_describe_the_console_routes(admin):
+    from tests.service.conftest import ROOT
+
     paths = admin.get("/openapi.json").json()["paths"]
-    for path in ("/v1/databases/{name}/status", "/v1/databases/{name}/versions", "/v1/databases/{name}/check",
-                 "/v1/databases/{name}/restore", "/v1/stats", "/v1/health"):
+    service_doc = (ROOT / "docs" / "SERVICE.md").read_text()
+    for path in ROUTES:
         assert path in paths, path
+        assert path in service_doc, path
+    console_doc = (ROOT / "docs" / "CONSOLE.md").read_text()
+    assert "(console.png)" in console_doc and (ROOT / "docs" / "console.png").stat().st_size < 200_000
 
 
 def test_check_finds_damage_and_health_names_it_until_dropped(admin, server):

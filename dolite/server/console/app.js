@@ -73,6 +73,7 @@ async function login(event) {
 function start() {
   $("login").addEventListener("submit", login);
   $("logout").addEventListener("click", () => showLogin());
+  document.querySelector(".skip").addEventListener("click", (e) => { e.preventDefault(); $("main").focus(); });
   whenUnauthorized((err) => showLogin(`Logged out: ${err.message}`));
   window.addEventListener("hashchange", () => { if (token.get()) route(); });
   if (token.get()) enter(); else showLogin();

@@ -6,6 +6,7 @@ import { ago, bytes, h, say, when } from "./dom.js";
 
 const SHOWN_VERSIONS = 50;
 const REFRESH_MS = 2000;
+const FACTS_EVERY = 5;  // refresh the facts and versions every 5th chart refresh
 const quote = (name) => `"${name.replaceAll('"', '""')}"`;
 
 // Ask in the page's <dialog>; resolve with true (or the typed name, with `field`) or null.
@@ -56,6 +57,8 @@ async function loadSchema(name, table) {
 
 async function loadVersions(name, figure, table, act) {
   const { versions, current } = await api(`${db(name)}/versions`);
+  if (table.dataset.current === String(current)) return;  // unchanged: keep the rows (and any focus)
+  table.dataset.current = String(current);
   lineChart(figure, { title: "Size after each commit", unit: "KiB",
     series: [{ label: "size (KiB)", points: versions.map((v) => [v.time, (v.size ?? 0) / 1024]).reverse() }] });
   const row = (v) => h("tr", { dataset: { version: v.version } },
@@ -133,6 +136,12 @@ export async function databaseView(view, name) {
     h("section", { class: "card" }, h("h2", {}, "Schema"), h("div", { class: "scroll" }, schema)));
   await Promise.all([refresh(), loadVersions(name, versionsFigure, versions, act), loadSchema(name, schema),
     loadCharts(name, commits, latency)]);
-  const timer = setInterval(() => loadCharts(name, commits, latency).catch(() => {}), REFRESH_MS);
+  let ticks = 0;
+  const timer = setInterval(() => {
+    loadCharts(name, commits, latency).catch(() => {});
+    if (++ticks % FACTS_EVERY === 0) {  // facts and versions cost more (they list the storage)
+      Promise.all([refresh(), loadVersions(name, versionsFigure, versions, act)]).catch(() => {});
+    }
+  }, REFRESH_MS);
   return () => clearInterval(timer);
 }
