@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable
 
 from dolite.cluster import coordinator
@@ -22,23 +23,41 @@ from dolite.errors import Conflict
 from dolite.sql import dbapi
 
 
+_store_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_store_locks_guard = threading.Lock()
+
+
+def lock_of(store) -> threading.Lock:
+    """The process-wide lock of one database's page store: one cluster transaction at a
+    time per shard, whichever Cluster object opened it."""
+    with _store_locks_guard:
+        lock = _store_locks.get(store)
+        if lock is None:
+            lock = _store_locks[store] = threading.Lock()
+        return lock
+
+
 class Shard:
-    """One shard as this process uses it: a lock (one transaction at a time), the
-    connection transactions write through, and a pool of snapshot readers."""
+    """One shard as a Cluster uses it: the connection its transactions write through (one
+    at a time: see :attr:`lock`) and a pool of snapshot readers."""
 
     def __init__(self, name: str, connect: Callable[[str], dbapi.Connection]):
         self.name = name
-        self.lock = threading.Lock()
         self._connect = connect
         self._writer: dbapi.Connection | None = None
         self._readers: list[dbapi.Connection] = []
         self._pool_lock = threading.Lock()
 
     def writer(self) -> dbapi.Connection:
-        """The transactions' connection (call with ``lock`` held)."""
-        if self._writer is None:
-            self._writer = self._connect(self.name)
-        return self._writer
+        """The transactions' connection (use it with :attr:`lock` held)."""
+        with self._pool_lock:
+            if self._writer is None:
+                self._writer = self._connect(self.name)
+            return self._writer
+
+    @property
+    def lock(self) -> threading.Lock:
+        return lock_of(self.writer().database.store)
 
     def reader(self) -> dbapi.Connection:
         with self._pool_lock:
@@ -53,9 +72,10 @@ class Shard:
     def close(self) -> None:
         with self._pool_lock:
             conns, self._readers = self._readers, []
-        with self.lock:
-            writer, self._writer = self._writer, None
-        for conn in conns + ([writer] if writer is not None else []):
+            if self._writer is not None:
+                conns.append(self._writer)
+            self._writer = None
+        for conn in conns:
             with contextlib.suppress(Exception):
                 conn.close()
 
@@ -96,14 +116,15 @@ class Transaction:
         if conn is not None:
             return conn
         shard = self.cluster.shards[name]
-        if not shard.lock.acquire(timeout=self.cluster.timeout):
+        lock = shard.lock
+        if not lock.acquire(timeout=self.cluster.timeout):
             raise Conflict(f"shard {name!r} is held by another transaction in this process "
                            f"(waited {self.cluster.timeout:g} s): retry")
         try:
             conn = shard.writer()
             run(conn, "BEGIN IMMEDIATE")
         except BaseException:
-            self._give_back(name, shard, None)
+            lock.release()
             raise
         self._enlisted[name] = conn
         return conn
@@ -133,19 +154,8 @@ class Transaction:
     def _end(self) -> None:
         """Roll back whatever is still open, give the leases back, release the shards."""
         enlisted, self._enlisted = self._enlisted, {}
-        for name, conn in enlisted.items():
-            self._give_back(name, self.cluster.shards[name], conn)
-
-    @staticmethod
-    def _give_back(name: str, shard: Shard, conn: dbapi.Connection | None) -> None:
-        try:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.rollback()
-                with contextlib.suppress(Exception):
-                    conn.database.store.close()  # gives the write lease back
-        finally:
-            shard.lock.release()
+        for conn in enlisted.values():
+            _give_back(conn)
 
     def __enter__(self) -> Transaction:
         return self
@@ -155,6 +165,18 @@ class Transaction:
             self.commit()
         else:
             self.rollback()
+
+
+def _give_back(conn: dbapi.Connection) -> None:
+    """Roll back what is still open, give the write lease back, release the shard."""
+    store = conn.database.store
+    try:
+        with contextlib.suppress(Exception):
+            conn.rollback()
+        with contextlib.suppress(Exception):
+            store.close()  # gives the write lease back
+    finally:
+        lock_of(store).release()
 
 
 def _statement(conn: dbapi.Connection, sql: str) -> Callable[[], None]:

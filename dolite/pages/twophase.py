@@ -46,7 +46,14 @@ from dolite.storage.base import Storage
 PREPARE_PREFIX = "prepare/"
 TXN_PREFIX = "txn/"
 COMMITTED, ABORTED = "committed", "aborted"
-OWNER = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this process, as a coordinator
+_TOKEN = uuid.uuid4().hex[:8]
+
+
+def process_owner() -> str:
+    """This process, as a coordinator: host:pid:token (the pid read now, so a forked child
+    is another owner than its parent)."""
+    return f"{HOST}:{os.getpid()}:{_TOKEN}"
+
 
 _coordinating: set[str] = set()  # transaction ids this process is deciding right now
 _coordinating_lock = threading.Lock()
@@ -66,7 +73,7 @@ class TxnRef:
 
     id: str
     coordinator: str  # the object holding ``txn/<id>``
-    owner: str = OWNER  # host:pid:token of the coordinating process
+    owner: str = field(default_factory=process_owner)  # the coordinating process
     expires: float = 0.0  # after this, anyone may presume it aborted
 
 
@@ -221,7 +228,7 @@ class coordinating:
 def coordinator_gone(owner: str, txn_id: str, expires: float, now: float) -> bool:
     """True when the coordinator cannot decide any more: its expiry passed, its process
     died, or (this process) it is no longer deciding that transaction."""
-    if owner == OWNER:
+    if owner == process_owner():
         with _coordinating_lock:
             return txn_id not in _coordinating or expires <= now
     return Lease(epoch=0, owner=owner, expires=expires).holder_is_gone(now)
@@ -253,18 +260,22 @@ def settle(store: PageStore) -> None:
     is decided committed (one list call when there is none). Undecided or aborted ones are
     left to the next writer; a reader reads the head as it is."""
     head = store.read_head()
-    for key, raw, fields, _ in _prepare_records(store.storage, store.name, head):
-        if store.objects is not None and _decision(store, fields) == COMMITTED:
+    for key, raw, fields, version in _prepare_records(store.storage, store.name, head, strict=False):
+        if version == head.version + 1 and store.objects is not None \
+                and _decision(store, fields) == COMMITTED:
             try:
                 _roll_forward(store, head, key, raw, fields, {})
             except Conflict:
                 store.read_head()  # the coordinator or another reader moved it first
 
 
-def _prepare_records(storage: Storage, name: str, head: Head):
+def _prepare_records(storage: Storage, name: str, head: Head, strict: bool = True):
+    """The prepare records, decoded. ``strict`` (the lease is held, so nothing moves): one
+    that does not follow the head is damage, reported, never deleted. Not strict (a reader,
+    racing with writers): such a record is someone else's newer state, skipped."""
     for key, raw in storage.list(prefix=PREPARE_PREFIX).items():
         version = int(key[len(PREPARE_PREFIX):], 16)
-        if version != head.version + 1:
+        if strict and version != head.version + 1:
             raise CorruptChunk(f"{name}: prepare record {key!r} does not follow the head "
                                f"v{head.version} (nothing was deleted)")
         yield key, raw, decode_record(raw, key, name), version

@@ -205,3 +205,15 @@ def test_fault_at_every_storage_operation_of_a_2pc_commit(backend, big, tmp_path
             outcome, _ = _trial(inner, f"b-{mode}-{at}", mode, at, big)
             outcomes[f"{mode}:{outcome}"] = outcomes.get(f"{mode}:{outcome}", 0) + 1
     assert outcomes.get("fail:failed->old") and outcomes.get("fail:returned"), outcomes
+
+
+def test_a_prepare_record_out_of_place_is_damage_to_a_writer_and_skipped_by_a_reader():
+    ns = open_storage("memory:")
+    store = _store(ns, "db")
+    key = twophase.prepare_key(store.read_head().version + 2)
+    ns.object("db").put({key: twophase.encode_record(key, {"txn": "x", "coordinator": "co",
+                                                           "owner": "o", "expires": 0, "size": 0, "time": 0})})
+    twophase.settle(_other_process(ns))  # a reader racing a writer may see a newer record
+    with pytest.raises(dolite.CorruptChunk, match="does not follow the head"):
+        _other_process(ns).ensure_writable()
+    assert key in ns.object("db").list(prefix="prepare/")  # reported, never deleted
