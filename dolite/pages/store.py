@@ -392,3 +392,9 @@ class PageStore:
         """Give the write lease back so other processes need not wait for it."""
         with self._commit_lock:
             self.lease.release()
+
+    def release_lease(self) -> None:
+        """Give the write lease back now, keeping the store open (optimistic writers hold
+        it only while they commit: dolite/sql/optimistic.py)."""
+        with self._commit_lock:
+            self.lease.release()

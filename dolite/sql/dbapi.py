@@ -40,6 +40,7 @@ from dolite.sql.pep249 import (
 from dolite.storage import Namespace, open_storage
 from dolite.sql.cursor import Cursor
 from dolite.sql.compat_connection import SQLite3ConnectionMethods, checked_isolation_level
+from dolite.sql.optimistic import Optimistic
 from dolite.sql.vfs import Database, DoliteVFS, dolite_cause, vfs_for
 
 DEFAULT_STORAGE = "lmdb:./.dolite"
@@ -100,6 +101,7 @@ class Connection(SQLite3ConnectionMethods, ConnectionBase):
         self._closed = False
         self._thread = threading.get_ident() if check_same_thread else None
         self._init_compat(detect_types)
+        self.optimistic: Optimistic | None = None  # set by connect(concurrency="optimistic")
         self.raw = self._open_raw()
         # Exclusive mode: a head identity no newer than what our SQLite cache holds (None:
         # nothing cached yet). Never newer, so a commit by anyone else is never missed.
@@ -217,6 +219,8 @@ class Connection(SQLite3ConnectionMethods, ConnectionBase):
         if self._isolation_level is not None and not self.raw.in_transaction:
             with self._errors():
                 self.raw.execute(f"BEGIN {self._isolation_level}")
+                if self.optimistic is not None:
+                    self.optimistic.began(self.raw)
 
     def cursor(self, factory: type[Cursor] | None = None) -> Cursor:
         self._check()
@@ -227,12 +231,16 @@ class Connection(SQLite3ConnectionMethods, ConnectionBase):
 
     def commit(self) -> None:
         self._check()
-        if self.raw.in_transaction:
+        if self.raw.in_transaction and self.optimistic is not None:
+            self.optimistic.commit(self)  # commit, or rebase onto a newer head
+        elif self.raw.in_transaction:
             with self._errors():
                 self.raw.execute("COMMIT")
 
     def rollback(self) -> None:
         self._check()
+        if self.optimistic is not None:
+            self.optimistic.ended()
         if self.raw.in_transaction:
             with self._errors():
                 self.raw.execute("ROLLBACK")
@@ -242,6 +250,8 @@ class Connection(SQLite3ConnectionMethods, ConnectionBase):
             return
         self._check_thread()
         self._closed = True
+        if self.optimistic is not None:
+            self.optimistic.ended()
         raw, self.raw = self.raw, None
         if raw is not None:
             with contextlib.suppress(apsw.Error):
@@ -271,6 +281,9 @@ def connect(
     cached_statements: int = 128,
     uri: bool = False,
     autocommit: object = None,
+    concurrency: str = "lease",
+    on_conflict=None,
+    retries: int | None = None,
 ) -> Connection:
     """Open database ``name`` in ``storage`` (a URL or Namespace; default ``lmdb:./.dolite``).
 
@@ -292,9 +305,16 @@ def connect(
     may be handed between threads, one user at a time),
     ``factory`` (a :class:`Connection` subclass) and ``cached_statements`` are sqlite3's;
     ``uri=True`` and ``autocommit`` (Python 3.12's transaction control) are refused.
+    ``concurrency``: ``"lease"`` (default: one writer at a time, by the write lease;
+    serializable) or ``"optimistic"`` (snapshot isolation with row-level write-conflict
+    detection, so write skew is possible: transactions take the lease only to commit and
+    rebase onto other writers' commits, each conflicting row decided by ``on_conflict``,
+    default ``"abort"``, at most ``retries`` times, default 3; see
+    :mod:`dolite.sql.optimistic` and docs/CONCURRENCY.md).
     """
     validate_name(name)
     _refuse_unsupported(factory, uri, autocommit)
+    optimistic = _optimistic(concurrency, on_conflict, retries, exclusive)
     namespace = open_storage(storage or DEFAULT_STORAGE)
     vfs = vfs_for(namespace, cache_bytes=cache_bytes, lease_ttl=lease_ttl)
     database = vfs.attach(name)
@@ -304,9 +324,12 @@ def connect(
                 raise DatabaseNotFound(f"database {name!r} does not exist in {namespace.url}")
             options = {k: v for k, v in (("chunk_size", chunk_size), ("retention", retention)) if v is not None}
             database.store.create(**options)
-        setup = RawSetup(vfs.vfs_name, name, timeout, page_cache_bytes, exclusive, cached_statements)
-        return (factory or Connection)(vfs, database, isolation_level, setup, detect_types=detect_types,
+        setup = RawSetup(vfs.vfs_name, name, timeout, page_cache_bytes, exclusive, cached_statements,
+                         optimistic is not None)
+        conn = (factory or Connection)(vfs, database, isolation_level, setup, detect_types=detect_types,
                                        check_same_thread=check_same_thread)
+        conn.optimistic = optimistic
+        return conn
     except BaseException:
         vfs.detach(database)
         raise
@@ -322,6 +345,20 @@ def _refuse_unsupported(factory, uri: bool, autocommit) -> None:
                                 "use isolation_level (None for autocommit)")
 
 
+def _optimistic(concurrency: str, on_conflict, retries: int | None, exclusive: bool) -> Optimistic | None:
+    """The optimistic state for ``concurrency`` (None in lease mode); options that would
+    not apply are refused."""
+    if concurrency == "lease":
+        if on_conflict is not None or retries is not None:
+            raise NotSupportedError("on_conflict and retries apply to concurrency='optimistic' only")
+        return None
+    if concurrency != "optimistic":
+        raise NotSupportedError(f"concurrency must be 'lease' or 'optimistic', not {concurrency!r}")
+    if exclusive:
+        raise NotSupportedError("exclusive=True holds the write lease: it cannot be optimistic")
+    return Optimistic("abort" if on_conflict is None else on_conflict, 3 if retries is None else retries)
+
+
 @dataclass(frozen=True)
 class RawSetup:
     """How to open (and reopen) the APSW connection under a :class:`Connection`."""
@@ -332,12 +369,15 @@ class RawSetup:
     page_cache_bytes: int
     exclusive: bool
     cached_statements: int = 128
+    optimistic: bool = False  # the VFS makes it a writer only to commit (dolite/sql/vfs.py)
 
     def open(self) -> apsw.Connection:
         raw = None
+        # (names are [A-Za-z0-9_.-]: nothing to escape in the URI)
+        filename = f"file:{self.name}?concurrency=optimistic" if self.optimistic else self.name
         with translate_errors():
             try:
-                raw = apsw.Connection(self.name, vfs=self.vfs_name,
+                raw = apsw.Connection(filename, vfs=self.vfs_name,
                                       flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_URI,
                                       statementcachesize=self.cached_statements)
                 raw.set_busy_timeout(int(self.timeout * 1000))

@@ -26,7 +26,7 @@ import apsw
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, DoliteError
 from dolite.sql.pep249 import ProgrammingError
-from dolite.sql.locks import NONE, RESERVED, LockTable
+from dolite.sql.locks import NONE, PENDING, RESERVED, SHARED, LockTable
 from dolite.pages import PagedFile, PageStore
 from dolite.pages.format import HEAD, Head
 from dolite.storage.base import Namespace
@@ -148,7 +148,9 @@ class DoliteVFS(apsw.VFS):
                     raise DatabaseNotFound(f"database {path!r} does not exist")
             except DoliteError as exc:
                 raise _fail(exc) from exc
-            return DatabaseFile(db)
+            optimistic = isinstance(name, apsw.URIFilename) and \
+                name.uri_parameter("concurrency") == "optimistic"
+            return DatabaseFile(db, optimistic=optimistic)
         if flags[0] & OPEN["SQLITE_OPEN_WAL"]:
             raise apsw.CantOpenError("dolite commits atomically in storage; WAL mode is not supported")
         file = MemoryFile(getattr(MemoryFile.quota_of_thread, "quota", None))
@@ -173,13 +175,23 @@ class DoliteVFS(apsw.VFS):
 
 
 class DatabaseFile:
-    """The main database file of one SQLite connection."""
+    """The main database file of one SQLite connection.
 
-    def __init__(self, db: Database):
+    ``optimistic`` (dolite/sql/optimistic.py; the ``concurrency=optimistic`` URI parameter):
+    the connection becomes a writer - lock table and write lease - only while it commits
+    (SQLite's PENDING/EXCLUSIVE lock), not from its first write (RESERVED). At that point a
+    head that moved since the pin fails the commit with Conflict at once (the caller rebases),
+    and the lease is given back as soon as the lock drops, so optimistic writers in other
+    processes wait only for each other's commits.
+    """
+
+    def __init__(self, db: Database, *, optimistic: bool = False):
         self.db = db
         self.file = PagedFile(db.store)
         self.level = NONE
         self.owner = id(self)
+        self.optimistic = optimistic
+        self.writer_level = PENDING if optimistic else RESERVED
 
     def _call(self, fn, *args):
         try:
@@ -210,25 +222,40 @@ class DatabaseFile:
 
     def xLock(self, level):
         _lock_refusal.error = None
-        if not self.db.locks.lock(self.owner, level):
+        if not self.db.locks.lock(self.owner, self._table_level(level)):
             raise apsw.BusyError("database is locked by another connection in this process")
         try:
             if self.level == NONE:
                 self._call(self.file.begin)
-            if level >= RESERVED and self.level < RESERVED:
+            if level >= self.writer_level and self.level < self.writer_level:
                 self._call(self._become_writer)
         except BaseException as exc:
             _lock_refusal.error = dolite_cause(exc)
-            self.db.locks.unlock(self.owner, self.level)
+            self.db.locks.unlock(self.owner, self._table_level(self.level))
             if self.level == NONE:
                 self.file.end()
             raise
         self.level = level
 
+    def _table_level(self, level: int) -> int:
+        """The level to claim in the process's lock table: below the writer level, a reader."""
+        return level if level >= self.writer_level else min(level, SHARED)
+
+    def _release_lease(self) -> None:
+        # Failing here would fail SQLite's unlock; a lease not given back just expires.
+        with contextlib.suppress(DoliteError):
+            self.db.store.release_lease()
+
     def _become_writer(self) -> None:
         self.db.store.ensure_writable()
         if self.file.refresh_needed():
-            raise Conflict(f"database {self.db.store.name!r} changed since this transaction began")
+            error = Conflict(f"database {self.db.store.name!r} changed since this transaction began")
+            if self.optimistic:
+                # Not BusyError: SQLite would retry this lock in its busy handler for the
+                # whole timeout. An I/O error fails the COMMIT and rolls it back at once.
+                self._release_lease()
+                raise apsw.IOError(str(error)) from error
+            raise error
 
     def xUnlock(self, level):
         if self.level >= RESERVED and level < RESERVED and self.file.pending:
@@ -243,6 +270,8 @@ class DatabaseFile:
                 self.file.discard()
         if level == NONE:
             self.file.end()
+        if self.optimistic and self.level >= self.writer_level > level:
+            self._release_lease()  # (an optimistic writer holds it only to commit)
         self.db.locks.unlock(self.owner, level)
         self.level = level
 
