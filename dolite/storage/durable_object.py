@@ -1,6 +1,6 @@
 """``do+http://HOST:PORT`` — real Durable Objects, served by workerd locally or by Cloudflare.
 
-The Worker in ``cloudflare/src/worker.js`` runs one Durable Object per dolite object name
+The Worker in ``dolite/cloudflare/worker/src/worker.js`` runs one Durable Object per dolite object name
 and applies every call atomically inside it, the compare-and-set of ``commit`` included, so
 the check happens where the data lives. This module is a thin client: one storage call is
 one HTTP request on a shared keep-alive connection pool (safe to use from many threads).
