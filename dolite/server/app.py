@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from dolite.server.limits import TokenLimiter
 from dolite.server.protocol import BodyTimeout, BodyTimeoutMiddleware
 from dolite.server.openapi import spec
 from dolite.server.console_api import ConsoleAPI
+from dolite.backup import open_target
 from dolite.server.stats import DatabaseTimer, Sampler
 from dolite.remote.wire import WireError, parse_query
 
@@ -285,8 +287,11 @@ async def _error(request: Request, exc: Exception):
 
 
 def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
-               config: ServiceConfig | None = None, storage: str = "memory:") -> Starlette:
-    """The ASGI app. Starts and stops ``host`` (made from ``storage`` if not given)."""
+               config: ServiceConfig | None = None, storage: str = "memory:",
+               backup_target: str | None = None) -> Starlette:
+    """The ASGI app. Starts and stops ``host`` (made from ``storage`` if not given).
+    ``backup_target`` (default: ``$DOLITE_BACKUP_TARGET``) is the URL whose backups the
+    console's backup lag compares with each database."""
     host = host or ObjectHost(storage, HostConfig())
     config = config or ServiceConfig()
     service = Service(host, auth or Auth([]), config)
@@ -308,7 +313,8 @@ def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
         Route(db + "/sessions/{session}/rollback", service.rollback, methods=["POST"]),
     ]
     sampler = Sampler(lambda: [(n, o.store) for n, o in list(host.objects.items()) if o.conn is not None])
-    routes += ConsoleAPI(service, sampler).routes()
+    backup_target = backup_target or os.environ.get("DOLITE_BACKUP_TARGET")
+    routes += ConsoleAPI(service, sampler, open_target(backup_target) if backup_target else None).routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from dolite.backup import BackupError, BackupTarget, redact
 from dolite.errors import CorruptChunk
 from dolite.names import validate_name
 from dolite.ops import admin
@@ -25,6 +26,7 @@ from dolite.ops import restore as restore_ops
 from dolite.pages import open_store
 from dolite.pages.log import read_records
 from dolite.server.auth import ADMIN, READ
+from dolite.server.backup_lag import backup_lag, lagging
 from dolite.server.errors import JSON
 from dolite.server.objects import RequestError
 from dolite.server.stats import Sampler
@@ -39,8 +41,8 @@ _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'
 class ConsoleAPI:
     """Routes bound to a :class:`dolite.server.app.Service` (its host, auth and limits)."""
 
-    def __init__(self, service, sampler: Sampler):
-        self.service, self.host, self.sampler = service, service.host, sampler
+    def __init__(self, service, sampler: Sampler, backup: BackupTarget | None = None):
+        self.service, self.host, self.sampler, self.backup = service, service.host, sampler, backup
         self.checks: dict[str, dict] = {}  # name -> summary of its last check (this process)
 
     async def _exclusive(self, name: str, fn, *args, evict: str | None = None):
@@ -71,8 +73,17 @@ class ConsoleAPI:
         last = self.checks.get(name)
         info["health"] = "unchecked" if last is None else ("ok" if last["ok"] else "corrupt")
         info["last_check"] = last
-        info["backup_lag"] = None  # no backup target is configured on the service
+        info["backup_lag"] = await self._backup_lag(name)
         return JSON(info)
+
+    async def _backup_lag(self, name: str) -> dict | None:
+        """None without a backup target; the target's trouble is reported, not raised."""
+        if self.backup is None:
+            return None
+        try:
+            return await asyncio.to_thread(backup_lag, self.host.namespace, name, self.backup)
+        except BackupError as exc:
+            return {"target": redact(self.backup.url), "error": str(exc), "lagging": None}
 
     async def versions(self, request: Request):
         """Retained versions, newest first: commit time, size after, chunks written."""
@@ -128,10 +139,24 @@ class ConsoleAPI:
         grant = self.service._identify(request)
         storage, names = await self._probe_storage()
         corrupt = sorted(n for n, c in self.checks.items() if not c["ok"] and n in names and grant.can_list(n))
-        ok = storage == "ok" and not corrupt
+        backups = await self._backups(sorted(n for n in names if grant.can_list(n))) if storage == "ok" else None
+        ok = storage == "ok" and not corrupt and not (backups and (backups["lagging"] or "error" in backups))
         return JSON({"status": "ok" if ok else "degraded", "storage": storage, "corrupt": corrupt,
-                     "backup": None, "objects_loaded": sum(1 for o in list(self.host.objects.values()) if o.conn),
+                     "backup": backups, "objects_loaded": sum(1 for o in list(self.host.objects.values()) if o.conn),
                      "sessions_open": len(self.host.sessions)})
+
+    async def _backups(self, names: list[str]) -> dict | None:
+        if self.backup is None:
+            return None
+        out = {"target": redact(self.backup.url), "lagging": []}
+        try:
+            out["lagging"] = await asyncio.wait_for(
+                asyncio.to_thread(lagging, self.host.namespace, names, self.backup), STORAGE_PROBE_SECONDS)
+        except TimeoutError:
+            out["error"] = f"the backup target did not answer within {STORAGE_PROBE_SECONDS:g}s"
+        except Exception as exc:  # noqa: BLE001 (reported: that is what health is for)
+            out["error"] = str(exc)
+        return out
 
     async def _probe_storage(self) -> tuple[str, set[str]]:
         """("ok", the names stored) or ("unreachable: why", the names checked before)."""

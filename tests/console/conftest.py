@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -18,7 +19,18 @@ def server(tmp_path_factory):
     tokens = path / "tokens.json"
     tokens.write_text(json.dumps({"tokens": [{"token": ADMIN, "scopes": {"*": "admin"}},
                                              {"token": READER, "scopes": {"*": "read"}}]}))
-    srv = Server(f"lmdb:{path}/data", "--token-file", str(tokens), token=None, log=path / "server.log").start()
+    srv = Server(f"lmdb:{path}/data", "--token-file", str(tokens), token=None, log=path / "server.log")
+    (path / "backups").mkdir()
+    srv.backups = f"file://{path}/backups"
+    before = os.environ.get("DOLITE_BACKUP_TARGET")
+    os.environ["DOLITE_BACKUP_TARGET"] = srv.backups  # the server compares each database with it
+    try:
+        srv.start()
+    finally:
+        if before is None:
+            del os.environ["DOLITE_BACKUP_TARGET"]
+        else:
+            os.environ["DOLITE_BACKUP_TARGET"] = before
     srv.token = ADMIN  # Server.http() and headers() default to the admin token
     yield srv
     srv.stop()

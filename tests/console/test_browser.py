@@ -76,6 +76,7 @@ def test_login_refuses_a_bad_token_then_lists_databases(console, tmp_path):
     cells = {td.get_attribute("data-label"): td.text for td in shop}
     assert cells["Version"] == "3" and int(cells["Pages"]) >= 2 and cells["Health"] == "unchecked"
     assert "KiB" in cells["Size"] and cells["Lease holder"] not in ("", "—")
+    assert cells["Backup lag"].startswith("3 versions behind")  # nothing pushed to the target yet
     driver.save_screenshot(str(tmp_path / "databases.png"))
 
 

@@ -125,3 +125,42 @@ def test_check_finds_damage_and_health_names_it_until_dropped(admin, server):
     assert health["status"] == "degraded" and health["corrupt"] == ["api-broken"]
     admin.delete("/v1/databases/api-broken")
     assert admin.get("/v1/health").json()["corrupt"] == []
+
+
+def test_status_and_health_tell_backup_lag(admin, server):
+    from dolite import backup
+
+    make_database(admin, "api-backup", rows=4)
+    lag = admin.get("/v1/databases/api-backup/status").json()["backup_lag"]
+    assert lag["versions_behind"] == 3 and lag["backed_up_version"] is None and lag["lagging"] is False
+    assert lag["target"] == server.backups and 0 <= lag["seconds_behind"] < 60
+    backup.push(server.storage, "api-backup", to=server.backups)
+    lag = admin.get("/v1/databases/api-backup/status").json()["backup_lag"]
+    assert lag["versions_behind"] == 0 and lag["backed_up_version"] == 3 and lag["seconds_behind"] == 0
+    assert admin.get("/v1/health").json()["backup"] == {"target": server.backups, "lagging": []}
+
+
+def test_backup_lag_counts_from_the_oldest_version_not_backed_up(tmp_path):
+    import dolite
+    from dolite import backup
+    from dolite.ops.restore import retained_versions
+    from dolite.server.backup_lag import LAG_LIMIT, backup_lag
+    from dolite.storage import open_storage
+
+    (tmp_path / "backups").mkdir()
+    namespace, target = open_storage("memory:"), backup.open_target(f"file://{tmp_path}/backups")
+    conn = dolite.connect("db", storage=namespace)
+    conn.execute("CREATE TABLE t(x)")
+    conn.commit()
+    backup.push(namespace, "db", to=target)
+    for _ in range(2):
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.commit()
+    conn.close()
+    times = dict(retained_versions(namespace, "db"))
+    newest = max(times)
+    first_unbacked = times[newest - 1]
+    lag = backup_lag(namespace, "db", target, now=first_unbacked + LAG_LIMIT + 1)
+    assert lag["versions_behind"] == 2 and lag["backed_up_version"] == newest - 2
+    assert lag["seconds_behind"] == LAG_LIMIT + 1 and lag["lagging"] is True
+    assert backup_lag(namespace, "db", target, now=first_unbacked + 1)["lagging"] is False

@@ -2,7 +2,7 @@
 
 import { api, db } from "./api.js";
 import { lineChart } from "./charts.js";
-import { ago, bytes, h, say, when } from "./dom.js";
+import { ago, bytes, h, lag, say, when } from "./dom.js";
 
 const SHOWN_VERSIONS = 50;
 const REFRESH_MS = 2000;
@@ -32,7 +32,7 @@ function facts(info) {
     ["Retained versions", `${info.retained_versions} (oldest ${info.oldest_version}, ${info.retention_seconds} s)`],
     ["Last commit", `${when(info.committed_at)} (${ago(info.committed_at)})`],
     ["Lease holder", info.lease ? `${info.lease.owner} (epoch ${info.lease.epoch})` : "none"],
-    ["Backup lag", info.backup_lag ?? "no backup target configured"], ["Health", info.health]];
+    ["Backup lag", lag(info.backup_lag)], ["Health", info.health]];
   return h("dl", { id: "db-info", class: "facts" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
 }
 

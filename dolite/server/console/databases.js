@@ -1,7 +1,7 @@
 // The databases view: one row per database the token may read; sortable and filterable.
 
 import { api, db, mapLimited } from "./api.js";
-import { ago, bytes, h, say } from "./dom.js";
+import { ago, bytes, h, lag, say } from "./dom.js";
 
 const COLUMNS = [
   ["name", "Name", (d) => h("a", { href: `#/db/${encodeURIComponent(d.name)}` }, d.name)],
@@ -10,11 +10,13 @@ const COLUMNS = [
   ["version", "Version", (d) => d.version ?? "—"],
   ["committed_at", "Last commit", (d) => h("span", { title: d.committed_at ? new Date(d.committed_at * 1000).toISOString() : "" }, ago(d.committed_at))],
   ["lease", "Lease holder", (d) => d.lease?.owner ?? "—"],
-  ["backup_lag", "Backup lag", (d) => d.backup_lag ?? h("span", { title: "no backup target configured on the service" }, "—")],
+  ["backup_lag", "Backup lag", (d) => (d.backup_lag ? h("span", { class: d.backup_lag.lagging === false ? "" : "health corrupt" }, lag(d.backup_lag))
+    : h("span", { title: lag(null) }, "—"))],
   ["health", "Health", (d) => h("span", { class: `health ${d.health}` }, d.health)],
 ];
 
-const sortKey = (d, key) => (key === "lease" ? d.lease?.owner ?? "" : d[key] ?? "");
+const sortKey = (d, key) => (key === "lease" ? d.lease?.owner ?? ""
+  : key === "backup_lag" ? d.backup_lag?.seconds_behind ?? -1 : d[key] ?? "");
 
 export async function databasesView(view) {
   const status = h("p", { role: "status", class: "message" });

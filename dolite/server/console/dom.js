@@ -41,3 +41,11 @@ export function say(el, text, kind = "info") {
   el.className = `message ${kind}`;
   el.hidden = !text;
 }
+
+// A database's backup lag (GET /status's backup_lag) in words.
+export function lag(b) {
+  if (!b) return "no backup target configured";
+  if (b.error) return `cannot read ${b.target}: ${b.error}`;
+  if (!b.versions_behind) return "up to date";
+  return `${b.versions_behind} version${b.versions_behind > 1 ? "s" : ""} behind, ${Math.round(b.seconds_behind)} s`;
+}
