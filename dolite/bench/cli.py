@@ -26,7 +26,7 @@ def bench(
     result = runner.run(quick=quick, storage=storage or None, progress=progress)
     if not quick:
         target = Path(os.environ.get("DOLITE_BENCH_CHART", DEFAULT_CHART))
-        result["chart"] = str(report.chart(result, target))
+        result["chart"] = os.path.relpath(report.chart(result, target))  # no machine paths in saved results
     if json_:
         print(json.dumps(result, indent=2))
     else:
