@@ -18,12 +18,15 @@ It behaves like the local driver within what the server allows:
   transaction all batches run in its session; in autocommit mode each batch is its own
   transaction (sqlite3 commits each row there). A script's own ``BEGIN ... COMMIT`` is
   honoured.
-- A result over the server's size limit is paged: a single SELECT is run again as
-  ``SELECT * FROM (...) LIMIT ? OFFSET ?`` on one snapshot (a read session, or the open
-  transaction's session), and the cursor fetches the pages as it is read. Columns with
-  duplicate names come back renamed by SQLite (``a``, ``a:1``). Anything else over the limit
-  is the server's ``ResultTooLarge``.
-- A connection pragma the server will not set (``PRAGMA recursive_triggers = on``) is
+- A result over the server's size limit is paged, and the cursor fetches the pages as it
+  is read. Outside a transaction, a server that offers it (``max_page_rows`` in its
+  ``limits``) runs the statement once more and holds it open on one snapshot, answering
+  page after page (``page_rows`` / ``continue``, docs/SERVICE.md). Inside a transaction (its
+  rows must include the session's own writes), or with an older server, a single SELECT is
+  run again as ``SELECT * FROM (...) LIMIT ? OFFSET ?`` on one snapshot (the transaction's
+  session, or a read session); columns with duplicate names then come back renamed by
+  SQLite (``a``, ``a:1``). Anything else over the limit is the server's ``ResultTooLarge``.
+- A connection pragma the server will not set (``PRAGMA foreign_keys = on``) is
   accepted when the server already runs with that value, and answered locally when it has
   no effect there (``read_uncommitted``: no shared cache); otherwise ``NotSupportedError``.
 
@@ -136,11 +139,12 @@ class Connection(ConnectionBase):
     ``max_body`` bound the batches it sends (the server's defaults unless given)."""
 
     def __init__(self, client: Client, name: str, isolation_level: str | None, *,
-                 max_statements: int = 1000, max_body: int = 1 << 20):
+                 max_statements: int = 1000, max_body: int = 1 << 20, max_page_rows: int = 0):
         self.client = client
         self.name = name
         self.isolation_level = isolation_level
         self.max_statements, self.max_body = max_statements, max_body
+        self.max_page_rows = max_page_rows  # 0: the server holds no paged results open
         self._session: Session | None = None
         self._local_flags: dict[str, int] = {}
 
@@ -288,14 +292,33 @@ class Connection(ConnectionBase):
         if len(statements) != 1 or is_dml(sql) or control_kind(sql) is not None:
             raise too_large
         own = self._session is None
-        session = Session(self.client, self.name, self._send(endpoints.session(self.name, "read"))) if own \
-            else self._session
-        pages = self._pages(session, own, statements[0].rstrip(";"), params)
+        if own and self.max_page_rows:
+            pages = self._continued(statements[0], params)
+        else:
+            session = Session(self.client, self.name, self._send(endpoints.session(self.name, "read"))) if own \
+                else self._session
+            pages = self._pages(session, own, statements[0].rstrip(";"), params)
         try:
             first = next(pages)
         except (ProgrammingError, OperationalError) as exc:  # not a SELECT after all
             raise too_large from exc
         return first, _rows_of(first, pages)
+
+    def _continued(self, sql: str, params: Iterable | dict) -> Iterator[Result]:
+        """The pages of a result the server holds open on one snapshot; a result dropped
+        before its last page ends the server's read session."""
+        page, token = self._send(_page_call(self.name, {**statement((sql, params)), "page_rows": self.max_page_rows}))
+        try:
+            yield page
+            while token is not None:
+                page, token = self._send(_page_call(self.name, {"continue": token}))
+                yield page
+        finally:
+            if token is not None and self.client is not None:
+                try:
+                    Session(self.client, self.name, token).rollback()
+                except Error:
+                    pass  # the server ends an idle read session by itself
 
     def _pages(self, session: Session, own: bool, body: str, params: Iterable | dict) -> Iterator[Result]:
         named = isinstance(params, dict)
@@ -347,6 +370,15 @@ def _flag(value: str, name: str) -> int:
     return _FLAGS[word]
 
 
+def _page_call(name: str, body: dict) -> Call:
+    """A paged query request (``page_rows``) or its continuation; answers (page, next)."""
+    def read(response) -> tuple[Result, str | None]:
+        doc = response.json()
+        return Result.decode(doc), doc.get("next")
+
+    return Call("POST", db_path(name) + "/query", {"json": body}, read=read)
+
+
 def _rows_of(first: Result, pages: Iterator[Result]) -> Iterator[tuple]:
     try:
         yield from first.rows
@@ -384,7 +416,8 @@ def connect(url: str, token: str | None = None, *, create: bool = True, isolatio
         raise
     return Connection(client, name, isolation_level,
                       max_statements=max_statements or published.get("max_statements", 1000),
-                      max_body=max_body or published.get("max_body_bytes", 1 << 20))
+                      max_body=max_body or published.get("max_body_bytes", 1 << 20),
+                      max_page_rows=published.get("max_page_rows", 0))
 
 
 def _ensure_database(client: Client, name: str, create: bool) -> None:

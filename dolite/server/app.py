@@ -29,6 +29,7 @@ from dolite.names import validate_name
 from dolite.server.objects import HostConfig, ObjectHost, RequestError
 from dolite.server.objects.deadline import request_deadline
 from dolite.server.objects.metrics import REGISTRY, REQUEST_SECONDS
+from dolite.server.objects.sessions import MAX_PAGE_ROWS, is_paged, paged_query
 from dolite.server.auth import ADMIN, READ, WRITE, Auth, Grant
 from dolite.server.errors import JSON, error_response, from_exception
 from dolite.server.limits import TokenLimiter
@@ -104,8 +105,12 @@ class Service:
             raise RequestError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
 
     async def _statements(self, request: Request):
+        return self._parse(await self._json(request))
+
+    def _parse(self, body):
+        """The statements of a query body, and whether it is a batch."""
         try:
-            statements, batch = parse_query(await self._json(request), self.config.max_statements)
+            statements, batch = parse_query(body, self.config.max_statements)
         except WireError as exc:
             raise RequestError(400, "bad_request", str(exc)) from None
         for i, stmt in enumerate(statements):
@@ -126,7 +131,10 @@ class Service:
     # -- routes ----------------------------------------------------------------------
 
     async def healthz(self, request: Request):
-        return JSON({"status": "ok"})
+        bounds = self.host.config.object.bounds
+        return JSON({"status": "ok", "limits": {
+            "max_statements": self.config.max_statements, "max_body_bytes": self.config.max_body_bytes,
+            "max_result_bytes": bounds.max_result_bytes, "max_page_rows": MAX_PAGE_ROWS}})
 
     async def metrics(self, request: Request):
         self._identify(request)  # any valid token (docs/SERVICE.md)
@@ -166,7 +174,10 @@ class Service:
         grant = self._grant(request, name, READ)
         async with self._admitted(grant):
             started = time.perf_counter()
-            statements, batch = await self._statements(request)
+            body = await self._json(request)
+            if is_paged(body):  # a large result, a page at a time (sessions.py)
+                return JSON(self._shape([await paged_query(self.host, name, grant.digest, body)], False, started))
+            statements, batch = self._parse(body)
             results = await self.host.call(name, "query", statements, grant.level(name) < WRITE, batch)
             return JSON(self._shape(results, batch, started))
 

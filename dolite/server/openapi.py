@@ -53,6 +53,23 @@ SCHEMAS = {
                               "rows": {"type": "array", "items": {"type": "array", "items": _ref("Value")}},
                               "rows_changed": {"type": "integer"}, "last_insert_rowid": {"type": "integer"},
                               "duration_ms": {"type": "number"}}},
+    "PagedStatement": {"type": "object", "required": ["sql", "page_rows"], "additionalProperties": False,
+                       "description": "A statement that only reads, answered a page at a time on one snapshot",
+                       "properties": {"sql": {"type": "string", "minLength": 1}, "params": {"oneOf": [
+                           {"type": "array", "items": _ref("Value")},
+                           {"type": "object", "additionalProperties": _ref("Value")}]},
+                           "page_rows": {"type": "integer", "minimum": 1, "maximum": 100000,
+                                         "description": "Rows of a page at most (a page also stays "
+                                         "within max_result_bytes)"}}},
+    "Continue": {"type": "object", "required": ["continue"], "additionalProperties": False, "properties": {
+        "continue": {"type": "string", "description": "The previous page's next"},
+        "page_rows": {"type": "integer", "minimum": 1, "maximum": 100000}}},
+    "Page": {"allOf": [_ref("Result"), {"type": "object", "properties": {"next": {
+        "type": "string", "description": "Present while rows remain: send {\"continue\": next}"}}}]},
+    "Health": {"type": "object", "required": ["status"], "properties": {
+        "status": {"enum": ["ok"]}, "limits": {"type": "object", "properties": {
+            "max_statements": {"type": "integer"}, "max_body_bytes": {"type": "integer"},
+            "max_result_bytes": {"type": "integer"}, "max_page_rows": {"type": "integer"}}}}},
     "BatchResult": {"type": "object", "required": ["results"], "properties": {
         "results": {"type": "array", "items": _ref("Result")}, "duration_ms": {"type": "number"}}},
     "DatabaseInfo": {"type": "object", "required": ["name", "version", "size"], "properties": {
@@ -137,6 +154,10 @@ def _console_paths() -> dict:
 _QUERY_BODY = {"required": True, **_json({"oneOf": [_ref("Statement"), _ref("Batch")]})}
 _QUERY_OK = {"200": {"description": "Statement result, or one result per batch entry",
                      **_json({"oneOf": [_ref("Result"), _ref("BatchResult")]})}}
+_PAGED_QUERY_BODY = {"required": True, **_json({"oneOf": [_ref("Statement"), _ref("Batch"), _ref("PagedStatement"),
+                                                          _ref("Continue")]})}
+_PAGED_QUERY_OK = {"200": {"description": "Statement result, one result per batch entry, or a page",
+                           **_json({"oneOf": [_ref("Result"), _ref("BatchResult"), _ref("Page")]})}}
 
 
 def _links(source: str, *operations: str, session: bool = False) -> dict:
@@ -163,7 +184,8 @@ def spec() -> dict:
         "security": [{"bearer": []}],
         "paths": {
             "/healthz": {"get": {"operationId": "healthz", "security": [], "responses": {
-                "200": {"description": "Alive", **_json({"type": "object"})}}}},
+                "200": {"description": "Alive, and the limits clients size their requests by",
+                        **_json(_ref("Health"))}}}},
             "/metrics": {"get": {"operationId": "metrics", "responses": {
                 "200": {"description": "Prometheus metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
                 **_errors(401, 403)}}},
@@ -186,8 +208,8 @@ def spec() -> dict:
                     "200": {"description": "Deleted", **_json({"type": "object"})},
                     **_errors(400, 401, 403, 404, 503)}}},
             "/v1/databases/{name}/query": {"parameters": [NAME], "post": {
-                "operationId": "query", "requestBody": _QUERY_BODY,
-                "responses": {**_QUERY_OK, **_errors(400, 401, 403, 404, 408, 409, 413, 429, 503)}}},
+                "operationId": "query", "requestBody": _PAGED_QUERY_BODY,
+                "responses": {**_PAGED_QUERY_OK, **_errors(400, 401, 403, 404, 408, 409, 413, 429, 503)}}},
             "/v1/databases/{name}/export": {"parameters": [NAME], "get": {
                 "operationId": "exportDatabase", "responses": {
                     "200": {"description": "The database as a .sqlite file",
