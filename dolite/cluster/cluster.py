@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from dolite.cluster import coordinator
 from dolite.cluster import map as shardmap
 from dolite.cluster.results import Result, run
 from dolite.cluster.transaction import Shard, Transaction
@@ -116,7 +117,9 @@ class Cluster:
             raise dbapi.ProgrammingError(f"cluster {self.name!r} is closed")
 
     def close(self) -> None:
+        """Wait for this process's commits to finish moving heads, then close every shard."""
         self._closed = True
+        coordinator.wait_for_applies()
         for shard in self.shards.values():
             shard.close()
 

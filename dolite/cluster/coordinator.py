@@ -4,11 +4,14 @@ primitives (dolite/pages/twophase.py).
 1. Prepare, in parallel: each participant runs SQLite's COMMIT with a :class:`Stage` set
    on its page store, so the commit writes a prepared version and stops there.
 2. Decide: one compare-and-set of ``txn/<id>`` in ``<cluster>.txn`` from absent to
-   ``committed``. That is the commit point; the caller is answered after the apply step
-   (or, if an apply fails, as soon as the decision is durable: recovery finishes it).
-3. Apply, in parallel: each participant's head moves to its prepared version.
+   ``committed``. That is the commit point: the caller is answered here.
+3. Apply, in parallel, in the background: each participant's head moves to its prepared
+   version; then the transaction's shards are released (``finish``). Until then this
+   process's next transaction on those shards waits for them, and a reader that settles a
+   shard (dolite/pages/twophase.py ``settle``) rolls it forward itself.
 
-Round trips before the decision is durable: the prepares (in parallel) and the decision.
+Sequential round trips before the caller is answered: the prepares (in parallel) and the
+decision.
 Any failure before the decision aborts (decide ``aborted``, remove the prepared versions);
 a decision whose reply was lost is read back, and if it cannot be, the prepared versions
 are left for recovery and the caller gets a StorageError saying the outcome is unknown.
@@ -17,6 +20,7 @@ are left for recovery and the caller gets a StorageError saying the outcome is u
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -47,25 +51,77 @@ def new_txn(coordinator: str, ttl: float) -> twophase.TxnRef:
                            expires=time.time() + ttl)
 
 
-def commit(participants: list[Participant], coordinator: Storage, txn: twophase.TxnRef) -> None:
-    """Commit every participant's transaction, all or nothing (see the module docstring)."""
-    with twophase.coordinating(txn.id), ThreadPoolExecutor(max(1, len(participants))) as pool:
-        stages = [twophase.Stage(p.store, txn) for p in participants]
-        errors = list(pool.map(_prepare, participants, stages))
-        prepared = [s.prepared for s in stages if s.prepared is not None]
-        failed = next((e for e in errors if e is not None), None)
-        if failed is not None:
-            _abort(coordinator, txn, prepared)
-            raise failed
-        if not prepared:
-            return  # nothing was written
-        if _decide(coordinator, txn, prepared) != twophase.COMMITTED:
-            _abort(coordinator, txn, prepared)
-            raise Conflict(f"transaction {txn.id} was aborted by recovery before it could commit "
-                           "(its coordinator was presumed gone): retry")
-        stats["cross_shard_commits"] += 1
-        if all(pool.map(_apply, prepared)):
-            _quietly(twophase.forget_decision, coordinator, txn.id)
+def commit(participants: list[Participant], coordinator: Storage, txn: twophase.TxnRef,
+           finish: Callable[[], None] = lambda: None) -> None:
+    """Commit every participant's transaction, all or nothing (see the module docstring).
+    Returns once the decision is durable; the heads move in the background, then
+    ``finish`` runs (it always runs exactly once: at once if this raises)."""
+    handed_over = False
+    try:
+        with twophase.coordinating(txn.id), ThreadPoolExecutor(max(1, len(participants))) as pool:
+            prepared = _prepare_all(pool, participants, coordinator, txn)
+            if prepared and _decide(coordinator, txn, prepared) != twophase.COMMITTED:
+                _abort(coordinator, txn, prepared)
+                raise Conflict(f"transaction {txn.id} was aborted by recovery before it could "
+                               "commit (its coordinator was presumed gone): retry")
+        if prepared:
+            stats["cross_shard_commits"] += 1
+            _in_background(_apply_all, prepared, coordinator, txn, finish)
+            handed_over = True
+    finally:
+        if not handed_over:
+            finish()
+
+
+def _prepare_all(pool: ThreadPoolExecutor, participants: list[Participant], coordinator: Storage,
+                 txn: twophase.TxnRef) -> list[twophase.Prepared]:
+    """Prepare every participant in parallel; on any failure abort them all and raise it."""
+    stages = [twophase.Stage(p.store, txn) for p in participants]
+    errors = list(pool.map(_prepare, participants, stages))
+    prepared = [s.prepared for s in stages if s.prepared is not None]
+    failed = next((e for e in errors if e is not None), None)
+    if failed is not None:
+        _abort(coordinator, txn, prepared)
+        raise failed
+    return prepared
+
+
+def _apply_all(prepared: list[twophase.Prepared], coordinator: Storage, txn: twophase.TxnRef,
+               finish: Callable[[], None]) -> None:
+    try:
+        with ThreadPoolExecutor(len(prepared)) as pool:
+            if all(pool.map(_apply, prepared)):
+                _quietly(twophase.forget_decision, coordinator, txn.id)
+    finally:
+        finish()
+
+
+_background: set[threading.Thread] = set()
+_background_lock = threading.Lock()
+
+
+def _in_background(fn, *args) -> None:
+    """Run ``fn(*args)`` in a thread that the interpreter waits for at exit (a kill -9
+    before it ends is what recovery is for)."""
+    def run() -> None:
+        try:
+            fn(*args)
+        finally:
+            with _background_lock:
+                _background.discard(thread)
+
+    thread = threading.Thread(target=run, name="dolite-2pc-apply")
+    with _background_lock:
+        _background.add(thread)
+    thread.start()
+
+
+def wait_for_applies(timeout: float | None = None) -> None:
+    """Wait until every head move started by this process's commits is done."""
+    with _background_lock:
+        threads = list(_background)
+    for thread in threads:
+        thread.join(timeout)
 
 
 def _prepare(participant: Participant, stage: twophase.Stage) -> BaseException | None:

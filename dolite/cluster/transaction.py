@@ -130,32 +130,30 @@ class Transaction:
         return conn
 
     def commit(self) -> None:
-        """Make every enlisted shard's writes durable, all or nothing."""
+        """Make every enlisted shard's writes durable, all or nothing. Returns once the
+        outcome is durable (for several shards: the 2PC decision; their heads then move in
+        the background before the shards are released)."""
         if self._done:
             raise dbapi.ProgrammingError("this transaction has ended")
         self._done = True
-        try:
-            if len(self._enlisted) == 1:
-                run(next(iter(self._enlisted.values())), "COMMIT")
-            elif self._enlisted:
-                participants = [coordinator.Participant(name, conn.database.store,
-                                                        _statement(conn, "COMMIT"), conn.rollback)
-                                for name, conn in self._enlisted.items()]
-                txn = coordinator.new_txn(self.cluster.coordinator_name, self.cluster.ttl)
-                coordinator.commit(participants, self.cluster.coordinator, txn)
-        finally:
-            self._end()
+        enlisted, self._enlisted = self._enlisted, {}
+        if len(enlisted) < 2:
+            try:
+                for conn in enlisted.values():
+                    run(conn, "COMMIT")
+            finally:
+                _end(enlisted)
+            return
+        participants = [coordinator.Participant(name, conn.database.store, _statement(conn, "COMMIT"),
+                                                conn.rollback) for name, conn in enlisted.items()]
+        txn = coordinator.new_txn(self.cluster.coordinator_name, self.cluster.ttl)
+        coordinator.commit(participants, self.cluster.coordinator, txn, finish=lambda: _end(enlisted))
 
     def rollback(self) -> None:
         if not self._done:
             self._done = True
-            self._end()
-
-    def _end(self) -> None:
-        """Roll back whatever is still open, give the leases back, release the shards."""
-        enlisted, self._enlisted = self._enlisted, {}
-        for conn in enlisted.values():
-            _give_back(conn)
+            enlisted, self._enlisted = self._enlisted, {}
+            _end(enlisted)
 
     def __enter__(self) -> Transaction:
         return self
@@ -165,6 +163,11 @@ class Transaction:
             self.commit()
         else:
             self.rollback()
+
+
+def _end(enlisted: dict[str, dbapi.Connection]) -> None:
+    for conn in enlisted.values():
+        _give_back(conn)
 
 
 def _give_back(conn: dbapi.Connection) -> None:

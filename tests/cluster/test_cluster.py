@@ -8,6 +8,7 @@ import threading
 import pytest
 
 import dolite
+from dolite.cluster import coordinator
 from dolite.cluster import map as shardmap
 from dolite.storage import open_storage
 
@@ -81,6 +82,7 @@ def test_a_transaction_sees_its_own_writes_and_commits_atomically(bank, ns):
             sum(r[0] or 0 for r in tx.query_all("SELECT sum(bal) FROM acct")) == 500
     assert bank.execute("SELECT bal FROM acct WHERE id = ?", (a,), key=a).fetchone() == (90,)
     assert bank.execute("SELECT bal FROM acct WHERE id = ?", (b,), key=b).fetchone() == (110,)
+    coordinator.wait_for_applies()
     assert not ns.object("bank.txn").list()  # the decision is forgotten once applied everywhere
     for shard in bank.map.shards:
         assert not ns.object(shard).list(prefix="prepare/")
@@ -144,3 +146,86 @@ def test_routing_needs_exactly_one_target(bank):
         tx.execute("SELECT 1")
     with pytest.raises(dolite.ProgrammingError):
         dolite.cluster("bad", storage="memory:", shards=0)
+
+
+class _Recorder:
+    """A namespace that records every storage call (object, call, thread) and holds the
+    shards' calls made after the decision until ``go`` is set."""
+
+    def __init__(self, inner, coordinator_object: str):
+        self.inner, self.url, self.limits = inner, inner.url, inner.limits
+        self.coordinator_object = coordinator_object
+        self.calls: list[tuple[str, str, int]] = []
+        self.decided, self.go = threading.Event(), threading.Event()
+        self.go.set()
+
+    def object(self, name: str):
+        return _RecordingStorage(self, name, self.inner.object(name))
+
+    def names(self):
+        return self.inner.names()
+
+    def drop(self, name):
+        self.inner.drop(name)
+
+    def close(self):
+        pass
+
+
+class _RecordingStorage:
+    def __init__(self, recorder: _Recorder, name: str, inner):
+        self.recorder, self.name, self.inner, self.limits = recorder, name, inner, inner.limits
+
+    def _call(self, kind: str, call):
+        rec = self.recorder
+        if self.name != rec.coordinator_object and rec.decided.is_set():
+            assert rec.go.wait(10)
+        rec.calls.append((self.name, kind, threading.get_ident()))
+        result = call()
+        if self.name == rec.coordinator_object and kind == "commit":
+            rec.decided.set()
+        return result
+
+    def get(self, keys):
+        return self._call("get", lambda: self.inner.get(keys))
+
+    def put(self, entries):
+        return self._call("put", lambda: self.inner.put(entries))
+
+    def delete(self, keys):
+        return self._call("delete", lambda: self.inner.delete(keys))
+
+    def list(self, **kwargs):
+        return self._call("list", lambda: self.inner.list(**kwargs))
+
+    def commit(self, writes, deletes=(), expect=None):
+        return self._call("commit", lambda: self.inner.commit(writes, deletes, expect))
+
+
+def test_a_cross_shard_commit_answers_after_two_round_trips(ns):
+    """Before the caller is answered: one call per shard (its prepare, the shards in
+    parallel), then the decision. The heads move afterwards."""
+    rec = _Recorder(ns, "bank.txn")
+    c = dolite.cluster("bank", storage=rec, shards=4)
+    c.execute_all("CREATE TABLE acct(id TEXT PRIMARY KEY, bal INTEGER)")
+    a, b = _two_keys_on_different_shards(c)
+    for key in (a, b):
+        c.execute("INSERT INTO acct VALUES (?, 100)", (key,), key=key)
+    tx = c.transaction()
+    tx.execute("UPDATE acct SET bal = bal - 1 WHERE id = ?", (a,), key=a)
+    tx.execute("UPDATE acct SET bal = bal + 1 WHERE id = ?", (b,), key=b)
+    coordinator.wait_for_applies()
+    rec.calls.clear()
+    rec.decided.clear()
+    rec.go.clear()
+    tx.commit()
+    answered = list(rec.calls)
+    rec.go.set()
+    coordinator.wait_for_applies()
+    shard_calls = [(name, kind) for name, kind, _ in answered if name != "bank.txn"]
+    assert sorted(shard_calls) == sorted([(c.shard_for(a), "commit"), (c.shard_for(b), "commit")])
+    assert len({thread for name, _, thread in answered if name != "bank.txn"}) == 2  # in parallel
+    assert [(name, kind) for name, kind, _ in answered if name == "bank.txn"] == [("bank.txn", "commit")]
+    assert answered[-1][0] == "bank.txn"  # the decision comes last
+    assert sorted(c.query_all("SELECT bal FROM acct")) == [(99,), (101,)]
+    c.close()

@@ -10,6 +10,7 @@ import pytest
 
 import dolite
 from dolite.errors import LeaseHeld
+from dolite.cluster import coordinator
 from dolite.pages import PageStore, twophase
 from dolite.pages.format import HEAD, Head, parse_chunk_key, parse_log_key
 from dolite.storage import open_storage
@@ -183,6 +184,7 @@ def _trial(inner, name: str, mode: str, at: int | None, big: bool) -> tuple[str,
         returned = True
     except dolite.Error:
         returned = False
+    coordinator.wait_for_applies()  # its head moves (after the answer) are operations too
     ops = ns.faults.ops
     ns.faults.arm(None)
     c.close()
