@@ -66,7 +66,7 @@ SCHEMAS = {
         "page_rows": {"type": "integer", "minimum": 1, "maximum": 100000}}},
     "Page": {"allOf": [_ref("Result"), {"type": "object", "properties": {"next": {
         "type": "string", "description": "Present while rows remain: send {\"continue\": next}"}}}]},
-    "Health": {"type": "object", "required": ["status"], "properties": {
+    "Liveness": {"type": "object", "required": ["status"], "properties": {
         "status": {"enum": ["ok"]}, "limits": {"type": "object", "properties": {
             "max_statements": {"type": "integer"}, "max_body_bytes": {"type": "integer"},
             "max_result_bytes": {"type": "integer"}, "max_page_rows": {"type": "integer"}}}}},
@@ -185,7 +185,7 @@ def spec() -> dict:
         "paths": {
             "/healthz": {"get": {"operationId": "healthz", "security": [], "responses": {
                 "200": {"description": "Alive, and the limits clients size their requests by",
-                        **_json(_ref("Health"))}}}},
+                        **_json(_ref("Liveness"))}}}},
             "/metrics": {"get": {"operationId": "metrics", "responses": {
                 "200": {"description": "Prometheus metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
                 **_errors(401, 403)}}},
