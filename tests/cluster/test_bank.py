@@ -14,7 +14,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import dolite
+
+from tests.backends import BACKENDS, backend_url
 from tests.cluster import bank
 from tests.torture.conftest import scale
 
@@ -63,8 +67,11 @@ def _kill_at_random(procs: list[subprocess.Popen], rng: random.Random) -> list[b
     return outs
 
 
-def test_coordinators_killed_at_random_moments(tmp_path):
-    url, name = f"lmdb:{tmp_path}/lmdb", "bank"
+@pytest.mark.parametrize("backend", [b for b in ("lmdb", "do") if b in BACKENDS])
+def test_coordinators_killed_at_random_moments(backend, request, tmp_path):
+    """In processes: on LMDB, and on Durable Objects in workerd (a killed process's request
+    in flight may still land: a lost reply)."""
+    url, name = backend_url(request, backend, tmp_path), "bank"
     c = dolite.cluster(name, storage=url, shards=8)
     bank.create(c)
     c.close()
