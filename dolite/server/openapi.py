@@ -90,7 +90,11 @@ CONSOLE_SCHEMAS = {
         "health": {"type": "string", "enum": ["ok", "corrupt", "unchecked"],
                    "description": "From the last check run by this process"},
         "last_check": {"type": "object", "nullable": True},
-        "backup_lag": {"nullable": True, "description": "null: no backup target configured"}}},
+        "backup_lag": {"type": "object", "nullable": True, "description": "null: no backup target configured",
+                       "properties": {"target": {"type": "string"}, "backed_up_version": {"type": "integer",
+                                      "nullable": True}, "versions_behind": {"type": "integer"},
+                                      "seconds_behind": {"type": "number"}, "lagging": {"type": "boolean"},
+                                      "error": {"type": "string"}}}}},
     "Versions": {"type": "object", "properties": {
         "name": {"type": "string"}, "current": {"type": "integer"},
         "versions": {"type": "array", "description": "Newest first", "items": {"type": "object", "properties": {
@@ -119,7 +123,10 @@ CONSOLE_SCHEMAS = {
                         "request_ms_max": {"type": "number"}}}}}},
     "Health": {"type": "object", "properties": {
         "status": {"type": "string", "enum": ["ok", "degraded"]}, "storage": {"type": "string"},
-        "corrupt": {"type": "array", "items": {"type": "string"}}, "backup": {"nullable": True},
+        "corrupt": {"type": "array", "items": {"type": "string"}},
+        "backup": {"type": "object", "nullable": True, "properties": {
+            "target": {"type": "string"}, "lagging": {"type": "array", "items": {"type": "string"}},
+            "error": {"type": "string"}}},
         "objects_loaded": {"type": "integer"}, "sessions_open": {"type": "integer"}}},
 }
 
