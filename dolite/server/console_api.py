@@ -1,10 +1,11 @@
 """The routes the web console needs, as ordinary token-checked JSON API routes, and the
 console's static files (dolite/server/console/, served at ``/`` and ``/console/``).
 
-Each route is a thin call into the library (dolite.ops.admin, dolite.ops.restore) run on
-the object host's thread pool while holding the database's object lock, so no request
-runs on that database meanwhile; a restore in place first evicts the object (giving back
-its write lease) so the restore can commit. See docs/SERVICE.md ("Console and operations").
+Each route is a thin call into the library (dolite.ops.admin, dolite.ops.restore,
+dolite.backup) on a worker thread. Reads of stored records (status, versions) run beside
+the database's requests; check and restore hold the database's object lock, so no request
+runs on it meanwhile, and a restore in place first evicts the object (giving back its
+write lease) so the restore can commit. See docs/SERVICE.md ("Console and operations").
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class ConsoleAPI:
         name = request.path_params["name"]
         async with self.service._admitted(self.service._grant(request, name, READ)):
             try:
-                info = await self._exclusive(name, admin.info, self.host.namespace, name)
+                info = await asyncio.to_thread(admin.info, self.host.namespace, name)
             except CorruptChunk as exc:
                 self.checks[name] = {"ok": False, "checked_at": time.time(), "problems": [str(exc)]}
                 raise
@@ -89,7 +90,7 @@ class ConsoleAPI:
         """Retained versions, newest first: commit time, size after, chunks written."""
         name = request.path_params["name"]
         async with self.service._admitted(self.service._grant(request, name, READ)):
-            listed = await self._exclusive(name, _versions, self.host.namespace, name)
+            listed = await asyncio.to_thread(_versions, self.host.namespace, name)
         return JSON(listed)
 
     async def check(self, request: Request):
