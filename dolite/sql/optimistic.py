@@ -25,8 +25,8 @@ Policies (``on_conflict``):
   inserts replace. An update of a row someone else deleted cannot be applied (our change
   holds only the columns we set) and aborts, as does a constraint violation.
 - a callable ``(RowConflict) -> "ours" | "theirs" | "abort" | row``: decides each row; a
-  row (a dict of column values over the stored row, or a full tuple in column order) is
-  stored as the merged result.
+  row is stored as the merged result: a full tuple in column order, or a dict of column
+  values over the stored row (over our values where the stored row is gone).
 
 Deleting a row someone else deleted is not a conflict. Changes to tables without a
 primary key, and schema changes, are refused (NotSupportedError, at commit, nothing
@@ -188,7 +188,8 @@ class _Rebase:
             unknown = set(row) - set(names)
             if unknown:
                 raise ProgrammingError(f"merged row for {conflict.table}: no column(s) {sorted(unknown)}")
-            return {**(conflict.stored or {}), **row}
+            # over the stored row, or where it is gone, over ours (which holds the key)
+            return {**(conflict.stored if conflict.stored is not None else conflict.ours or {}), **row}
         if len(row) != len(names):
             raise ProgrammingError(f"merged row for {conflict.table} has {len(row)} values; "
                                    f"the table has {len(names)} columns")
