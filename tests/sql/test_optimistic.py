@@ -423,3 +423,40 @@ def test_interleaved_writers_match_the_policy_model(policies, initial, steps):
         for conn in writers:
             conn.close()
         reader.close()
+
+
+# -- the isolation examples of docs/CONCURRENCY.md -------------------------------------------
+
+GO_OFF = ("UPDATE doctors SET on_call = 0 WHERE name = ? "
+          "AND (SELECT count(*) FROM doctors WHERE on_call) = 2")
+
+
+def doctors(url):
+    conn = dolite.connect("db", url, isolation_level=None)
+    conn.execute("CREATE TABLE doctors(name TEXT PRIMARY KEY, on_call INTEGER)")
+    conn.execute("INSERT INTO doctors VALUES ('alice', 1), ('bob', 1)")
+    return conn
+
+
+def test_write_skew_is_refused_in_lease_mode(url):
+    check = doctors(url)
+    alice, bob = dolite.connect("db", url), dolite.connect("db", url, timeout=0.1)
+    alice.execute(GO_OFF, ["alice"])
+    with pytest.raises(dolite.OperationalError):
+        bob.execute(GO_OFF, ["bob"])  # Alice is writing: Bob waits, then gives up
+    alice.commit()
+    bob.rollback()
+    bob.execute(GO_OFF, ["bob"])  # now Bob sees one doctor on call: nothing changes
+    bob.commit()
+    assert check.execute("SELECT count(*) FROM doctors WHERE on_call").fetchone() == (1,)
+
+
+def test_write_skew_is_possible_in_optimistic_mode(url):
+    check = doctors(url)
+    alice, bob = optimistic(url), optimistic(url)
+    alice.execute(GO_OFF, ["alice"])
+    bob.execute(GO_OFF, ["bob"])
+    alice.commit()
+    bob.commit()  # rebased: no row conflict, so it commits
+    assert check.execute("SELECT count(*) FROM doctors WHERE on_call").fetchone() == (0,)
+    assert bob.optimistic.stats["rebases"] == 1
