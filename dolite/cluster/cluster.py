@@ -14,6 +14,7 @@ Objects: ``<cluster>.map`` (the shard map), ``<cluster>.s<N>`` (the shards),
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from dolite.cluster import coordinator
@@ -23,6 +24,7 @@ from dolite.cluster.transaction import Shard, Transaction
 from dolite.errors import DatabaseNotFound
 from dolite.names import validate_name
 from dolite.pages import twophase
+from dolite.pages.format import HEAD, Head, decode_record
 from dolite.sql import dbapi
 from dolite.storage import Namespace, open_storage
 
@@ -93,6 +95,12 @@ class Cluster:
         with self.transaction() as tx:
             return [tx.execute(sql, parameters, shard=s) for s in self.map.shards]
 
+    def batch(self, statements) -> list[Result]:
+        """Run ``[(key, sql, params), ...]`` as one transaction, atomic across the shards
+        it touches; one result a statement (the shape of the service's ``batch``)."""
+        with self.transaction() as tx:
+            return [tx.execute(sql, params, key=key) for key, sql, params in statements]
+
     def query_all(self, sql: str, parameters=()) -> list[tuple]:
         """The rows of ``sql`` on every shard, concatenated in shard order. Each shard is
         read on its own snapshot, in parallel: this is not one global snapshot (a
@@ -109,6 +117,24 @@ class Cluster:
             return run(conn, sql, parameters)
         finally:
             shard.give_back(conn)
+
+    def info(self) -> dict:
+        """Shards (slots, version, size, prepared versions in doubt), the decisions on
+        record, and this process's 2PC metrics. Reads storage; takes no lease."""
+        slots = Counter(self.map.slots)
+        shards = []
+        for index, name in enumerate(self.map.shards):
+            storage = self.namespace.object(name)
+            head = Head.decode(storage.get([HEAD])[HEAD], name)
+            in_doubt = [decode_record(raw, key, name)["txn"]
+                        for key, raw in storage.list(prefix=twophase.PREPARE_PREFIX).items()]
+            shards.append({"name": name, "slots": slots[index], "version": head.version,
+                           "size": head.size, "in_doubt": in_doubt})
+        decisions = Counter(decode_record(raw, key, self.coordinator_name)["state"]
+                            for key, raw in self.coordinator.list(prefix=twophase.TXN_PREFIX).items())
+        return {"name": self.name, "map_version": self.map.version, "slots": shardmap.SLOTS,
+                "shards": shards, "decisions": dict(decisions),
+                "stats": {**coordinator.stats, **twophase.stats}}
 
     # -- lifecycle -------------------------------------------------------------------------
 

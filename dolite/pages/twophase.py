@@ -55,6 +55,10 @@ def process_owner() -> str:
     return f"{HOST}:{os.getpid()}:{_TOKEN}"
 
 
+# In-doubt resolutions made by this process (metrics): rolled forward / removed, and how
+# many of the removed were presumed aborted (their coordinator gone, undecided).
+stats = {"rolled_forward": 0, "removed": 0, "presumed_aborted": 0}
+
 _coordinating: set[str] = set()  # transaction ids this process is deciding right now
 _coordinating_lock = threading.Lock()
 
@@ -248,10 +252,12 @@ def resolve_in_doubt(store: PageStore, db: gc.Fenced, head: Head) -> Head:
                 raise LeaseHeld(f"database {db.name!r}: transaction {fields['txn']} is in doubt "
                                 f"(prepared v{version}; its coordinator {fields['owner']} is deciding): retry")
             state = decide(store.objects(fields["coordinator"]), fields["txn"], ABORTED)
+            stats["presumed_aborted"] += state == ABORTED
         if state == COMMITTED:
             head = _roll_forward(store, head, key, raw, fields, {LEASE: db.lease})
         else:
             db.storage.commit({}, deletes=[key], expect={key: raw, LEASE: db.lease})
+            stats["removed"] += 1
     return head
 
 
@@ -294,4 +300,5 @@ def _roll_forward(store: PageStore, head: Head, key: str, raw: bytes, fields: di
     store.storage.commit({HEAD: new.encode()}, deletes=[key],
                          expect={HEAD: head.encode(), key: raw, **fence})
     store._observe(new)
+    stats["rolled_forward"] += 1
     return new

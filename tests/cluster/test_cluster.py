@@ -229,3 +229,20 @@ def test_a_cross_shard_commit_answers_after_two_round_trips(ns):
     assert answered[-1][0] == "bank.txn"  # the decision comes last
     assert sorted(c.query_all("SELECT bal FROM acct")) == [(99,), (101,)]
     c.close()
+
+
+def test_batch_is_one_transaction_and_info_reports_the_shards(bank, ns):
+    a, b = _two_keys_on_different_shards(bank)
+    with pytest.raises(dolite.IntegrityError):
+        bank.batch([(a, "UPDATE acct SET bal = 0 WHERE id = ?", (a,)),
+                    (b, "INSERT INTO acct VALUES (?, 1)", (b,))])  # duplicate: nothing applies
+    assert bank.execute("SELECT bal FROM acct WHERE id = ?", (a,), key=a).fetchone() == (100,)
+    results = bank.batch([(a, "UPDATE acct SET bal = 1 WHERE id = ?", (a,)),
+                          (b, "SELECT bal FROM acct WHERE id = ?", (b,))])
+    assert results[0].rowcount == 1 and results[1].fetchall() == [(100,)]
+    coordinator.wait_for_applies()  # else a head may still be moving (shown as in doubt)
+    info = bank.info()
+    assert [s["name"] for s in info["shards"]] == list(bank.map.shards)
+    assert sum(s["slots"] for s in info["shards"]) == shardmap.SLOTS
+    assert all(s["version"] > 0 and s["size"] > 0 and s["in_doubt"] == [] for s in info["shards"])
+    assert info["stats"]["cross_shard_commits"] >= 1
