@@ -189,6 +189,7 @@ def test_sql_box_pages_exports_and_shows_errors(console, tmp_path):
     by_id(driver, "sql-run").click()
     error = wait_for(lambda: visible_text(driver, "sql-error"), what="the SQL error")
     assert "HTTP 400" in error and by_id(driver, "sql-error").get_attribute("data-code") == "sql_error"
+    assert not css(driver, "#sql-results tr") and not by_id(driver, "sql-next").is_displayed()
     driver.save_screenshot(str(tmp_path / "sql-error.png"))
 
 

@@ -94,6 +94,9 @@ export async function sqlView(view, chosen) {
         `${changed} changed, ${answer.duration_ms} ms.`, "ok");
     } catch (err) {
       say(summary, "");
+      result = null;  // no stale rows next to the error
+      table.replaceChildren();
+      pager.hidden = true;
       say(error, err.describe ? err.describe() : String(err), "error");
       error.dataset.code = err.code ?? "";
     } finally {
