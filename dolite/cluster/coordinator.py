@@ -55,10 +55,11 @@ def new_txn(coordinator: str, ttl: float) -> twophase.TxnRef:
 
 
 def commit(participants: list[Participant], coordinator: Storage, txn: twophase.TxnRef,
-           finish: Callable[[], None] = lambda: None) -> None:
+           finish: Callable[[bool], None] = lambda committed: None) -> None:
     """Commit every participant's transaction, all or nothing (see the module docstring).
     Returns once the decision is durable; the heads move in the background, then
-    ``finish`` runs (it always runs exactly once: at once if this raises)."""
+    ``finish(True)`` runs. If this raises, ``finish(False)`` has run: not committed, or
+    the outcome is unknown."""
     handed_over, started = False, time.perf_counter()
     try:
         with twophase.coordinating(txn.id), ThreadPoolExecutor(max(1, len(participants))) as pool:
@@ -74,7 +75,7 @@ def commit(participants: list[Participant], coordinator: Storage, txn: twophase.
             handed_over = True
     finally:
         if not handed_over:
-            finish()
+            finish(False)
 
 
 def _prepare_all(pool: ThreadPoolExecutor, participants: list[Participant], coordinator: Storage,
@@ -91,13 +92,13 @@ def _prepare_all(pool: ThreadPoolExecutor, participants: list[Participant], coor
 
 
 def _apply_all(prepared: list[twophase.Prepared], coordinator: Storage, txn: twophase.TxnRef,
-               finish: Callable[[], None]) -> None:
+               finish: Callable[[bool], None]) -> None:
     try:
         with ThreadPoolExecutor(len(prepared)) as pool:
             if all(pool.map(_apply, prepared)):
                 _quietly(twophase.forget_decision, coordinator, txn.id)
     finally:
-        finish()
+        finish(True)
 
 
 _background: set[threading.Thread] = set()

@@ -69,6 +69,14 @@ class Shard:
         with self._pool_lock:
             self._readers.append(conn)
 
+    def drop_writer(self, conn: dbapi.Connection) -> None:
+        """Close the transactions' connection (the next transaction opens a new one)."""
+        with self._pool_lock:
+            if self._writer is conn:
+                self._writer = None
+        with contextlib.suppress(Exception):
+            conn.close()
+
     def close(self) -> None:
         with self._pool_lock:
             conns, self._readers = self._readers, []
@@ -116,10 +124,7 @@ class Transaction:
         if conn is not None:
             return conn
         shard = self.cluster.shards[name]
-        lock = shard.lock
-        if not lock.acquire(timeout=self.cluster.timeout):
-            raise Conflict(f"shard {name!r} is held by another transaction in this process "
-                           f"(waited {self.cluster.timeout:g} s): retry")
+        lock = _acquire(shard, self.cluster.timeout)
         try:
             conn = shard.writer()
             run(conn, "BEGIN IMMEDIATE")
@@ -142,18 +147,19 @@ class Transaction:
                 for conn in enlisted.values():
                     run(conn, "COMMIT")
             finally:
-                _end(enlisted)
+                _end(self.cluster, enlisted, committed=True)  # SQLite knows how its commit ended
             return
         participants = [coordinator.Participant(name, conn.database.store, _statement(conn, "COMMIT"),
                                                 conn.rollback) for name, conn in enlisted.items()]
         txn = coordinator.new_txn(self.cluster.coordinator_name, self.cluster.ttl)
-        coordinator.commit(participants, self.cluster.coordinator, txn, finish=lambda: _end(enlisted))
+        coordinator.commit(participants, self.cluster.coordinator, txn,
+                           finish=lambda committed: _end(self.cluster, enlisted, committed))
 
     def rollback(self) -> None:
         if not self._done:
             self._done = True
             enlisted, self._enlisted = self._enlisted, {}
-            _end(enlisted)
+            _end(self.cluster, enlisted, committed=True)
 
     def __enter__(self) -> Transaction:
         return self
@@ -165,21 +171,35 @@ class Transaction:
             self.rollback()
 
 
-def _end(enlisted: dict[str, dbapi.Connection]) -> None:
-    for conn in enlisted.values():
-        _give_back(conn)
+def _acquire(shard: Shard, timeout: float) -> threading.Lock:
+    """Take the shard's lock, waiting at most ``timeout`` (then Conflict). Re-checked once
+    held: the lock belongs to the page store, which is new if the store was reopened."""
+    while True:
+        lock = shard.lock
+        if not lock.acquire(timeout=timeout):
+            raise Conflict(f"shard {shard.name!r} is held by another transaction in this process "
+                           f"(waited {timeout:g} s): retry")
+        if lock is shard.lock:
+            return lock
+        lock.release()
 
 
-def _give_back(conn: dbapi.Connection) -> None:
-    """Roll back what is still open, give the write lease back, release the shard."""
-    store = conn.database.store
-    try:
-        with contextlib.suppress(Exception):
-            conn.rollback()
-        with contextlib.suppress(Exception):
-            store.close()  # gives the write lease back
-    finally:
-        lock_of(store).release()
+def _end(cluster, enlisted: dict[str, dbapi.Connection], committed: bool) -> None:
+    """Roll back what is still open, give the write leases back, release the shards. Not
+    committed: the connections are closed too, since SQLite believes a prepared
+    participant committed, and its page cache then holds pages of an aborted version under
+    the version number the next real commit gets."""
+    for name, conn in enlisted.items():
+        store = conn.database.store
+        try:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            with contextlib.suppress(Exception):
+                store.close()  # gives the write lease back
+            if not committed:
+                cluster.shards[name].drop_writer(conn)
+        finally:
+            lock_of(store).release()
 
 
 def _statement(conn: dbapi.Connection, sql: str) -> Callable[[], None]:

@@ -10,7 +10,9 @@ import pytest
 import dolite
 from dolite.cluster import coordinator
 from dolite.cluster import map as shardmap
+from dolite.pages import twophase
 from dolite.storage import open_storage
+from tests.torture.faulty import FaultyNamespace
 
 
 @pytest.fixture
@@ -246,3 +248,26 @@ def test_batch_is_one_transaction_and_info_reports_the_shards(bank, ns):
     assert sum(s["slots"] for s in info["shards"]) == shardmap.SLOTS
     assert all(s["version"] > 0 and s["size"] > 0 and s["in_doubt"] == [] for s in info["shards"])
     assert info["stats"]["cross_shard_commits"] >= 1
+
+
+def test_after_an_abort_no_connection_keeps_the_aborted_pages(ns, monkeypatch):
+    """SQLite believes a prepared participant committed: after an abort its page cache
+    holds the aborted pages, under the version number the next real commit will get."""
+    ours = dolite.cluster("bank", storage=ns, shards=4, timeout=1.0)
+    ours.execute_all("CREATE TABLE acct(id TEXT PRIMARY KEY, bal INTEGER)")
+    a, b = _two_keys_on_different_shards(ours)
+    for key in (a, b):
+        ours.execute("INSERT INTO acct VALUES (?, 100)", (key,), key=key)
+    real_decide = twophase.decide
+    monkeypatch.setattr(twophase, "decide", lambda co, txn, state: real_decide(co, txn, twophase.ABORTED))
+    with pytest.raises(dolite.Conflict, match="aborted"):
+        with ours.transaction() as tx:
+            tx.execute("UPDATE acct SET bal = 1 WHERE id = ?", (a,), key=a)
+            tx.execute("UPDATE acct SET bal = 1 WHERE id = ?", (b,), key=b)
+    monkeypatch.setattr(twophase, "decide", real_decide)
+    other_process = dolite.cluster("bank", storage=FaultyNamespace(ns))  # its own page stores
+    other_process.execute("UPDATE acct SET bal = 2 WHERE id = ?", (a,), key=a)
+    other_process.close()
+    with ours.transaction() as tx:
+        assert tx.execute("SELECT bal FROM acct WHERE id = ?", (a,), key=a).fetchone() == (2,)
+    ours.close()
