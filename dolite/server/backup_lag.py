@@ -8,6 +8,7 @@ import time
 
 from dolite import backup
 from dolite.backup import BackupTarget, redact
+from dolite.errors import DatabaseNotFound
 from dolite.ops.restore import retained_versions
 from dolite.pages import open_store
 from dolite.storage import Namespace
@@ -35,5 +36,13 @@ def backup_lag(namespace: Namespace, name: str, target: BackupTarget, now: float
 
 
 def lagging(namespace: Namespace, names: list[str], target: BackupTarget) -> list[str]:
-    """The databases among ``names`` whose backup lags (see :func:`backup_lag`)."""
-    return [n for n in names if backup_lag(namespace, n, target)["lagging"]]
+    """The databases among ``names`` whose backup lags (see :func:`backup_lag`); names
+    that are not (or no longer) databases are skipped."""
+    out = []
+    for name in names:
+        try:
+            if backup_lag(namespace, name, target)["lagging"]:
+                out.append(name)
+        except DatabaseNotFound:
+            continue
+    return out

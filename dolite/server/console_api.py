@@ -35,6 +35,7 @@ from dolite.server.stats import Sampler
 CONSOLE = Path(__file__).with_name("console")
 MAX_VERSIONS = 1000        # versions listed at most (the newest)
 STORAGE_PROBE_SECONDS = 5.0
+LAG_MEMO_SECONDS = 10.0    # /v1/health reuses its backup lag answer this long
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
@@ -45,6 +46,7 @@ class ConsoleAPI:
     def __init__(self, service, sampler: Sampler, backup: BackupTarget | None = None):
         self.service, self.host, self.sampler, self.backup = service, service.host, sampler, backup
         self.checks: dict[str, dict] = {}  # name -> summary of its last check (this process)
+        self._lag_memo: tuple[float, list[str] | str] | None = None  # (when, lagging names or the error)
 
     async def _exclusive(self, name: str, fn, *args, evict: str | None = None):
         """Run ``fn(*args)`` on the pool while holding database ``name``'s object lock
@@ -140,23 +142,32 @@ class ConsoleAPI:
         grant = self.service._identify(request)
         storage, names = await self._probe_storage()
         corrupt = sorted(n for n, c in self.checks.items() if not c["ok"] and n in names and grant.can_list(n))
-        backups = await self._backups(sorted(n for n in names if grant.can_list(n))) if storage == "ok" else None
+        backups = await self._backups(names, grant) if storage == "ok" else None
         ok = storage == "ok" and not corrupt and not (backups and (backups["lagging"] or "error" in backups))
         return JSON({"status": "ok" if ok else "degraded", "storage": storage, "corrupt": corrupt,
                      "backup": backups, "objects_loaded": sum(1 for o in list(self.host.objects.values()) if o.conn),
                      "sessions_open": len(self.host.sessions)})
 
-    async def _backups(self, names: list[str]) -> dict | None:
+    async def _backups(self, names: set[str], grant) -> dict | None:
+        """The databases (that ``grant`` may read) whose backup lags; the answer over all
+        databases is reused for LAG_MEMO_SECONDS, so polling consoles cost the target little."""
         if self.backup is None:
             return None
         out = {"target": redact(self.backup.url), "lagging": []}
-        try:
-            out["lagging"] = await asyncio.wait_for(
-                asyncio.to_thread(lagging, self.host.namespace, names, self.backup), STORAGE_PROBE_SECONDS)
-        except TimeoutError:
-            out["error"] = f"the backup target did not answer within {STORAGE_PROBE_SECONDS:g}s"
-        except Exception as exc:  # noqa: BLE001 (reported: that is what health is for)
-            out["error"] = str(exc)
+        if self._lag_memo is None or time.monotonic() - self._lag_memo[0] > LAG_MEMO_SECONDS:
+            try:
+                found = await asyncio.wait_for(asyncio.to_thread(
+                    lagging, self.host.namespace, sorted(names), self.backup), STORAGE_PROBE_SECONDS)
+            except TimeoutError:
+                found = f"the backup target did not answer within {STORAGE_PROBE_SECONDS:g}s"
+            except Exception as exc:  # noqa: BLE001 (reported: that is what health is for)
+                found = str(exc)
+            self._lag_memo = (time.monotonic(), found)
+        found = self._lag_memo[1]
+        if isinstance(found, str):
+            out["error"] = found
+        else:
+            out["lagging"] = [n for n in found if grant.can_list(n)]
         return out
 
     async def _probe_storage(self) -> tuple[str, set[str]]:

@@ -144,7 +144,7 @@ def test_backup_lag_counts_from_the_oldest_version_not_backed_up(tmp_path):
     import dolite
     from dolite import backup
     from dolite.ops.restore import retained_versions
-    from dolite.server.backup_lag import LAG_LIMIT, backup_lag
+    from dolite.server.backup_lag import LAG_LIMIT, backup_lag, lagging
     from dolite.storage import open_storage
 
     (tmp_path / "backups").mkdir()
@@ -164,3 +164,4 @@ def test_backup_lag_counts_from_the_oldest_version_not_backed_up(tmp_path):
     assert lag["versions_behind"] == 2 and lag["backed_up_version"] == newest - 2
     assert lag["seconds_behind"] == LAG_LIMIT + 1 and lag["lagging"] is True
     assert backup_lag(namespace, "db", target, now=first_unbacked + 1)["lagging"] is False
+    assert lagging(namespace, ["db", "not-a-database"], target) == []  # not lagging yet; no such db skipped
