@@ -39,7 +39,7 @@ _SQLITE3_NAMES = (
 
 __all__ = [
     "Conflict", "CorruptChunk", "DatabaseNotFound", "DoliteError", "InvalidName", "InvalidURL",
-    "LeaseHeld", "LimitExceeded", "SnapshotExpired", "StorageError", "open_storage", "connect",
+    "LeaseHeld", "LimitExceeded", "SnapshotExpired", "StorageError", "open_storage", "connect", "replica",
     "dbapi", "Error", "Warning", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
     "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError",
     "apilevel", "paramstyle", "threadsafety", *_SQLITE3_NAMES,
@@ -56,6 +56,14 @@ def connect(*args, **kwargs):
     from dolite.sql.dbapi import connect as _connect
 
     return _connect(*args, **kwargs)
+
+
+def replica(*args, **kwargs):
+    """Open a local replica of a database that reads and writes while the remote is
+    unreachable and syncs later: see :func:`dolite.replica.replica` and docs/CONCURRENCY.md."""
+    from dolite.replica import replica as _replica
+
+    return _replica(*args, **kwargs)
 
 
 def cluster(*args, **kwargs):

@@ -128,6 +128,7 @@ def table_columns(raw: apsw.Connection, table: str) -> list[tuple]:
 
 
 def changed_tables(changeset: bytes) -> list[str]:
+    """The tables ``changeset`` changes, in order of first appearance."""
     return list(dict.fromkeys(change.name for change in apsw.Changeset.iter(changeset)))
 
 
@@ -196,12 +197,28 @@ class _Rebase:
         return dict(zip(names, row))
 
 
+def _check_shapes(changeset: bytes, shapes: dict[str, list[tuple]]) -> None:
+    """SQLite skips, without an error, the changes to a table whose column count or key
+    differs from the changeset's: refuse the whole changeset instead."""
+    checked = set()
+    for change in apsw.Changeset.iter(changeset):
+        if change.name in checked:
+            continue
+        checked.add(change.name)
+        shape = shapes[change.name]
+        if len(shape) != change.column_count or \
+                {i for i, c in enumerate(shape) if c[3]} != set(change.pk_columns):
+            raise ConflictingRows(f"table {change.name!r} does not have the shape (columns, "
+                                  "primary key) these changes were made on; nothing was stored", [])
+
+
 def apply_changeset(raw: apsw.Connection, changeset: bytes, policy: Policy) -> list[RowConflict]:
     """Apply ``changeset`` in ``raw``'s open transaction, each conflicting row decided by
     ``policy``. Returns the conflicts decided; raises :class:`ConflictingRows` when the
     policy aborts (the caller rolls the transaction back: part of it may be applied)."""
-    tables = changed_tables(changeset)
-    rebase = _Rebase(policy, {t: [c[0] for c in table_columns(raw, t)] for t in tables})
+    shapes = {t: table_columns(raw, t) for t in changed_tables(changeset)}
+    _check_shapes(changeset, shapes)
+    rebase = _Rebase(policy, {t: [c[0] for c in shape] for t, shape in shapes.items()})
     try:
         apsw.Changeset.apply(changeset, raw, conflict=rebase.handler)
     except apsw.AbortError:
@@ -285,7 +302,7 @@ class Optimistic:
                 self._commit_or_rebase(conn, changeset, shapes)
         except BaseException:
             self.ended()
-            _rollback(raw)
+            rollback_quietly(raw)
             raise
 
     def _recorded(self, raw: apsw.Connection) -> tuple[bytes, dict[str, list[tuple]]]:
@@ -317,7 +334,7 @@ class Optimistic:
                 if not isinstance(error, Conflict) or isinstance(error, LeaseHeld):
                     raise error from exc
                 last = error  # someone committed since our pin: rebase onto their head
-                _rollback(raw)
+                rollback_quietly(raw)
                 continue
             _count(self.stats, commits=1)
             return
@@ -339,7 +356,7 @@ class Optimistic:
             raise
 
 
-def _rollback(raw: apsw.Connection | None) -> None:
+def rollback_quietly(raw: apsw.Connection | None) -> None:
     if raw is not None and raw.in_transaction:
         try:
             raw.execute("ROLLBACK")

@@ -1,0 +1,168 @@
+"""Local replicas: a local copy of a database that keeps working while the remote is away.
+
+    r = dolite.replica("shop", remote="do+http://...", local="lmdb:./replica")
+    conn = r.connect()             # reads and writes the local copy
+    conn.execute("UPDATE stock SET qty = qty - 1 WHERE sku = 'A1'")
+    conn.commit()                  # stored locally, and journaled as pending
+    r.sync()                       # push pending changesets (on_conflict decides), pull
+    r.pending()                    # what is not pushed yet
+
+A local transaction is recorded as a changeset (the session extension, as in optimistic
+mode: tables need a primary key and the schema cannot change through a replica) and
+journaled durably in the local storage before the local commit, so it survives kill -9 and
+restarts. :meth:`Replica.sync` pushes the pending transactions oldest first, each applied
+to the remote head with the policy deciding conflicting rows, exactly once; then it pulls:
+the local copy becomes byte-identical to the remote head, copying only the chunks that
+changed on either side. If the policy aborts a pending transaction, sync stops there and
+raises ConflictingRows; it stays pending (:meth:`Replica.discard` drops it, or sync again
+with another ``on_conflict``). While the remote is unreachable, sync raises and the local
+copy keeps serving reads and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from dolite.errors import NotSupportedError
+from dolite.names import validate_name
+from dolite.replica.journal import Journal, Pending
+from dolite.replica.sync import pull, push
+from dolite.sql.dbapi import Connection, connect
+from dolite.sql.optimistic import Optimistic, Policy, check_policy, rollback_quietly
+from dolite.sql.vfs import vfs_for
+from dolite.storage import Namespace, open_storage
+
+__all__ = ["Replica", "Pending", "replica"]
+_VETO_ID = "dolite.replica"
+
+
+def replica(name: str, remote: str | Namespace, local: str | Namespace = "lmdb:./.dolite-replica",
+            *, on_conflict: Policy = "abort", retries: int = 3, timeout: float = 5.0) -> Replica:
+    """Open the replica of database ``name`` of ``remote`` kept in ``local`` (storage URLs
+    or Namespaces). A replica that has no local copy yet copies the remote now (which must
+    then be reachable); one that has works without the remote until :meth:`Replica.sync`."""
+    return Replica(name, remote, local, on_conflict=on_conflict, retries=retries, timeout=timeout)
+
+
+class Replica:
+    """A local copy of one remote database, its pending transactions and their sync."""
+
+    def __init__(self, name: str, remote, local, *, on_conflict: Policy = "abort",
+                 retries: int = 3, timeout: float = 5.0):
+        validate_name(name)
+        check_policy(on_conflict, retries)
+        self.name, self.on_conflict, self.retries, self.timeout = name, on_conflict, retries, timeout
+        self.remote = open_storage(remote)
+        self.local = open_storage(local)
+        if self.local is self.remote:
+            raise NotSupportedError("a replica's local storage must differ from its remote")
+        self.journal = Journal(self.local.object(f"{name}.replica"))
+        self._local_vfs = vfs_for(self.local)
+        self._local_db = self._local_vfs.attach(name)
+        self._lock = threading.Lock()
+        try:
+            if not self._local_db.store.exists():
+                self.sync()
+        except BaseException:
+            self.close()
+            raise
+
+    def connect(self, **options) -> Connection:
+        """A DB-API connection to the local copy (``dolite.connect`` options, in lease mode).
+        Its transactions are journaled for the next sync; a commit not made by the driver's
+        :meth:`Connection.commit` (autocommit, a COMMIT statement) is refused, since it
+        could not be pushed."""
+        for refused in ("concurrency", "exclusive", "create", "on_conflict", "retries"):
+            if refused in options:
+                raise NotSupportedError(f"{refused}= does not apply to a replica's local connection")
+        if options.get("isolation_level", "") is None:
+            raise NotSupportedError("a replica's connection needs transactions (isolation_level=None "
+                                    "would commit each statement unrecorded)")
+        conn = connect(self.name, self.local, create=False, **options)
+        recorder = _Recorder(self.journal)
+        conn.optimistic = recorder
+        conn.raw.set_commit_hook(recorder.veto, id=_VETO_ID)
+        return conn
+
+    def pending(self) -> list[Pending]:
+        """Local transactions not pushed yet, oldest first (they survive restarts)."""
+        return self.journal.pending()
+
+    def discard(self, seq: int) -> None:
+        """Drop pending transaction ``seq`` unpushed; the next sync's pull takes its
+        changes out of the local copy."""
+        self.journal.remove(seq)
+        self.journal.set_state(local_version=-1)  # the pull compares every chunk again
+
+    def sync(self, on_conflict: Policy | None = None) -> dict:
+        """Push pending transactions (``on_conflict`` overrides the replica's policy for this
+        sync), then pull the remote's new versions. Returns ``{"pushed", "chunks"}``."""
+        policy = self.on_conflict if on_conflict is None else on_conflict
+        check_policy(policy, self.retries)
+        with self._lock:
+            remote = connect(self.name, self.remote, create=False, timeout=self.timeout)
+            try:
+                pushed = push(remote, self.journal, policy, self.retries)
+                chunks = pull(remote.database.store, self._local_db.store, self.journal)
+            finally:
+                remote.close()
+        return {"pushed": pushed, "chunks": chunks}
+
+    def status(self) -> dict:
+        """The last sync (remote version, time) and the number of pending transactions."""
+        state = self.journal.state()
+        return {"remote_version": state["remote_version"], "synced": state.get("synced"),
+                "pending": len(self.journal.pending())}
+
+    def close(self) -> None:
+        db, self._local_db = self._local_db, None
+        if db is not None:
+            self._local_vfs.detach(db)
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Recorder(Optimistic):
+    """The replica side of a local connection: journal each transaction's changeset, then
+    commit it locally (lease mode); refuse any commit it did not make."""
+
+    def __init__(self, journal: Journal):
+        super().__init__("abort", 0)
+        self.journal = journal
+        self._committing = False
+
+    def veto(self) -> bool:
+        """SQLite's commit hook: only our own COMMIT may go ahead (raising rolls back)."""
+        if self._committing:
+            return False
+        raise NotSupportedError("a replica's connection commits only through commit() (a COMMIT "
+                                "statement or autocommit cannot be journaled); nothing was stored")
+
+    def commit(self, conn) -> None:
+        raw, seq = conn.raw, None
+        try:
+            if not self._live:
+                raise NotSupportedError("a replica records only the transactions its driver begins "
+                                        "(no BEGIN statements); nothing was stored")
+            with conn._errors():
+                changeset, shapes = self._recorded(raw)
+                self.ended()
+                if changeset:
+                    seq = self.journal.add(changeset, list(shapes))
+                self._committing = True
+                try:
+                    raw.execute("COMMIT")
+                finally:
+                    self._committing = False
+        except BaseException:
+            if seq is not None:
+                with contextlib.suppress(Exception):
+                    self.journal.remove(seq)  # (if this fails too, the next sync pushes it)
+            self.ended()
+            rollback_quietly(raw)
+            raise
