@@ -22,14 +22,13 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) worker-npm console-deps
 
 # The web console's browser tests (tests/console) drive Debian's chromium headless through
-# Selenium and chromedriver. apt runs only when one of them is missing (and only as root:
-# otherwise this says what to install).
+# Selenium (a dev extra) and chromedriver. apt runs only when one of them is missing (and
+# only as root: otherwise this says what to install).
 console-deps: $(STAMP)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -q && apt-get install -y -q chromium chromium-driver; \
 	  else echo "console tests need chromium and chromedriver: apt-get install chromium chromium-driver"; fi
-	@$(BIN)/python -c "import selenium" 2>/dev/null || $(BIN)/python -m pip install --quiet 'selenium>=4.11'
 
 # npm ci on first use only (a no-op once installed); a new package-lock gets a new directory.
 worker-npm: $(STAMP)

@@ -45,6 +45,10 @@ def serve(
                                 help="Storage URL: lmdb:PATH, memory:, do+http://HOST:PORT"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
     port: int = typer.Option(8787, "--port", help="Port to listen on"),
+    backup_target: str | None = typer.Option(
+        None, "--backup-target", envvar="DOLITE_BACKUP_TARGET",
+        help="Backup URL (file:// or s3://) whose lag behind each database the console and "
+             "/v1/health report"),
     token: str | None = typer.Option(None, "--token", envvar="DOLITE_TOKEN",
                                         help="Bearer token with admin access to every database"),
     token_file: Path | None = typer.Option(None, "--token-file",
@@ -117,7 +121,7 @@ def serve(
     service = ServiceConfig(max_body_bytes=max_body, max_import_bytes=max_import, max_statements=max_statements,
                             request_timeout=request_timeout, token_concurrency=token_concurrency,
                             token_queue=token_queue, body_timeout=BodyTimeout(seconds=body_timeout))
-    app = create_app(object_host, auth, service)
+    app = create_app(object_host, auth, service, backup_target=backup_target)
     protocol = functools.partial(GuardedH11Protocol, limits=ConnectionLimits(max_connections, header_timeout))
     print(f"dolite: serving {storage} on http://{shown}:{port}"
           f"{'' if auth.enabled else ' (no token: loopback only)'}", file=sys.stderr, flush=True)

@@ -49,18 +49,9 @@ class ConsoleAPI:
         self._lag_memo: tuple[float, list[str] | str] | None = None  # (when, lagging names or the error)
 
     async def _exclusive(self, name: str, fn, *args, evict: str | None = None):
-        """Run ``fn(*args)`` on the pool while holding database ``name``'s object lock
-        (after evicting the object, with reason ``evict``, if given)."""
-        host = self.host
-        obj = host._object(name)
-        await host._acquire(obj)
-        try:
-            if evict:
-                await host._thread(obj.evict, evict)
-            return await host._thread(fn, *args)
-        finally:
-            obj.last_used = time.monotonic()
-            obj.lock.release()
+        """Run ``fn(*args)`` while holding database ``name``'s object lock (see
+        :meth:`ObjectHost.exclusive`)."""
+        return await self.host.exclusive(name, lambda _obj: fn(*args), evict=evict)
 
     # -- one database -------------------------------------------------------------------
 

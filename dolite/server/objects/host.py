@@ -123,10 +123,18 @@ class ObjectHost:
 
     async def call(self, name: str, method: str, *args):
         """Run ``DatabaseObject.<method>(*args)`` for database ``name``, serialized."""
+        return await self.exclusive(name, lambda obj: getattr(obj, method)(*args))
+
+    async def exclusive(self, name: str, fn, *, evict: str | None = None):
+        """Run ``fn(obj)`` on the pool for database ``name``'s object while holding its
+        lock (after evicting the object, with reason ``evict``, if given): requests to
+        one database run one at a time."""
         obj = self._object(name)
         await self._acquire(obj)
         try:
-            return await self._thread(getattr(obj, method), *args)
+            if evict:
+                await self._thread(obj.evict, evict)
+            return await self._thread(fn, obj)
         except LeaseHeld:
             LEASE_REFUSALS.inc()
             raise
