@@ -22,7 +22,9 @@ copy keeps serving reads and writes.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
+import types
 
 from dolite.errors import NotSupportedError
 from dolite.names import validate_name
@@ -166,3 +168,14 @@ class _Recorder(Optimistic):
             self.ended()
             rollback_quietly(raw)
             raise
+
+
+class _CallablePackage(types.ModuleType):
+    """``import dolite.replica`` binds this package where ``dolite.replica`` (the function)
+    was: calling the package opens a replica, so both spellings keep working."""
+
+    def __call__(self, *args, **kwargs) -> Replica:
+        return replica(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
