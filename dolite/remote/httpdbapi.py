@@ -10,25 +10,23 @@ It behaves like the local driver within what the server allows:
   the transaction is a server-side session that holds the database until commit or
   rollback (or until it idles out on the server and is rolled back). ``BEGIN``, ``COMMIT``,
   ``END`` and ``ROLLBACK`` sent as SQL open and end that session. ``SAVEPOINT``,
-  ``RELEASE`` and ``ROLLBACK TO`` run inside it where the server allows them; a server that
-  refuses them makes them a ``NotSupportedError`` (never a silent no-op).
+  ``RELEASE`` and ``ROLLBACK TO`` run inside it, each a request of its own (a SAVEPOINT
+  outside a transaction begins one, as in SQLite); an older server that refuses them
+  makes them a ``NotSupportedError`` (never a silent no-op).
 - ``executemany`` and ``executescript`` are cut into batches that fit the server's limits
   (statements per batch, body bytes: ``max_statements``/``max_body``, learnt smaller from a
   413 ``body_too_large``, which the server answers before running anything). Inside a
   transaction all batches run in its session; in autocommit mode each batch is its own
   transaction (sqlite3 commits each row there). A script's own ``BEGIN ... COMMIT`` is
   honoured.
-- A result over the server's size limit is paged, and the cursor fetches the pages as it
-  is read. Outside a transaction, a server that offers it (``max_page_rows`` in its
-  ``limits``) runs the statement once more and holds it open on one snapshot, answering
-  page after page (``page_rows`` / ``continue``, docs/SERVICE.md). Inside a transaction (its
-  rows must include the session's own writes), or with an older server, a single SELECT is
-  run again as ``SELECT * FROM (...) LIMIT ? OFFSET ?`` on one snapshot (the transaction's
-  session, or a read session); columns with duplicate names then come back renamed by
-  SQLite (``a``, ``a:1``). Anything else over the limit is the server's ``ResultTooLarge``.
-- A connection pragma the server will not set (``PRAGMA foreign_keys = on``) is
-  accepted when the server already runs with that value, and answered locally when it has
-  no effect there (``read_uncommitted``: no shared cache); otherwise ``NotSupportedError``.
+- A result over the server's size limit is paged on one snapshot, and the cursor fetches
+  the pages as it is read (:mod:`dolite.remote.paging`).
+- ``recursive_triggers`` and ``defer_foreign_keys`` hold on the connection as in sqlite3,
+  though the server keeps them for one request or session only: the driver sets them
+  again first in each transaction it opens there (:mod:`dolite.remote.pragmas`).
+  ``read_uncommitted`` (no effect there: no shared cache) is answered locally. A
+  connection pragma the server will not set (``PRAGMA foreign_keys = on``) is accepted
+  when the server already runs with that value, otherwise ``NotSupportedError``.
 
 Errors are the classes of :mod:`dolite.errors`, rebuilt from the server's ``error.code``; a
 server that cannot be reached is a ``NetworkError`` (an ``OperationalError``).
@@ -41,9 +39,11 @@ from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from dolite.errors import (AlreadyExists, BodyTooLarge, DatabaseNotFound, ResultTooLarge, SessionExpired,
-                           SessionLost, SessionNotFound, SQLNotAllowed, TransactionControl)
+                           SessionLost, SessionNotFound, SQLNotAllowed, TransactionControl, error_from_code)
+from dolite.remote import paging, pragmas
 from dolite.remote.api import Call, Result, batches, db_path, endpoints, statement, wire_size
 from dolite.remote.client import Client, Session
+from dolite.remote.pragmas import NOTHING, ConnectionPragmas
 from dolite.sql.pep249 import (ConnectionBase, CursorBase, DatabaseError, DataError, Error, IntegrityError,  # noqa: F401
                                InterfaceError, InternalError, NotSupportedError, OperationalError,
                                ProgrammingError, Warning, apilevel, is_dml, paramstyle, split_statements,
@@ -60,14 +60,8 @@ _CONTROL = [  # (kind, pattern) of the statements the driver runs itself
     ("savepoint", re.compile(_LEAD + r"SAVEPOINT\b", re.I | re.S)),
     ("release", re.compile(_LEAD + r"(?:RELEASE|ROLLBACK(?:\s+TRANSACTION)?\s+TO)\b", re.I | re.S)),
 ]
-_PRAGMA_SET = re.compile(_LEAD + r"PRAGMA\s+(?:main\.)?(\w+)\s*(?:=\s*|\(\s*)([\w'\"+-]+)\s*\)?" + _END, re.I | re.S)
-_PRAGMA_READ = re.compile(_LEAD + r"PRAGMA\s+(?:main\.)?(\w+)" + _END, re.I | re.S)
-_FLAGS = {"on": 1, "true": 1, "yes": 1, "1": 1, "off": 0, "false": 0, "no": 0, "0": 0}
-# Connection flags the server keeps fixed; read_uncommitted has no effect there (no shared cache).
-_FIXED_FLAGS = frozenset({"recursive_triggers", "foreign_keys", "defer_foreign_keys"})
-_LOCAL_FLAGS = frozenset({"read_uncommitted"})
-_NOTHING = Result([], [], 0, 0)
-PAGE_ROWS = 1000  # rows per page of a paged result, halved while a page is still too large
+_FIXED_FLAGS = frozenset({"foreign_keys"})  # the server runs with it; a client cannot change it
+_BATCH_INDEX = re.compile(r"batch\[(\d+)\]: ")
 
 
 def control_kind(sql: str) -> str | None:
@@ -77,7 +71,7 @@ def control_kind(sql: str) -> str | None:
 
 class Cursor(CursorBase):
     """PEP 249 cursor. A result arrives whole with its execute, except a paged one (see
-    the module docstring), whose pages are fetched as the rows are read."""
+    :mod:`dolite.remote.paging`), whose pages are fetched as the rows are read."""
 
     def __init__(self, connection: Connection):
         self.connection = connection
@@ -110,16 +104,16 @@ class Cursor(CursorBase):
     def executemany(self, sql: str, seq_of_parameters: Iterable) -> Cursor:
         dml = is_dml(sql)
         results = self.connection._batch([statement((sql, p)) for p in seq_of_parameters], dml)
-        self._set(_NOTHING, dml)
+        self._set(NOTHING, dml)
         self.rowcount = sum(r.rows_changed for r in results) if dml else -1
         self.lastrowid = results[-1].last_insert_rowid if results else self.lastrowid
         return self
 
     def executescript(self, sql: str) -> Cursor:
         """Commit any open transaction, then run ``sql``: runs of plain statements as
-        batches, its own BEGIN/COMMIT/SAVEPOINT as in :meth:`execute`."""
+        batches, its own BEGIN/COMMIT/SAVEPOINT and pragmas as in :meth:`execute`."""
         self.connection.commit()
-        self._set(_NOTHING, False)
+        self._set(NOTHING, False)
         self.connection._script(split_statements(sql))
         return self
 
@@ -146,7 +140,7 @@ class Connection(ConnectionBase):
         self.max_statements, self.max_body = max_statements, max_body
         self.max_page_rows = max_page_rows  # 0: the server holds no paged results open
         self._session: Session | None = None
-        self._local_flags: dict[str, int] = {}
+        self.pragmas = ConnectionPragmas()
 
     @property
     def in_transaction(self) -> bool:
@@ -161,7 +155,7 @@ class Connection(ConnectionBase):
             return self.client.send(call)
         except _SESSION_GONE:
             if self._session is not None and call.path.startswith(self._session.path):
-                self._session = None  # the server rolled it back
+                self._ended()  # the server rolled it back
             raise
 
     def _path(self, dml: bool) -> str:
@@ -175,39 +169,71 @@ class Connection(ConnectionBase):
         kind = control_kind(sql)
         if kind is not None:
             return self._control(kind, sql)
-        local = self._local_pragma(sql)
-        if local is not None:
-            return local
+        pragma = pragmas.parse(sql)
+        answer = self.pragmas.answer(pragma, self.in_transaction) if pragma else None
+        if answer is not None:
+            return answer
         try:
-            return self._send(endpoints.query(self._path(dml), sql, params))
+            return self._query(sql, params, dml)
         except SQLNotAllowed as refused:
-            return self._fixed_pragma(sql, refused)
+            return self._fixed_pragma(pragma, refused)
+
+    def _query(self, sql: str, params: Iterable | dict, dml: bool) -> Result:
+        path = self._path(dml)
+        if self._session is not None or not self.pragmas.prefix():
+            return self._send(endpoints.query(path, sql, params))
+        try:
+            return self._autocommit([statement((sql, params))])[0]
+        except Error as failed:
+            if not _BATCH_INDEX.match(str(failed)):
+                raise
+            raise _renumbered(failed, 0, keep_index=False) from None  # one statement, as sent
 
     def _batch(self, entries: list[dict], dml: bool) -> list[Result]:
         if not entries:
             return []
         path = self._path(dml)
+        if self._session is None:
+            return self._autocommit(entries)
         results: list[Result] = []
         for batch in batches(entries, self.max_statements, self.max_body):
-            results += self._send_halving(path, batch)
+            results += self._send_halving(path, batch, [])
         return results
 
-    def _send_halving(self, path: str, batch: list[dict]) -> list[Result]:
-        """Send ``batch``; if its body is over the server's limit (refused before anything
-        ran), remember a smaller limit and send it in two halves."""
+    def _autocommit(self, entries: list[dict]) -> list[Result]:
+        """Run ``entries`` outside a transaction in batches, each a transaction of its own
+        that starts with the connection's settings (then one-transaction settings end)."""
+        prefix = [statement(sql) for sql in self.pragmas.prefix()]
+        room = self.max_body - sum(map(wire_size, prefix))
+        results: list[Result] = []
         try:
-            return self._send(endpoints.encoded_batch(path, batch))
+            for batch in batches(entries, self.max_statements - len(prefix), room):
+                results += self._send_halving(db_path(self.name), batch, prefix)
+        finally:
+            self.pragmas.transaction_ended()
+        return results
+
+    def _send_halving(self, path: str, batch: list[dict], prefix: list[dict]) -> list[Result]:
+        """Send ``prefix + batch`` and answer ``batch``'s results; if the body is over the
+        server's limit (refused before anything ran), remember a smaller limit and send
+        ``batch`` in two halves, each after ``prefix``."""
+        try:
+            return self._send(endpoints.encoded_batch(path, prefix + batch))[len(prefix):]
         except BodyTooLarge:
             if len(batch) == 1:
                 raise
-            self.max_body = min(self.max_body, sum(map(wire_size, batch)) // 2)
+            self.max_body = min(self.max_body, sum(map(wire_size, prefix + batch)) // 2)
             half = len(batch) // 2
-            return self._send_halving(path, batch[:half]) + self._send_halving(path, batch[half:])
+            return self._send_halving(path, batch[:half], prefix) + self._send_halving(path, batch[half:], prefix)
+        except Error as failed:
+            if not prefix:
+                raise
+            raise _renumbered(failed, len(prefix)) from None
 
     def _script(self, statements: list[str]) -> None:
         plain: list[dict] = []
         for sql in statements:
-            if control_kind(sql) is None and not _PRAGMA_SET.match(sql) and not _PRAGMA_READ.match(sql):
+            if control_kind(sql) is None and pragmas.parse(sql) is None:
                 plain.append(statement(sql))
                 continue
             self._batch(plain, False)
@@ -218,7 +244,20 @@ class Connection(ConnectionBase):
     # -- transaction control -----------------------------------------------------------
 
     def _begin(self) -> None:
+        """Open a session that starts with the connection's settings."""
         self._session = Session(self.client, self.name, self._send(endpoints.session(self.name)))
+        prefix = self.pragmas.prefix()
+        if prefix:
+            try:
+                self._send(endpoints.batch(self._session.path, prefix))
+            except BaseException:
+                self.rollback()
+                raise
+
+    def _ended(self) -> None:
+        """The open transaction ended (committed, rolled back, or lost on the server)."""
+        self._session = None
+        self.pragmas.transaction_ended()
 
     def _control(self, kind: str, sql: str) -> Result:
         if kind == "begin":
@@ -231,7 +270,7 @@ class Connection(ConnectionBase):
             self.commit() if kind == "commit" else self.rollback()
         else:
             self._savepoint(kind, sql)
-        return _NOTHING
+        return NOTHING
 
     def _savepoint(self, kind: str, sql: str) -> None:
         opened = self._session is None
@@ -249,103 +288,31 @@ class Connection(ConnectionBase):
 
     def commit(self) -> None:
         """Commit the open transaction; durable on the server when this returns."""
-        session, self._session = self._session, None
+        session = self._session
         if session is not None:
+            self._ended()
             session.commit()
 
     def rollback(self) -> None:
-        session, self._session = self._session, None
+        session = self._session
         if session is not None:
+            self._ended()
             session.rollback()
 
-    # -- pragmas the server keeps fixed -----------------------------------------------
-
-    def _local_pragma(self, sql: str) -> Result | None:
-        """The answer to a pragma that has no effect on the server (read or set), else None."""
-        setting, reading = _PRAGMA_SET.match(sql), _PRAGMA_READ.match(sql)
-        name = (setting or reading)[1].lower() if (setting or reading) else ""
-        if name not in _LOCAL_FLAGS:
-            return None
-        if reading:
-            return Result([name], [(self._local_flags.get(name, 0),)], 0, 0)
-        self._local_flags[name] = _flag(setting[2], name)
-        return _NOTHING
-
-    def _fixed_pragma(self, sql: str, refused: SQLNotAllowed) -> Result:
+    def _fixed_pragma(self, pragma: tuple[str, str | None] | None, refused: SQLNotAllowed) -> Result:
         """A refused ``PRAGMA flag = value``: fine if the server already runs with it."""
-        setting = _PRAGMA_SET.match(sql)
-        if setting is None or setting[1].lower() not in _FIXED_FLAGS:
+        if pragma is None or pragma[1] is None or pragma[0] not in _FIXED_FLAGS:
             raise refused
-        name, wanted = setting[1].lower(), _flag(setting[2], setting[1].lower())
+        name, wanted = pragma[0], pragmas.flag(pragma[1], pragma[0])
         (current,) = self._send(endpoints.query(self._path(False), f"PRAGMA {name}", ())).rows[0]
         if current != wanted:
-            raise NotSupportedError(f"PRAGMA {name} = {setting[2]}: the server's connections run with "
+            raise NotSupportedError(f"PRAGMA {name} = {pragma[1]}: the server's connections run with "
                                     f"{name} = {current}, which a client cannot change") from refused
-        return _NOTHING
-
-    # -- large results -----------------------------------------------------------------
+        return NOTHING
 
     def _paged(self, sql: str, params: Iterable | dict, too_large: ResultTooLarge) -> tuple[Result, Iterator[tuple]]:
-        """The first page of a too-large single SELECT and an iterator over all its rows
-        (see the module docstring); ``too_large`` again if it cannot be paged."""
-        statements = split_statements(sql)
-        if len(statements) != 1 or is_dml(sql) or control_kind(sql) is not None:
-            raise too_large
-        own = self._session is None
-        if own and self.max_page_rows:
-            pages = self._continued(statements[0], params)
-        else:
-            session = Session(self.client, self.name, self._send(endpoints.session(self.name, "read"))) if own \
-                else self._session
-            pages = self._pages(session, own, statements[0].rstrip(";"), params)
-        try:
-            first = next(pages)
-        except (ProgrammingError, OperationalError) as exc:  # not a SELECT after all
-            raise too_large from exc
-        return first, _rows_of(first, pages)
-
-    def _continued(self, sql: str, params: Iterable | dict) -> Iterator[Result]:
-        """The pages of a result the server holds open on one snapshot; a result dropped
-        before its last page ends the server's read session."""
-        page, token = self._send(_page_call(self.name, {**statement((sql, params)), "page_rows": self.max_page_rows}))
-        try:
-            yield page
-            while token is not None:
-                page, token = self._send(_page_call(self.name, {"continue": token}))
-                yield page
-        finally:
-            if token is not None and self.client is not None:
-                try:
-                    Session(self.client, self.name, token).rollback()
-                except Error:
-                    pass  # the server ends an idle read session by itself
-
-    def _pages(self, session: Session, own: bool, body: str, params: Iterable | dict) -> Iterator[Result]:
-        named = isinstance(params, dict)
-        sql = (f"SELECT * FROM (\n{body}\n) LIMIT {':dolite_limit' if named else '?'} "
-               f"OFFSET {':dolite_offset' if named else '?'}")
-        offset, size = 0, PAGE_ROWS
-        try:
-            while True:
-                bound = {**params, "dolite_limit": size, "dolite_offset": offset} if named \
-                    else [*params, size, offset]
-                try:
-                    page = self._send(endpoints.query(session.path, sql, bound))
-                except ResultTooLarge:
-                    if size == 1:
-                        raise
-                    size //= 2
-                    continue
-                yield page
-                if len(page.rows) < size:
-                    return
-                offset += len(page.rows)
-        finally:
-            if own and self.client is not None:
-                try:
-                    session.rollback()
-                except Error:
-                    pass  # the server ends an idle read session by itself
+        session = self._session.path if self._session is not None else None
+        return paging.paged(self._send, self.name, session, self.max_page_rows, sql, params, too_large)
 
     # -- the rest of PEP 249 -----------------------------------------------------------
 
@@ -363,29 +330,16 @@ class Connection(ConnectionBase):
         self.client = None
 
 
-def _flag(value: str, name: str) -> int:
-    word = value.strip("'\"").lower()
-    if word not in _FLAGS:
-        raise OperationalError(f"PRAGMA {name}: expected on/off, got {value}")
-    return _FLAGS[word]
-
-
-def _page_call(name: str, body: dict) -> Call:
-    """A paged query request (``page_rows``) or its continuation; answers (page, next)."""
-    def read(response) -> tuple[Result, str | None]:
-        doc = response.json()
-        return Result.decode(doc), doc.get("next")
-
-    return Call("POST", db_path(name) + "/query", {"json": body}, read=read)
-
-
-def _rows_of(first: Result, pages: Iterator[Result]) -> Iterator[tuple]:
-    try:
-        yield from first.rows
-        for page in pages:
-            yield from page.rows
-    finally:
-        pages.close()
+def _renumbered(error: Error, shift: int, keep_index: bool = True) -> Error:
+    """``error`` as if the first ``shift`` statements of its batch (the driver's own) had not
+    been sent: its ``batch[i]: `` moved down by ``shift``, or dropped (``keep_index``
+    false: the batch held one statement of the user's)."""
+    found = _BATCH_INDEX.match(str(error))
+    if found is None or int(found[1]) < shift:
+        return error  # not a batch's error, or one of the driver's statements failed
+    rest = str(error)[found.end():]
+    message = f"batch[{int(found[1]) - shift}]: {rest}" if keep_index else rest
+    return error_from_code(error.code, message, error.http_status)
 
 
 def split_url(url: str) -> tuple[str, str]:
