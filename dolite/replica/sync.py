@@ -33,11 +33,14 @@ def push(remote, journal: Journal, policy: Policy, retries: int) -> int:
     dolite Connection), oldest first; each pushed one leaves the journal. Returns how many
     were pushed. Raises ConflictingRows (``.pending`` = its seq) when the policy aborts
     one: it and later ones stay pending."""
+    pending_transactions = journal.pending()
+    if not pending_transactions:
+        return 0
     replica = journal.state()["replica"]
     raw = remote.raw
     _run(raw, f"CREATE TABLE IF NOT EXISTS {MARKS}(replica TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
     pushed = 0
-    for pending in journal.pending():
+    for pending in pending_transactions:
         _push_one(raw, replica, pending, policy, retries)
         journal.remove(pending.seq)
         pushed += 1

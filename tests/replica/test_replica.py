@@ -284,3 +284,31 @@ def test_pending_changes_survive_kill9_and_sync_after(tmp_path, policy):
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     r.close()
     conn.close()
+
+
+def test_a_durable_object_remote(request, tmp_path):
+    from tests.backends import BACKENDS, backend_url
+
+    if "do" not in BACKENDS:
+        pytest.skip("the do backend is not selected (DOLITE_BACKENDS)")
+    remote = backend_url(request, "do", tmp_path)
+    conn = dolite.connect("db", remote)
+    conn.execute("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)")
+    conn.execute("INSERT INTO t VALUES (1, 'a')")
+    conn.commit()
+    conn.close()  # (a lease-mode writer keeps the write lease until it closes)
+    r = dolite.replica("db", remote=remote, local=f"lmdb:{tmp_path}/local", on_conflict="ours")
+    local = r.connect()
+    local.execute("UPDATE t SET v = 'local' WHERE k = 1")
+    local.execute("INSERT INTO t VALUES (2, 'b')")
+    local.commit()
+    conn = dolite.connect("db", remote)
+    conn.execute("UPDATE t SET v = 'remote' WHERE k = 1")
+    conn.commit()
+    conn.close()
+    assert r.sync()["pushed"] == 1
+    conn = dolite.connect("db", remote)
+    assert conn.execute("SELECT * FROM t ORDER BY k").fetchall() == [(1, "local"), (2, "b")]
+    assert local.execute("SELECT * FROM t ORDER BY k").fetchall() == [(1, "local"), (2, "b")]
+    r.close()
+    conn.close()
