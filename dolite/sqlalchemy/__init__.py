@@ -77,13 +77,16 @@ class DoliteDialect(SQLiteDialect_pysqlite):
         kwargs.setdefault("check_same_thread", False)  # the pool hands connections between threads
         return [url.database], kwargs
 
-    def on_connect(self):
-        if self.dbapi is None:
+    def on_connect_url(self, url):
+        """The REGEXP function SQLite's dialect installs on each new connection; none on a
+        connection through the service (``url.host`` set), which has no user functions."""
+        if self.dbapi is None or url.host:
             return None
         return super().on_connect()
 
     def is_disconnect(self, e, connection, cursor) -> bool:
-        return isinstance(e, self.dbapi.ProgrammingError) and "Cannot operate on a closed database." in str(e)
+        closed = ("Cannot operate on a closed database.", "the connection is closed")  # local, HTTP
+        return isinstance(e, self.dbapi.ProgrammingError) and any(text in str(e) for text in closed)
 
 
 def _http_dbapi() -> types.SimpleNamespace:
@@ -126,17 +129,11 @@ class DoliteHTTPDialect(DoliteDialect):
         port = f":{url.port}" if url.port else ""
         return [f"{scheme}://{url.host}{port}/{url.database}"], kwargs
 
-    def on_connect(self):
-        return None  # no user functions over HTTP
-
     def _get_server_version_info(self, connection):
         if connection is None:
             return self.dbapi.sqlite_version_info
         version = connection.exec_driver_sql("SELECT sqlite_version()").scalar()
         return tuple(int(part) for part in version.split("."))
-
-    def is_disconnect(self, e, connection, cursor) -> bool:
-        return isinstance(e, self.dbapi.ProgrammingError) and "connection is closed" in str(e)
 
 
 class DoliteHTTPSDialect(DoliteHTTPDialect):

@@ -283,3 +283,19 @@ def test_http_pandas(http_engine):
     frame.to_sql("prices", http_engine, index=False)
     back = pd.read_sql("SELECT * FROM prices ORDER BY id", http_engine, parse_dates=["at"])
     pd.testing.assert_frame_equal(back, frame, check_dtype=False)
+
+
+def test_sqlite_dolite_url_with_a_host_connects_over_http(server):
+    """``sqlite+dolite://HOST:PORT/NAME`` (no ``+http``) reaches the service; the REGEXP
+    function the local dialect installs is not offered on an HTTP connection."""
+    host = server.url.removeprefix("http://")
+    engine = sa.create_engine(f"sqlite+dolite://{host}/plain-dolite-url?token={server.token}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t(v)"))
+            conn.execute(sa.text("INSERT INTO t VALUES (:v)"), {"v": 41})
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT v + 1 FROM t")).scalar() == 42
+            assert type(conn.connection.dbapi_connection).__module__ == "dolite.remote.httpdbapi"
+    finally:
+        engine.dispose()
