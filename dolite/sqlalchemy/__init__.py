@@ -84,6 +84,14 @@ class DoliteDialect(SQLiteDialect_pysqlite):
             return None
         return super().on_connect()
 
+    def _get_server_version_info(self, connection):
+        """The version of the SQLite that runs the SQL: the server's over HTTP (asked once
+        connected; the local one before)."""
+        if connection is None:
+            return self.dbapi.sqlite_version_info
+        version = connection.exec_driver_sql("SELECT sqlite_version()").scalar()
+        return tuple(int(part) for part in version.split("."))
+
     def is_disconnect(self, e, connection, cursor) -> bool:
         closed = ("Cannot operate on a closed database.", "the connection is closed")  # local, HTTP
         return isinstance(e, self.dbapi.ProgrammingError) and any(text in str(e) for text in closed)
@@ -129,11 +137,6 @@ class DoliteHTTPDialect(DoliteDialect):
         port = f":{url.port}" if url.port else ""
         return [f"{scheme}://{url.host}{port}/{url.database}"], kwargs
 
-    def _get_server_version_info(self, connection):
-        if connection is None:
-            return self.dbapi.sqlite_version_info
-        version = connection.exec_driver_sql("SELECT sqlite_version()").scalar()
-        return tuple(int(part) for part in version.split("."))
 
 
 class DoliteHTTPSDialect(DoliteHTTPDialect):

@@ -297,5 +297,7 @@ def test_sqlite_dolite_url_with_a_host_connects_over_http(server):
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT v + 1 FROM t")).scalar() == 42
             assert type(conn.connection.dbapi_connection).__module__ == "dolite.remote.httpdbapi"
+            server_version = conn.exec_driver_sql("SELECT sqlite_version()").scalar()
+        assert engine.dialect.server_version_info == tuple(map(int, server_version.split(".")))
     finally:
         engine.dispose()
