@@ -82,7 +82,7 @@ class Replica:
             raise NotSupportedError("a replica's connection needs transactions (isolation_level=None "
                                     "would commit each statement unrecorded)")
         conn = connect(self.name, self.local, create=False, **options)
-        recorder = _Recorder(self.journal)
+        recorder = _Recorder(self.journal, self._lock)
         conn.optimistic = recorder
         conn.raw.set_commit_hook(recorder.veto, id=_VETO_ID)
         return conn
@@ -133,9 +133,10 @@ class _Recorder(Optimistic):
     """The replica side of a local connection: journal each transaction's changeset, then
     commit it locally (lease mode); refuse any commit it did not make."""
 
-    def __init__(self, journal: Journal):
+    def __init__(self, journal: Journal, sync_lock: threading.Lock):
         super().__init__("abort", 0)
         self.journal = journal
+        self.sync_lock = sync_lock  # a sync must not push a transaction between journal and commit
         self._committing = False
 
     def veto(self) -> bool:
@@ -151,7 +152,7 @@ class _Recorder(Optimistic):
             if not self._live:
                 raise NotSupportedError("a replica records only the transactions its driver begins "
                                         "(no BEGIN statements); nothing was stored")
-            with conn._errors():
+            with conn._errors(), self.sync_lock:
                 changeset, shapes = self._recorded(raw)
                 self.ended()
                 if changeset:
