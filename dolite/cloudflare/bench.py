@@ -8,27 +8,42 @@ directory) and do the same work:
   Worker's key-value routes, one HTTP request per storage call.
 * **native**: the same statements sent to ``NativeSqlObject`` (``POST /v1/native/{name}/sql``
   of the Worker's benchmark build, ``config="bench"``, never deployed), which runs them with
-  ``ctx.storage.sql.exec`` inside the Durable Object: one HTTP request per commit and per
-  point read, by construction.
+  ``ctx.storage.sql.exec`` inside the Durable Object.
 
-Workload: a table ``t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)`` filled with ``rows`` rows
-(untimed), then ``commits`` single-row INSERT commits, then ``reads`` point SELECTs by
-primary key at random ids. dolite's reads are measured twice: *cold* (a fresh connection on
-a fresh namespace object, so an empty page cache: the first pass fetches chunks) and *hot*
-(after a full scan has loaded every page into the cache). The commit phase and the hot-read
-phase alternate between the two sides in rounds (``ROUNDS``), so both see the same
-background load; the native side's reads are timed alongside dolite's hot reads (it keeps
-no cache in the client, so it has no cold/hot distinction). Round trips are counted at the
-HTTP layer (an httpx event hook on the backend's client), so they include everything the
-page store does for a commit: chunk writes, the head compare-and-set, lease checks.
+Workloads, on a table ``t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)`` of ``rows`` rows
+(filled untimed), each timed on both sides in alternating rounds (``ROUNDS``) so both see
+the same background load:
 
-    result = run_do_bench(quick=True)     # a dict; print_report(result) renders a table
+* ``commit``: single-row INSERTs, each its own durable transaction (native: one request).
+* ``txn_100_rows``: 100 INSERTs in one transaction (native: one batch request).
+* ``interactive_txn``: read a row, compute in Python, write two rows, commit atomically.
+  dolite: ``BEGIN; SELECT; UPDATE; UPDATE; COMMIT`` on its connection. Native, in its
+  fastest correct form: one request to read, then one batch that writes both rows, the
+  first guarded by the value read (``UPDATE ... WHERE id = ? AND n = ? RETURNING id`` that
+  must return one row, else the batch rolls back).
+* ``point_read``: SELECT by primary key at random ids. dolite *cold*: a fresh connection on
+  a fresh namespace object (an empty page cache), timed alone; *hot* (``point_read_hot``):
+  after a full scan loaded every page, alternating with the native reads.
+* ``full_scan``: ``SELECT count(*), sum(length(v)) FROM t``; dolite *cold* (a fresh cache,
+  once) and *hot* (``full_scan_hot``, alternating with native scans).
 
-``dolite cloudflare bench [--quick] [--json]`` runs it from the command line.
+Counted per transaction, for both sides: HTTP round trips and body bytes (an httpx event hook
+on each client), and the storage **rows read and written as counted in the Worker** (the
+storage Worker's ``x-dolite-rows`` answer header; the native cursors' ``rowsRead`` and
+``rowsWritten``), priced by :mod:`dolite.cloudflare.cost`.
+
+``rtt_ms`` puts a :class:`~dolite.cloudflare.rtt_proxy.RttProxy` between both clients and
+workerd, adding that round-trip delay to every request, as a client some distance from the
+Durable Object would see; the timed counts are then smaller (``QUICK_RTT``, ``FULL_RTT``).
+
+    result = run_do_bench(quick=True, rtt_ms=10)   # a dict; print_report(result) renders it
+
+``dolite cloudflare bench [--quick] [--json] [--rtt-ms N]`` runs it from the command line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -38,102 +53,20 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from urllib.parse import quote
 
-import httpx
-
 import dolite
-from dolite.cloudflare.dev import WorkerdHandle, npm_dir, start_workerd
-from dolite.storage import open_storage
+from dolite.cloudflare import bench_workloads as kinds
+from dolite.cloudflare.bench_clients import NativeSql, RequestCounter, Tally, counted_namespace
+from dolite.cloudflare.bench_report import goals, print_report
+from dolite.cloudflare.cost import MIX, PRICE_PER_MILLION, Usage, cost_per_million, mixed
+from dolite.cloudflare.dev import npm_dir, start_workerd
+from dolite.cloudflare.bench_workloads import FULL, FULL_RTT, QUICK, QUICK_RTT, SCAN, SELECT, DoBenchSizes
+from dolite.cloudflare.rtt_proxy import RttProxy
 
-ROW = "x" * 60
-INSERT = "INSERT INTO t(v, n) VALUES (?, ?)"
-SELECT = "SELECT v, n FROM t WHERE id = ?"
+__all__ = ["DoBenchSizes", "run_do_bench", "print_report"]
 
-
-@dataclass(frozen=True)
-class DoBenchSizes:
-    rows: int  # rows in the table the point reads hit
-    commits: int  # single-row INSERT commits timed
-    reads: int  # point SELECTs timed per phase
-    fill_batch: int = 1000  # statements per native fill request (untimed setup)
-
-
-QUICK = DoBenchSizes(rows=10_000, commits=1_000, reads=2_000)
-FULL = DoBenchSizes(rows=50_000, commits=2_000, reads=5_000)
-
-
-class RequestCounter:
-    """Counts HTTP requests and body bytes on an ``httpx.Client`` through its event hooks."""
-
-    def __init__(self, client: httpx.Client):
-        self.requests = 0
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self.by_op: dict[str, int] = {}  # "POST commit" -> requests (method, last path segment)
-        hooks = client.event_hooks
-        hooks.setdefault("request", []).append(self._on_request)
-        hooks.setdefault("response", []).append(self._on_response)
-        client.event_hooks = hooks
-
-    def _on_request(self, request: httpx.Request) -> None:
-        self.requests += 1
-        self.bytes_sent += len(request.content)
-        op = f"{request.method} {request.url.path.rsplit('/', 1)[-1]}"
-        self.by_op[op] = self.by_op.get(op, 0) + 1
-
-    def _on_response(self, response: httpx.Response) -> None:
-        response.read()  # the client reads it anyway; reading here lets us count it
-        self.bytes_received += len(response.content)
-
-    def snapshot(self) -> tuple[int, int, int]:
-        return self.requests, self.bytes_sent, self.bytes_received
-
-    def since(self, before: tuple[int, int, int]) -> tuple[int, int, int]:
-        now = self.snapshot()
-        return now[0] - before[0], now[1] - before[1], now[2] - before[2]
-
-
-def _counted_namespace(url: str):
-    """A ``do+http`` namespace whose HTTP requests are counted."""
-    namespace = open_storage(url)
-    # The backend sends every storage call through this one client (see durable_object.py).
-    return namespace, RequestCounter(namespace._client)
-
-
-class NativeSql:
-    """The benchmark baseline client: SQL sent to the Worker's ``NativeSqlObject``."""
-
-    def __init__(self, handle: WorkerdHandle, name: str):
-        self.client = httpx.Client(
-            base_url=handle.url,
-            headers={"authorization": f"Bearer {handle.secret}"},
-            timeout=60,
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
-        )
-        self.counter = RequestCounter(self.client)
-        self.path = f"/v1/native/{quote(name, safe='')}/sql"
-
-    def _send(self, body: dict) -> dict:
-        reply = self.client.post(self.path, content=json.dumps(body, separators=(",", ":")),
-                                 headers={"content-type": "application/json"})
-        if reply.status_code != 200:
-            raise RuntimeError(f"native SQL refused: {reply.status_code} {reply.text[:300]}")
-        return reply.json()
-
-    def execute(self, sql: str, params: list | tuple = ()) -> list[list]:
-        return self._send({"sql": sql, "params": list(params)})["rows"]
-
-    def batch(self, statements: list[tuple[str, list]]) -> None:
-        self._send({"batch": [{"sql": s, "params": p} for s, p in statements]})
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def _per_s(count: int, seconds: float) -> float:
-    return count / seconds if seconds > 0 else float("inf")
 
 
 ROUNDS = 4
@@ -147,136 +80,167 @@ def _rounds(count: int, rounds: int) -> list[range]:
     return [range(edges[r], edges[r + 1]) for r in range(rounds)]
 
 
-def _interleaved(count: int, sides: dict[str, Callable[[range], None]]) -> dict[str, float]:
-    """Run ``sides[name](part)`` over ``range(count)`` in alternating rounds; seconds per side."""
+def _figures(count: int, seconds: float, spent: Tally) -> dict:
+    """Per-transaction figures of ``count`` transactions that took ``seconds`` and ``spent``."""
+    usage = spent.usage.per(count)
+    return {
+        "per_s": count / seconds if seconds > 0 else float("inf"),
+        "round_trips": usage.requests,
+        "rows_read": usage.rows_read,
+        "rows_written": usage.rows_written,
+        "bytes_sent": spent.bytes_sent / count,
+        "bytes_received": spent.bytes_received / count,
+        "cost_per_million": cost_per_million(usage),
+    }
+
+
+def _usage(figures: dict) -> Usage:
+    return Usage(figures["round_trips"], figures["rows_read"], figures["rows_written"])
+
+
+def _timed(count: int, sides: dict[str, tuple[Callable[[range], None], RequestCounter]]) -> dict[str, dict]:
+    """Run each side's ``work(part)`` over ``range(count)`` in alternating rounds; its figures."""
     seconds = dict.fromkeys(sides, 0.0)
+    before = {name: counter.snapshot() for name, (_, counter) in sides.items()}
     names = list(sides)
     for r, part in enumerate(_rounds(count, ROUNDS)):
         for name in names if r % 2 == 0 else reversed(names):
             t0 = time.perf_counter()
-            sides[name](part)
+            sides[name][0](part)
             seconds[name] += time.perf_counter() - t0
-    return seconds
+    return {name: _figures(count, seconds[name], counter.snapshot() - before[name])
+            for name, (_, counter) in sides.items()}
 
 
-def _fill_native(native: NativeSql, sizes: DoBenchSizes) -> None:
-    native.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
-    for start in range(1, sizes.rows + 1, sizes.fill_batch):
-        stop = min(start + sizes.fill_batch, sizes.rows + 1)
-        native.batch([("INSERT INTO t(id, v, n) VALUES (?, ?, ?)", [i, ROW, i * 7 % 1000])
-                      for i in range(start, stop)])
-    native.execute(INSERT, (ROW, -1))
+def _alone(count: int, work: Callable[[], None], counter: RequestCounter) -> dict:
+    """The figures of ``work()``, which does ``count`` transactions, timed on its own."""
+    before = counter.snapshot()
+    t0 = time.perf_counter()
+    work()
+    return _figures(count, time.perf_counter() - t0, counter.snapshot() - before)
 
 
-def _fill_dolite(conn, sizes: DoBenchSizes) -> None:
-    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
-    conn.execute("BEGIN")
-    conn.executemany("INSERT INTO t(id, v, n) VALUES (?, ?, ?)",
-                     ((i, ROW, i * 7 % 1000) for i in range(1, sizes.rows + 1)))
-    conn.execute("COMMIT")
-    conn.execute(INSERT, (ROW, -1)).fetchall()  # one commit untimed: the write lease is held
+def _write_phases(conn, counter: RequestCounter, native: NativeSql, sizes: DoBenchSizes,
+                  pairs: list[tuple[int, int]], say: Callable[[str], None]) -> dict[str, dict]:
+    """The timed write workloads on the filled database: ``{workload: {side: figures}}``."""
+    phases = {
+        "commit": (sizes.commits, kinds.commit(conn, native)),
+        "txn_100_rows": (sizes.batches, kinds.txn_100_rows(conn, native)),
+        "interactive_txn": (sizes.txns, kinds.interactive_txn(conn, native, pairs)),
+    }
+    out = {}
+    for name, (count, (on_dolite, on_native)) in phases.items():
+        ops_before = dict(counter.by_op)
+        out[name] = _timed(count, {"dolite": (on_dolite, counter), "native": (on_native, native.counter)})
+        if name == "commit":  # besides one commit call each: the page store's reads and GC
+            out[name]["dolite"]["requests_by_op"] = {
+                op: n - ops_before.get(op, 0) for op, n in counter.by_op.items() if n > ops_before.get(op, 0)}
+        say(_line(name, out[name]))
+    return out
 
 
-def _measure(handle: WorkerdHandle, prefix: str, sizes: DoBenchSizes, ids_cold: list[int],
-             ids_hot: list[int], progress: Callable[[str], None]) -> tuple[dict, dict]:
-    url = f"{handle.storage_url}&prefix={prefix}"
-    name = "bench"
-    native = NativeSql(handle, f"{prefix}{name}")
+def _line(name: str, sides: dict[str, dict]) -> str:
+    d, n = sides["dolite"], sides["native"]
+    return (f"{name}: dolite {d['per_s']:,.0f}/s ({d['round_trips']:.2f} round trips, "
+            f"{d['rows_written']:.2f} rows written), native {n['per_s']:,.0f}/s "
+            f"({n['round_trips']:.2f}, {n['rows_written']:.2f})")
+
+
+@contextlib.contextmanager
+def _cold_connection(url: str, name: str):
+    """A connection on a fresh namespace object (an empty page cache), and its counter."""
+    ns, counter = counted_namespace(url)
     try:
-        _fill_native(native, sizes)
-        ns, counter = _counted_namespace(url)
+        conn = dolite.connect(name, storage=ns, exclusive=True, isolation_level=None, create=False)
+        try:
+            yield conn, counter
+        finally:
+            conn.close()
+    finally:
+        ns.close()
+
+
+def _read_phases(url: str, name: str, native: NativeSql, sizes: DoBenchSizes, ids_cold: list[int],
+                 ids_hot: list[int], say: Callable[[str], None]) -> tuple[dict[str, dict], dict]:
+    """Point reads and full scans, cold and hot: ``({workload: {side: figures}}, details)``."""
+    details: dict = {}
+    with _cold_connection(url, name) as (conn, counter):
+        before = counter.snapshot()
+        conn.execute("SELECT 1").fetchall()
+        opened = (counter.snapshot() - before).usage
+        details["open_round_trips"], details["open_rows_read"] = opened.requests, opened.rows_read
+        t0 = time.perf_counter()
+        conn.execute(SELECT, (ids_cold[0],)).fetchone()
+        details["first_read_ms"] = (time.perf_counter() - t0) * 1000
+        cold_reads = _alone(len(ids_cold) - 1, lambda: [conn.execute(SELECT, (i,)).fetchone()
+                                                      for i in ids_cold[1:]], counter)
+    with _cold_connection(url, name) as (conn, counter):
+        conn.execute("SELECT 1").fetchall()
+        cold_scan = _alone(1, lambda: conn.execute(SCAN).fetchone(), counter)
+
+        def dolite_scans(part: range) -> None:
+            for _ in part:
+                conn.execute(SCAN).fetchone()
+
+        def native_scans(part: range) -> None:
+            for _ in part:
+                native.execute(SCAN)
+
+        scans = _timed(sizes.scans, {"dolite": (dolite_scans, counter), "native": (native_scans, native.counter)})
+
+        def dolite_reads(part: range) -> None:
+            for j in part:
+                conn.execute(SELECT, (ids_hot[j],)).fetchone()
+
+        def native_reads(part: range) -> None:
+            for j in part:
+                if not native.execute(SELECT, (ids_hot[j],)):
+                    raise RuntimeError(f"native point read of id {ids_hot[j]} found nothing")
+
+        reads = _timed(len(ids_hot), {"dolite": (dolite_reads, counter), "native": (native_reads, native.counter)})
+    out = {
+        "point_read": {"dolite": cold_reads, "native": reads["native"]},
+        "point_read_hot": reads,
+        "full_scan": {"dolite": cold_scan, "native": scans["native"]},
+        "full_scan_hot": scans,
+    }
+    for workload in out:
+        say(_line(workload, out[workload]))
+    return out, details
+
+
+def _measure(base_url: str, secret: str, sizes: DoBenchSizes, rng: random.Random,
+             say: Callable[[str], None]) -> tuple[dict[str, dict], dict]:
+    """Fill both sides, run every workload: ``({workload: {side: figures}}, dolite details)``."""
+    prefix = f"do-bench-{uuid.uuid4().hex[:8]}/"
+    host_port = base_url.removeprefix("http://")
+    url = f"do+http://{host_port}?secret={quote(secret, safe='')}&prefix={prefix}"
+    name = "bench"
+    ids_cold = [rng.randrange(1, sizes.rows + 1) for _ in range(sizes.reads + 1)]
+    ids_hot = [rng.randrange(1, sizes.rows + 1) for _ in range(sizes.reads)]
+    pairs = [tuple(rng.sample(range(1, sizes.rows + 1), 2)) for _ in range(sizes.txns)]
+    native = NativeSql(base_url, secret, f"{prefix}{name}")
+    try:
+        kinds.fill_native(native, sizes)
+        ns, counter = counted_namespace(url)
         try:
             conn = dolite.connect(name, storage=ns, exclusive=True, isolation_level=None)
-            _fill_dolite(conn, sizes)
-            progress(f"filled {sizes.rows:,} rows on each side")
-
-            # -- commits: one single-row INSERT each, alternating sides in rounds --------
-            def dolite_commits(part: range) -> None:
-                for i in part:
-                    conn.execute(INSERT, (ROW, i))
-
-            def native_commits(part: range) -> None:
-                for i in part:
-                    native.execute(INSERT, (ROW, i))
-
-            before_d, ops_before = counter.snapshot(), dict(counter.by_op)
-            before_n = native.counter.snapshot()
-            seconds = _interleaved(sizes.commits, {"dolite": dolite_commits, "native": native_commits})
-            requests, sent, received = counter.since(before_d)
-            n_requests, n_sent, n_received = native.counter.since(before_n)
-            by_op = {op: n - ops_before.get(op, 0) for op, n in counter.by_op.items()
-                     if n > ops_before.get(op, 0)}
-            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-            db_bytes = conn.execute("PRAGMA page_count").fetchone()[0] * page_size
-            conn.close()
+            try:
+                kinds.fill_dolite(conn, sizes)
+                say(f"filled {sizes.rows:,} rows on each side")
+                workloads = _write_phases(conn, counter, native, sizes, pairs, say)
+                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+                details = {"database_bytes": conn.execute("PRAGMA page_count").fetchone()[0] * page_size}
+            finally:
+                conn.close()
         finally:
             ns.close()
-        d = {
-            "commits_per_s": _per_s(sizes.commits, seconds["dolite"]),
-            "round_trips_per_commit": requests / sizes.commits,
-            "bytes_sent_per_commit": sent / sizes.commits,
-            "bytes_received_per_commit": received / sizes.commits,
-            # besides one commit call each: the page store's occasional reads and old-version GC
-            "commit_phase_requests_by_op": by_op,
-            "database_bytes": db_bytes,
-        }
-        n = {
-            "commits_per_s": _per_s(sizes.commits, seconds["native"]),
-            "round_trips_per_commit": n_requests / sizes.commits,
-            "bytes_sent_per_commit": n_sent / sizes.commits,
-            "bytes_received_per_commit": n_received / sizes.commits,
-        }
-        progress(f"commits/s: dolite {d['commits_per_s']:,.0f} ({d['round_trips_per_commit']:.2f} "
-                 f"round trips each), native {n['commits_per_s']:,.0f}")
-
-        # -- dolite cold reads: a fresh namespace object gets a fresh VFS, an empty cache --
-        ns, counter = _counted_namespace(url)
-        try:
-            before = counter.snapshot()
-            conn = dolite.connect(name, storage=ns, exclusive=True, isolation_level=None, create=False)
-            conn.execute("SELECT 1").fetchall()
-            d["open_round_trips"] = counter.since(before)[0]
-            before = counter.snapshot()
-            t0 = time.perf_counter()
-            conn.execute(SELECT, (ids_cold[0],)).fetchone()
-            d["first_read_ms"] = (time.perf_counter() - t0) * 1000
-            for i in ids_cold[1:]:
-                conn.execute(SELECT, (i,)).fetchone()
-            cold_seconds = time.perf_counter() - t0
-            cold_requests, _, cold_received = counter.since(before)
-            d["cold_reads_per_s"] = _per_s(len(ids_cold), cold_seconds)
-            d["round_trips_per_cold_read"] = cold_requests / len(ids_cold)
-            d["bytes_received_per_cold_read"] = cold_received / len(ids_cold)
-
-            # -- hot reads (every page cached) alternating with native reads --------------
-            conn.execute("SELECT count(*), sum(length(v)) FROM t").fetchone()  # load every page
-
-            def dolite_reads(part: range) -> None:
-                for j in part:
-                    conn.execute(SELECT, (ids_hot[j],)).fetchone()
-
-            def native_reads(part: range) -> None:
-                for j in part:
-                    if not native.execute(SELECT, (ids_hot[j],)):
-                        raise RuntimeError(f"native point read of id {ids_hot[j]} found nothing")
-
-            before_d, before_n = counter.snapshot(), native.counter.snapshot()
-            seconds = _interleaved(len(ids_hot), {"dolite": dolite_reads, "native": native_reads})
-            hot_requests = counter.since(before_d)[0]
-            n_requests, _, n_received = native.counter.since(before_n)
-            conn.close()
-        finally:
-            ns.close()
+        reads, read_details = _read_phases(url, name, native, sizes, ids_cold, ids_hot, say)
     finally:
         native.close()
-    d["hot_reads_per_s"] = _per_s(len(ids_hot), seconds["dolite"])
-    d["round_trips_per_hot_read"] = hot_requests / len(ids_hot)
-    n["reads_per_s"] = _per_s(len(ids_hot), seconds["native"])
-    n["round_trips_per_read"] = n_requests / len(ids_hot)
-    n["bytes_received_per_read"] = n_received / len(ids_hot)
-    progress(f"point reads/s: dolite cold {d['cold_reads_per_s']:,.0f}, hot {d['hot_reads_per_s']:,.0f}; "
-             f"native {n['reads_per_s']:,.0f}")
-    return d, n
+    details |= read_details
+    details["responses_without_row_counts"] = counter.uncounted
+    return workloads | reads, details
 
 
 def _workerd_version() -> str:
@@ -287,98 +251,84 @@ def _workerd_version() -> str:
         return "?"
 
 
+def _costs(workloads: dict[str, dict]) -> dict:
+    """The ``cost_per_million`` table: dollars per million transactions of each kind, and of
+    the mix (``MIX``; its reads and scans at dolite's cold figures, the conservative ones)."""
+    table: dict = {"prices_usd_per_million": PRICE_PER_MILLION, "mix": MIX}
+    for workload, sides in workloads.items():
+        table[workload] = {side: figures["cost_per_million"] for side, figures in sides.items()}
+    table["mixed"] = {side: cost_per_million(mixed({w: _usage(workloads[w][side]) for w in MIX}))
+                      for side in ("dolite", "native")}
+    return table
+
+
 def run_do_bench(
     quick: bool = False,
     *,
+    rtt_ms: float = 0,
     sizes: DoBenchSizes | None = None,
     progress: Callable[[str], None] | None = None,
     seed: int = 4,
 ) -> dict:
-    """Start a local workerd, run the workload through dolite and natively, return the figures.
+    """Start a local workerd, run every workload through dolite and natively, return the figures.
 
-    ``sizes`` overrides the ``quick``/full sizes (the tests use tiny ones). ``progress``
-    receives one line per finished phase.
+    ``rtt_ms`` > 0 sends both sides through a loopback proxy adding that round-trip delay.
+    ``sizes`` overrides the sizes ``quick`` and ``rtt_ms`` pick (the tests use tiny ones).
+    ``progress`` receives one line per finished phase.
     """
-    sizes = sizes or (QUICK if quick else FULL)
+    if rtt_ms < 0:
+        raise ValueError(f"rtt_ms must be >= 0, not {rtt_ms}")
+    sizes = sizes or ((QUICK_RTT if quick else FULL_RTT) if rtt_ms else (QUICK if quick else FULL))
     say = progress or (lambda message: None)
-    rng = random.Random(seed)
-    ids_cold = [rng.randrange(1, sizes.rows + 1) for _ in range(sizes.reads)]
-    ids_hot = [rng.randrange(1, sizes.rows + 1) for _ in range(sizes.reads)]
     data = tempfile.mkdtemp(prefix="dolite-do-bench-")
     started = time.perf_counter()
     try:
-        with start_workerd(port=0, data_dir=data, secret=uuid.uuid4().hex, config="bench") as handle:
-            say(f"workerd on {handle.url}")
-            prefix = f"do-bench-{uuid.uuid4().hex[:8]}/"
-            dolite_figures, native_figures = _measure(handle, prefix, sizes, ids_cold, ids_hot, say)
+        with start_workerd(port=0, data_dir=data, secret=uuid.uuid4().hex, config="bench") as handle, \
+                contextlib.ExitStack() as stack:
+            base_url = handle.url
+            if rtt_ms:
+                proxy = stack.enter_context(RttProxy(handle.host, handle.port, rtt_ms))
+                base_url = f"http://127.0.0.1:{proxy.port}"
+            say(f"workerd on {handle.url}" + (f", through a {rtt_ms:g} ms RTT proxy at {base_url}" if rtt_ms else ""))
+            workloads, details = _measure(base_url, handle.secret, sizes, random.Random(seed), say)
     finally:
         shutil.rmtree(data, ignore_errors=True)
-    d, n = dolite_figures, native_figures
-    return {
+    result = {
         "benchmark": "durable_object",
         "quick": quick,
+        "rtt_ms": rtt_ms,
         "sizes": asdict(sizes),
         "environment": {
-            "runtime": f"local workerd {_workerd_version()} on loopback (127.0.0.1)",
+            "runtime": f"local workerd {_workerd_version()} on loopback (127.0.0.1)"
+                       + (f", {rtt_ms:g} ms round trip injected" if rtt_ms else ""),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "dolite": d,
-        "native": n,
-        "ratios": {  # dolite / native: above 1 means dolite is faster
-            "commits_per_s": d["commits_per_s"] / n["commits_per_s"],
-            "cold_reads_per_s": d["cold_reads_per_s"] / n["reads_per_s"],
-            "hot_reads_per_s": d["hot_reads_per_s"] / n["reads_per_s"],
-        },
-        "notes": [
-            (f"commits and hot reads alternate between the sides in {ROUNDS} rounds; the cold pass "
-             "runs alone (its cache warms as it goes)"),
-            ("cold reads: the first pass over an empty page cache; each miss fetches the chunk "
-             "and the following ones (prefetch), so the cache warms during the pass"),
-            ("native round trips are 1 per commit and per read by construction: one HTTP request "
-             "carries one statement; they are counted anyway"),
-            ("dolite reads run SQLite in the client: hot reads come from its page cache "
-             "(an exclusive connection needs no round trip); the native DO answers every read "
-             "with a request"),
-            ("dolite commits run SQLite in the client and ship changed chunks plus a head "
-             "compare-and-set; the native DO ships only the statement"),
-        ],
+        "workloads": workloads,
+        # dolite / native transactions per second: above 1 means dolite is faster
+        "ratios": {w: sides["dolite"]["per_s"] / sides["native"]["per_s"] for w, sides in workloads.items()},
+        "round_trips_per_commit": {s: f["round_trips"] for s, f in workloads["commit"].items()},
+        "rows_written_per_commit": {s: f["rows_written"] for s, f in workloads["commit"].items()},
+        "cost_per_million": _costs(workloads),
+        "dolite_details": details,
+        "notes": NOTES,
         "seconds": time.perf_counter() - started,
     }
+    result["goals"] = goals(result)
+    return result
 
 
-def print_report(result: dict, console=None) -> None:
-    """Render ``result`` (from :func:`run_do_bench`) as a rich table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    d, n, r, s = result["dolite"], result["native"], result["ratios"], result["sizes"]
-    table = Table(title=f"dolite page store vs native SQLite Durable Object "
-                        f"({result['environment']['runtime']}, {result['environment']['cpus']} CPUs)")
-    table.add_column("metric")
-    table.add_column("dolite (do+http)", justify="right")
-    table.add_column("native (ctx.storage.sql)", justify="right")
-    table.add_column("dolite / native", justify="right")
-    table.add_row("commits/s (1-row INSERT)", f"{d['commits_per_s']:,.0f}", f"{n['commits_per_s']:,.0f}",
-                  f"{r['commits_per_s']:.2f}x")
-    table.add_row("round trips per commit", f"{d['round_trips_per_commit']:.2f}",
-                  f"{n['round_trips_per_commit']:.2f} (by construction)", "")
-    table.add_row("bytes sent per commit", f"{d['bytes_sent_per_commit']:,.0f}",
-                  f"{n['bytes_sent_per_commit']:,.0f}", "")
-    table.add_row("point reads/s, cold cache", f"{d['cold_reads_per_s']:,.0f}", f"{n['reads_per_s']:,.0f}",
-                  f"{r['cold_reads_per_s']:.2f}x")
-    table.add_row("point reads/s, hot cache", f"{d['hot_reads_per_s']:,.0f}", f"{n['reads_per_s']:,.0f}",
-                  f"{r['hot_reads_per_s']:.2f}x")
-    table.add_row("round trips per read (cold / hot)",
-                  f"{d['round_trips_per_cold_read']:.3f} / {d['round_trips_per_hot_read']:.3f}",
-                  f"{n['round_trips_per_read']:.2f}", "")
-    console.print(table)
-    ops = ", ".join(f"{op} {count}" for op, count in sorted(d["commit_phase_requests_by_op"].items()))
-    console.print(f"{s['rows']:,} rows, {s['commits']:,} commits, {s['reads']:,} reads per phase; "
-                  f"dolite database {d['database_bytes'] / 1e6:.1f} MB; opening it cold took "
-                  f"{d['open_round_trips']} round trips, its first point read {d['first_read_ms']:.1f} ms; "
-                  f"dolite requests in the commit phase: {ops}; {result['seconds']:.1f} s in all")
-    for note in result["notes"]:
-        console.print(f"- {note}")
+NOTES = [
+    (f"writes, hot reads and hot scans alternate between the sides in {ROUNDS} rounds; dolite's "
+     "cold reads and cold scan run alone, on fresh connections (empty page caches)"),
+    ("figures are per transaction; rows are counted in the Worker: the storage Worker's "
+     "x-dolite-rows header for dolite, the native cursors' rowsRead/rowsWritten"),
+    ("cost_per_million: rows_written x $1.00 + rows_read x $0.001 + requests x $0.15, in dollars "
+     "per million transactions (duration and stored bytes not modelled); the mix prices dolite's "
+     "reads and scans at their cold figures (hot ones need no request)"),
+    ("native interactive_txn: one request to read, then one batch with both writes, the first "
+     "guarded by the value read (UPDATE ... AND n = ? RETURNING id, which must return one row)"),
+    ("dolite runs SQLite in the client: an exclusive connection answers hot reads from its page "
+     "cache with no round trip, and ships changed chunks plus a head compare-and-set per commit"),
+]

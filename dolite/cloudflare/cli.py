@@ -2,7 +2,7 @@
 
     dolite cloudflare dev --port 8787 --data ./do-data [--secret S]
     dolite cloudflare deploy [--secret S] [--dry-run]
-    dolite cloudflare bench [--quick] [--json]
+    dolite cloudflare bench [--quick] [--json] [--rtt-ms N]
     dolite cloudflare install     (the pinned npm packages, done on first use anyway)
 
 The main CLI mounts :data:`app` as its ``cloudflare`` sub-command.
@@ -146,11 +146,15 @@ def deploy(
 def bench(
     quick: bool = typer.Option(False, "--quick", help="Small sizes; finishes in well under 30 s."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    rtt_ms: float = typer.Option(
+        0, "--rtt-ms", min=0, max=1000,
+        help="Add this round-trip delay (ms) between the client and workerd, for both sides.",
+    ),
 ) -> None:
     """dolite over a Durable Object vs the same SQL in a SQLite-backed one (local workerd).
 
-    Reports commits/s, point reads/s and round trips per commit; see
-    benchmarks/durable_object.md.
+    Reports, for both sides, transactions/s, round trips, rows read and written (counted in
+    the Worker) and the cost per million transactions; see benchmarks/durable_object.md.
     """
     import json
 
@@ -158,7 +162,7 @@ def bench(
 
     progress = None if json_ else (lambda message: typer.echo(f"  {message}", err=True))
     try:
-        result = run_do_bench(quick=quick, progress=progress)
+        result = run_do_bench(quick=quick, rtt_ms=rtt_ms, progress=progress)
     except WorkerdError as exc:
         raise _fail(str(exc)) from None
     if json_:

@@ -15,6 +15,13 @@
 // several in one `transactionSync`: all or nothing. The reply describes the last statement:
 // {columns, rows (arrays)}, with rowsRead and rowsWritten summed over the batch. Params are
 // JSON scalars; a SQL error is bad_request.
+//
+// A statement may carry `expectRows: n`: it must return exactly n rows, or the whole batch
+// rolls back and the answer is 409 conflict. With `UPDATE ... WHERE id = ? AND v = ?
+// RETURNING id` that is a compare-and-set, so a read-then-write transaction takes two
+// requests (read, then a guarded batch), the fastest correct form the benchmark compares
+// dolite's interactive transactions with. rowsRead/rowsWritten are the cursors' own
+// counters (`cursor.rowsRead`, `cursor.rowsWritten`), what Cloudflare bills.
 
 import { DurableObject } from "cloudflare:workers";
 import {
@@ -25,6 +32,8 @@ import storage, { DoliteObject, DoliteRegistry } from "./worker.js";
 export { DoliteObject, DoliteRegistry };
 
 const MAX_NATIVE_BODY = 8 << 20;
+
+const STATEMENT_FIELDS = ["sql", "params", "expectRows"];
 
 /** The statements of a request body, checked: each {sql: string, params?: array}, nothing else. */
 function statements(text) {
@@ -40,7 +49,10 @@ function statements(text) {
   for (const item of batch) {
     if (typeof item?.sql !== "string") throw badRequest("each statement needs a string `sql`");
     if (item.params !== undefined && !Array.isArray(item.params)) throw badRequest("`params` is an array");
-    const unknown = Object.keys(item).filter((key) => key !== "sql" && key !== "params");
+    if (item.expectRows !== undefined && !(Number.isInteger(item.expectRows) && item.expectRows >= 0)) {
+      throw badRequest("`expectRows` is a non-negative integer");
+    }
+    const unknown = Object.keys(item).filter((key) => !STATEMENT_FIELDS.includes(key));
     if (unknown.length) throw badRequest(`unknown statement fields: ${unknown.join(", ")}`);
   }
   return batch;
@@ -54,18 +66,24 @@ export class NativeSqlObject extends DurableObject {
         let last = null;
         let rowsRead = 0;
         let rowsWritten = 0;
-        for (const { sql, params = [] } of batch) {
+        for (const { sql, params = [], expectRows } of batch) {
           const cursor = this.ctx.storage.sql.exec(sql, ...params);
           const rows = cursor.raw().toArray(); // consume before reading the counters
           rowsRead += cursor.rowsRead;
           rowsWritten += cursor.rowsWritten;
+          if (expectRows !== undefined && rows.length !== expectRows) {
+            throw new HttpError("conflict", `expected ${expectRows} rows, got ${rows.length}: ${sql}`);
+          }
           last = { columns: cursor.columnNames, rows };
         }
         return { ...last, rowsRead, rowsWritten };
       };
       try {
-        return Response.json(batch.length > 1 ? this.ctx.storage.transactionSync(run) : run());
+        // A guard must be able to undo the statement it checks, so it runs in a transaction too.
+        const atomic = batch.length > 1 || batch[0].expectRows !== undefined;
+        return Response.json(atomic ? this.ctx.storage.transactionSync(run) : run());
       } catch (err) {
+        if (err instanceof HttpError) throw err;
         throw badRequest(`SQL error: ${String(err?.message ?? err)}`);
       }
     });

@@ -18,6 +18,12 @@
 //                                        -> records(entries); header x-dolite-more: 1 if capped
 //   POST /v1/objects/{name}/drop         -> 204 (deleteAll, then unregister the name)
 //
+// Every object route's answer (errors included, drop excepted) carries the billed storage
+// rows the call used, as counted here: `x-dolite-rows: read=N,written=M`. On a SQLite-backed
+// object each key a get (or a commit's expectation) names is one row read, each entry a list
+// returns one row read, each key a put or delete names one row written (Cloudflare bills the
+// key-value API that way); the first write to an object also writes its name in the registry.
+//
 // Bodies use the binary framing of records.js. A body over MAX_REQUEST_BYTES is refused
 // unread. Errors are JSON {"error": {"code", "message"}}, the shape and codes of dolite's
 // HTTP service (see STATUS in http.js): bad_request 400, unauthorized 401, not_found 404,
@@ -62,46 +68,52 @@ export class DoliteObject extends DurableObject {
   }
 
   async fetch(request) {
-    return answering(async () => {
-      const url = new URL(request.url);
-      const op = url.pathname.slice(1);
+    const url = new URL(request.url);
+    const op = url.pathname.slice(1);
+    const rows = { read: 0, written: 0 }; // this request's billed rows (see the header comment)
+    const response = await answering(async () => {
       const name = decodeURIComponent(request.headers.get("x-dolite-name") ?? "");
       switch (op) {
-        case "get": return this.get(await request.arrayBuffer());
-        case "put": return this.commit(await request.arrayBuffer(), name, ["entries"]);
-        case "delete": return this.delete(await request.arrayBuffer());
-        case "commit": return this.commit(await request.arrayBuffer(), name, ["entries", "keys", "expect"]);
-        case "list": return this.list(url.searchParams);
+        case "get": return this.get(await request.arrayBuffer(), rows);
+        case "put": return this.commit(await request.arrayBuffer(), name, ["entries"], rows);
+        case "delete": return this.delete(await request.arrayBuffer(), rows);
+        case "commit": return this.commit(await request.arrayBuffer(), name, ["entries", "keys", "expect"], rows);
+        case "list": return this.list(url.searchParams, rows);
         case "exists": return Response.json({ exists: (await this.ctx.storage.list({ limit: 1 })).size > 0 });
         case "drop": return this.drop(name);
         default: throw new HttpError("not_found", `unknown object operation ${op}`);
       }
     });
+    // drop's deleteAll reports no count, so its answer claims none.
+    if (op !== "drop") response.headers.set("x-dolite-rows", `read=${rows.read},written=${rows.written}`);
+    return response;
   }
 
-  async get(body) {
+  async get(body, rows) {
     const [keys] = decodeRecordLists(body, ["keys"]);
+    rows.read += keys.length;
     const found = await this.ctx.storage.get(keys.map(([k]) => k));
     const out = [];
     for (const [key, value] of found) out.push([key, toArrayBuffer(value)]);
     return binary(encodeRecords(out));
   }
 
-  async delete(body) {
+  async delete(body, rows) {
     const [keys] = decodeRecordLists(body, ["keys"]);
+    rows.written += keys.length;
     const deleted = keys.length ? await this.ctx.storage.delete(keys.map(([k]) => k)) : 0;
     return Response.json({ deleted });
   }
 
   /** put (one list: the writes) and commit (writes, deletes, expect): one atomic batch. */
-  async commit(body, name, kinds) {
+  async commit(body, name, kinds, rows) {
     const [writes, deletes = [], expect = []] = decodeRecordLists(body, kinds);
     if (writes.length + deletes.length > LIMITS.maxKeysPerCall) {
       throw limitExceeded(
         `commit names ${writes.length + deletes.length} keys, over the limit of ${LIMITS.maxKeysPerCall} a call`,
       );
     }
-    if (writes.length) await this.ensureRegistered(name);
+    if (writes.length && (await this.ensureRegistered(name))) rows.written += 1;
     // Everything is validated; from here on the batch is applied whole or not at all. The
     // transaction makes the compare and the writes one atomic, isolated unit in this object.
     const conflict = await this.ctx.storage.transaction(async (txn) => {
@@ -123,11 +135,13 @@ export class DoliteObject extends DurableObject {
       await Promise.all(pending); // a failed write rejects, rolling the whole transaction back
       return null;
     });
+    rows.read += expect.length; // a refused commit has read its expectations too
     if (conflict) throw new HttpError("conflict", conflict);
+    rows.written += deletes.length + writes.length;
     return new Response(null, { status: 204 });
   }
 
-  async list(params) {
+  async list(params, rows) {
     onlyParams(params, ["start", "end", "prefix", "limit", "reverse"]);
     const options = { limit: LIST_PAGE };
     for (const field of ["start", "end", "prefix"]) {
@@ -145,6 +159,7 @@ export class DoliteObject extends DurableObject {
     const found = options.limit === 0 ? new Map() : await this.ctx.storage.list(options);
     const out = [];
     for (const [key, value] of found) out.push([key, toArrayBuffer(value)]);
+    rows.read += out.length;
     const more = out.length === LIST_PAGE && wanted > LIST_PAGE;
     return binary(encodeRecords(out), { "x-dolite-more": more ? "1" : "0" });
   }
@@ -159,12 +174,14 @@ export class DoliteObject extends DurableObject {
     return new Response(null, { status: 204 });
   }
 
+  /** Records `name` in the registry once per object instance; true if this call wrote it. */
   async ensureRegistered(name) {
-    if (this.registered) return;
-    await this.ctx.blockConcurrencyWhile(async () => {
-      if (this.registered) return;
+    if (this.registered) return false;
+    return this.ctx.blockConcurrencyWhile(async () => {
+      if (this.registered) return false;
       await registryCall(this.env, "add", name);
       this.registered = true;
+      return true;
     });
   }
 }

@@ -1,0 +1,112 @@
+"""The Durable Object benchmark's sizes and workloads, each as a (dolite, native) pair.
+
+A workload here is two functions over a ``range`` of transaction indices: one runs those
+transactions through a dolite connection, the other sends the same ones to the native SQL
+baseline (:class:`~dolite.cloudflare.bench_clients.NativeSql`). Both sides start from the
+same table, filled by :func:`fill_dolite` and :func:`fill_native`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dolite.cloudflare.bench_clients import NativeSql
+
+ROW = "x" * 60
+CREATE = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)"
+INSERT = "INSERT INTO t(v, n) VALUES (?, ?)"
+SELECT = "SELECT v, n FROM t WHERE id = ?"
+SCAN = "SELECT count(*), sum(length(v)) FROM t"
+READ_N = "SELECT n FROM t WHERE id = ?"
+TXN_ROWS = 100
+
+
+@dataclass(frozen=True)
+class DoBenchSizes:
+    rows: int  # rows in the table the reads and interactive transactions hit
+    commits: int  # single-row INSERT commits timed
+    reads: int  # point SELECTs timed per phase
+    txns: int = 100  # interactive transactions timed
+    batches: int = 20  # 100-row transactions timed
+    scans: int = 5  # hot full scans timed (the cold one is a single scan)
+    fill_batch: int = 1000  # statements per native fill request (untimed setup)
+
+
+QUICK = DoBenchSizes(rows=10_000, commits=1_000, reads=2_000, txns=500, batches=50, scans=10)
+FULL = DoBenchSizes(rows=50_000, commits=2_000, reads=5_000, txns=1_000, batches=100, scans=20)
+QUICK_RTT = DoBenchSizes(rows=10_000, commits=150, reads=200, txns=100, batches=20, scans=5)
+FULL_RTT = DoBenchSizes(rows=50_000, commits=400, reads=500, txns=300, batches=40, scans=10)
+"""With an injected delay every request costs at least ``rtt_ms``: fewer of them are timed."""
+
+
+def commit(conn, native: NativeSql):
+    def on_dolite(part: range) -> None:
+        for i in part:
+            conn.execute(INSERT, (ROW, i))
+
+    def on_native(part: range) -> None:
+        for i in part:
+            native.execute(INSERT, (ROW, i))
+
+    return on_dolite, on_native
+
+
+def txn_100_rows(conn, native: NativeSql):
+    def on_dolite(part: range) -> None:
+        for i in part:
+            conn.execute("BEGIN")
+            conn.executemany(INSERT, [(ROW, i)] * TXN_ROWS)
+            conn.execute("COMMIT")
+
+    def on_native(part: range) -> None:
+        for i in part:
+            native.batch([(INSERT, [ROW, i])] * TXN_ROWS)
+
+    return on_dolite, on_native
+
+
+def _moved(n: int) -> int:
+    """The interactive transaction's computation: how much of row a's ``n`` moves to row b."""
+    return n % 7 + 1
+
+
+def interactive_txn(conn, native: NativeSql, pairs: list[tuple[int, int]]):
+    def on_dolite(part: range) -> None:
+        for i in part:
+            a, b = pairs[i]
+            conn.execute("BEGIN")
+            (n,) = conn.execute(READ_N, (a,)).fetchone()
+            moved = _moved(n)
+            conn.execute("UPDATE t SET n = ? WHERE id = ?", (n - moved, a))
+            conn.execute("UPDATE t SET n = n + ? WHERE id = ?", (moved, b))
+            conn.execute("COMMIT")
+
+    def on_native(part: range) -> None:
+        for i in part:
+            a, b = pairs[i]
+            ((n,),) = native.execute(READ_N, (a,))
+            moved = _moved(n)
+            native.batch([  # the first write holds only if row a still has the n read above
+                ("UPDATE t SET n = ? WHERE id = ? AND n = ? RETURNING id", [n - moved, a, n], 1),
+                ("UPDATE t SET n = n + ? WHERE id = ? RETURNING id", [moved, b], 1),
+            ])
+
+    return on_dolite, on_native
+
+
+def fill_native(native: NativeSql, sizes: DoBenchSizes) -> None:
+    native.execute(CREATE)
+    for start in range(1, sizes.rows + 1, sizes.fill_batch):
+        stop = min(start + sizes.fill_batch, sizes.rows + 1)
+        native.batch([("INSERT INTO t(id, v, n) VALUES (?, ?, ?)", [i, ROW, i * 7 % 1000])
+                      for i in range(start, stop)])
+    native.execute(INSERT, (ROW, -1))
+
+
+def fill_dolite(conn, sizes: DoBenchSizes) -> None:
+    conn.execute(CREATE)
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t(id, v, n) VALUES (?, ?, ?)",
+                     ((i, ROW, i * 7 % 1000) for i in range(1, sizes.rows + 1)))
+    conn.execute("COMMIT")
+    conn.execute(INSERT, (ROW, -1)).fetchall()  # one commit untimed: the write lease is held
