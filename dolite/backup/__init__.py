@@ -5,6 +5,7 @@
 >>> backup.list_versions("shop", from_="file:///mnt/backups")
 >>> backup.verify("shop", from_="file:///mnt/backups").ok
 >>> backup.restore("shop", from_="file:///mnt/backups", storage="lmdb:./data", into="shop2", at=1767225600)
+>>> backup.repair("lmdb:./data", "shop", from_="file:///mnt/backups").repaired
 
 Targets are named by URL (target.py), pushes are incremental and resumable (push.py),
 restores verified before the database becomes visible (restore.py). The functions here
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from dolite.backup.errors import BackupError, BackupNotFound, CorruptBackup, RestoreRefused, TargetUnavailable
 from dolite.backup.manifest import listing
 from dolite.backup.push import Progress, PushResult, push_store
+from dolite.backup.repair import RepairResult, repair_store
 from dolite.backup.restore import RestoreResult, restore_into
 from dolite.backup.target import BackupTarget, open_target, redact
 from dolite.backup.verify import VerifyResult, verify_target
@@ -28,8 +30,8 @@ from dolite.pages import open_store
 from dolite.storage import Namespace, open_storage
 
 __all__ = ["BackupError", "BackupNotFound", "BackupTarget", "BackupVersion", "CorruptBackup", "PushResult",
-           "RestoreRefused", "RestoreResult", "TargetUnavailable", "VerifyResult", "list_versions", "open_target",
-           "push", "push_all", "redact", "restore", "verify"]
+           "RepairResult", "RestoreRefused", "RestoreResult", "TargetUnavailable", "VerifyResult", "list_versions", "open_target",
+           "push", "push_all", "redact", "repair", "restore", "verify"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,9 @@ def verify(name: str, *, from_: str | BackupTarget, progress: Progress | None = 
     version, assembled outside any store (see verify.py). Problems are in the result."""
     validate_name(name)
     return verify_target(_target(from_), name, progress)
+
+
+def repair(storage: str | Namespace, name: str, *, from_: str | BackupTarget) -> RepairResult:
+    """Replace each corrupt chunk version of ``name`` in ``storage`` with the identical,
+    verified bytes from the backup; the result names what could not be (see repair.py)."""
+    return repair_store(open_store(storage, name), _target(from_))

@@ -143,10 +143,18 @@ def shell(name: str, storage: str = StorageOpt,
 @app.command()
 def check(name: str, storage: str = StorageOpt,
           salvage: Optional[Path] = typer.Option(None, "--salvage", metavar="FILE",
-                                                 help="Also copy every readable row into a new SQLite FILE")) -> None:
+                                                 help="Also copy every readable row into a new SQLite FILE"),
+          repair: bool = typer.Option(False, "--repair", help="First replace each corrupt chunk version with "
+                                      "the identical, verified bytes from the backup at --from"),
+          from_: Optional[str] = typer.Option(None, "--from", help="Backup URL to repair from (with --repair)")) -> None:
     """Verify every stored chunk's checksum, name the tables and indexes owning damaged
-    pages, and run PRAGMA integrity_check."""
+    pages, and run PRAGMA integrity_check. With --repair --from URL, first repair what the
+    backup can (and say exactly what it cannot)."""
+    if repair != (from_ is not None):
+        _fail("--repair and --from go together: dolite check NAME --repair --from URL")
     try:
+        if repair:
+            _repair(_existing(storage, name), name, from_)
         report = admin.check(_existing(storage, name), name)
     except DoliteError as exc:
         _fail(exc)
@@ -157,6 +165,18 @@ def check(name: str, storage: str = StorageOpt,
     if salvage is not None:
         _salvage(storage, name, salvage)
     raise typer.Exit(0 if report.ok else 2)
+
+
+def _repair(storage: str, name: str, from_: str) -> None:
+    from dolite.backup import repair
+
+    result = repair(storage, name, from_=from_)
+    for fixed in result.repaired:
+        console.print(f"repaired: {fixed}", highlight=False)
+    for problem in result.unrepairable:
+        err.print(f"[red]not repaired:[/] {problem}", highlight=False)
+    console.print(f"{name}: {len(result.repaired)} chunk versions repaired from {result.target}, "
+                  f"{len(result.unrepairable)} not repairable", highlight=False)
 
 
 def _salvage(storage: str, name: str, dest: Path) -> None:
