@@ -298,6 +298,26 @@ def restore(name: str, storage: str = StorageOpt,
 
 
 @app.command()
+def fork(source: str, new: str, storage: str = StorageOpt,
+         version: Optional[int] = typer.Option(None, "--version", help="Retained version to fork from"),
+         at: Optional[str] = typer.Option(None, "--at", help="Fork the version current at this time: ISO 8601 "
+                                          "(local time unless it names a zone), Unix seconds, or ago: -5m, -2h")) -> None:
+    """Make NEW a writable copy of SOURCE as of its current version, or of any retained
+    --version / --at (SOURCE is not changed)."""
+    from dolite.cli.human import parse_at
+    from dolite.ops.fork import fork as fork_database
+
+    if version is not None and at is not None:
+        _fail("give at most one of --version or --at")
+    try:
+        when = None if at is None else parse_at(at)
+        head = fork_database(_existing(storage, source), source, new, version=version, at=when)
+    except (DoliteError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"forked {source!r} into {new!r}: {head.size} bytes", highlight=False)
+
+
+@app.command()
 def demo(storage: str = StorageOpt) -> None:
     """A short tour on the embedded store: create, write, read, check."""
     from dolite.cli.demo import run_demo
