@@ -262,11 +262,16 @@ def resolve_in_doubt(store: PageStore, db: gc.Fenced, head: Head) -> Head:
 
 
 def settle(store: PageStore) -> None:
-    """For readers that hold no lease: roll forward a prepared version whose transaction
-    is decided committed (one list call when there is none). Undecided or aborted ones are
-    left to the next writer; a reader reads the head as it is."""
+    """For readers that hold no lease: make this process's view of the head include every
+    version decided committed, rolling forward a prepared one itself if need be (two small
+    calls when nothing is prepared). Undecided or aborted ones are left to the next writer.
+
+    The prepare records are listed before the head is read: a head move that landed
+    before the list is then seen by the read (even if this process's own background apply
+    has not yet noted it in memory), and one that lands after finds the record listed."""
+    listed = store.storage.list(prefix=PREPARE_PREFIX)
     head = store.read_head()
-    for key, raw, fields, version in _prepare_records(store.storage, store.name, head, strict=False):
+    for key, raw, fields, version in _records(listed, store.name, head, strict=False):
         if version == head.version + 1 and store.objects is not None \
                 and _decision(store, fields) == COMMITTED:
             try:
@@ -275,11 +280,15 @@ def settle(store: PageStore) -> None:
                 store.read_head()  # the coordinator or another reader moved it first
 
 
-def _prepare_records(storage: Storage, name: str, head: Head, strict: bool = True):
+def _prepare_records(storage: Storage, name: str, head: Head):
+    return _records(storage.list(prefix=PREPARE_PREFIX), name, head, strict=True)
+
+
+def _records(listed: dict[str, bytes], name: str, head: Head, strict: bool):
     """The prepare records, decoded. ``strict`` (the lease is held, so nothing moves): one
     that does not follow the head is damage, reported, never deleted. Not strict (a reader,
     racing with writers): such a record is someone else's newer state, skipped."""
-    for key, raw in storage.list(prefix=PREPARE_PREFIX).items():
+    for key, raw in listed.items():
         version = int(key[len(PREPARE_PREFIX):], 16)
         if strict and version != head.version + 1:
             raise CorruptChunk(f"{name}: prepare record {key!r} does not follow the head "
