@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from dolite.backup.errors import BackupError, BackupNotFound, CorruptBackup, RestoreRefused, TargetUnavailable
 from dolite.backup.manifest import listing
+from dolite.backup.prune import PruneResult, databases, parse_duration, prune_target
 from dolite.backup.push import Progress, PushResult, push_store
 from dolite.backup.repair import RepairResult, repair_store
 from dolite.backup.restore import RestoreResult, restore_into
@@ -29,9 +30,9 @@ from dolite.names import validate_name
 from dolite.pages import open_store
 from dolite.storage import Namespace, open_storage
 
-__all__ = ["BackupError", "BackupNotFound", "BackupTarget", "BackupVersion", "CorruptBackup", "PushResult",
+__all__ = ["BackupError", "BackupNotFound", "BackupTarget", "BackupVersion", "CorruptBackup", "PruneResult", "PushResult",
            "RepairResult", "RestoreRefused", "RestoreResult", "TargetUnavailable", "VerifyResult", "list_versions", "open_target",
-           "push", "push_all", "redact", "repair", "restore", "verify"]
+           "parse_duration", "prune", "push", "push_all", "redact", "repair", "restore", "verify"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,14 @@ def repair(storage: str | Namespace, name: str, *, from_: str | BackupTarget) ->
     """Replace each corrupt chunk version of ``name`` in ``storage`` with the identical,
     verified bytes from the backup; the result names what could not be (see repair.py)."""
     return repair_store(open_store(storage, name), _target(from_))
+
+
+def prune(name: str | None, *, from_: str | BackupTarget, keep: float | str,
+          now: float | None = None) -> list[PruneResult]:
+    """Delete the backed-up versions of ``name`` (None: every database in the target)
+    older than ``keep`` (seconds, or a duration like "30d") and the chunks only they use;
+    every version inside the window stays restorable (see prune.py)."""
+    target = _target(from_)
+    seconds = parse_duration(keep) if isinstance(keep, str) else float(keep)
+    names = [validate_name(name)] if name is not None else databases(target)
+    return [prune_target(target, db, seconds, now) for db in names]

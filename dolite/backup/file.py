@@ -50,6 +50,16 @@ class FileTarget:
     def exists(self, key: str) -> bool:
         return os.path.isfile(self._path(key))
 
+    def delete(self, keys: list[str]) -> None:
+        self._check_root()
+        for key in keys:
+            try:
+                os.unlink(self._path(key))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise TargetUnavailable(f"{self.url}: cannot delete {key}: {exc}") from exc
+
     def list(self, prefix: str) -> list[str]:
         self._check_root()
         folder = prefix.rpartition("/")[0]

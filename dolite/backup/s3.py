@@ -43,6 +43,14 @@ class S3Target:
     def exists(self, key: str) -> bool:
         return self._call("find", key, self._client.head_object, Bucket=self.bucket, Key=self.prefix + key) is not None
 
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": self.prefix + key} for key in keys[start:start + 1000]]
+            reply = self._call("delete", keys[start], self._client.delete_objects, Bucket=self.bucket,
+                               Delete={"Objects": batch, "Quiet": True})
+            if reply and reply.get("Errors"):
+                raise TargetUnavailable(f"{self.url}: cannot delete {reply['Errors'][0]}")
+
     def list(self, prefix: str) -> list[str]:
         keys = []
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)

@@ -40,6 +40,10 @@ class BackupTarget(Protocol):
     def list(self, prefix: str) -> list[str]:
         """Every key that starts with ``prefix``, sorted (all pages of a paged listing)."""
 
+    def delete(self, keys: list[str]) -> None:
+        """Remove the objects under ``keys`` (absent ones are no error). Only pruning
+        deletes (prune.py): every other writer only adds objects."""
+
 
 def open_target(url: str) -> BackupTarget:
     """The target a URL names. Raises InvalidURL for an unknown scheme or option."""

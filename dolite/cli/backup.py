@@ -149,3 +149,28 @@ def verify(name: str, from_: str = typer.Option(..., "--from", help="Target URL"
             err.print(f"[bold red]damaged:[/] {problem}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@backup_app.command()
+def prune(name: Optional[str] = typer.Argument(None, help="Database to prune (default: every database "
+                                              "in the target)"),
+          from_: str = typer.Option(..., "--from", help="Target URL"),
+          keep: str = typer.Option(..., "--keep", help="Window to keep: 30d, 12h, 90m, 2w"),
+          as_json: bool = JsonOpt) -> None:
+    """Delete backed-up versions older than --keep and the chunks only they use. Every
+    version inside the window (and the one current at its start) stays restorable; the
+    newest backup is always kept. Do not run beside a push of the same database."""
+    try:
+        seconds = backup.parse_duration(keep)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--keep") from None
+    try:
+        results = backup.prune(name, from_=from_, keep=seconds)
+    except Error as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps([r.as_dict() for r in results]))
+        return
+    for r in results:
+        console.print(f"{r.name} at {r.target}: {r.manifests_deleted} versions and {r.chunks_deleted} chunks "
+                      f"deleted; {r.kept} manifests kept, oldest restorable v{r.oldest_kept}")
