@@ -17,6 +17,10 @@ changed on either side. If the policy aborts a pending transaction, sync stops t
 raises ConflictingRows; it stays pending (:meth:`Replica.discard` drops it, or sync again
 with another ``on_conflict``). While the remote is unreachable, sync raises and the local
 copy keeps serving reads and writes.
+
+The remote is a storage URL or Namespace, or a ``dolite serve`` (``"http://HOST:PORT"``,
+token from ``token=`` or ``$DOLITE_TOKEN``; see dolite/replica/http.py: the policy must
+then be ``"abort"``, ``"theirs"`` or ``"ours"``).
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 import types
 
 from dolite.errors import NotSupportedError
 from dolite.names import validate_name
 from dolite.replica.journal import Journal, Pending
-from dolite.replica.sync import pull, push
+from dolite.replica.http import ServiceRemote, is_service_url, refuse_callable
+from dolite.replica.sync import StorageRemote
 from dolite.sql.dbapi import Connection, connect
 from dolite.sql.optimistic import Optimistic, Policy, check_policy, rollback_quietly
 from dolite.sql.vfs import vfs_for
@@ -40,25 +46,27 @@ _VETO_ID = "dolite.replica"
 
 
 def replica(name: str, remote: str | Namespace, local: str | Namespace = "lmdb:./.dolite-replica",
-            *, on_conflict: Policy = "abort", retries: int = 3, timeout: float = 5.0) -> Replica:
-    """Open the replica of database ``name`` of ``remote`` kept in ``local`` (storage URLs
-    or Namespaces). A replica that has no local copy yet copies the remote now (which must
-    then be reachable); one that has works without the remote until :meth:`Replica.sync`."""
-    return Replica(name, remote, local, on_conflict=on_conflict, retries=retries, timeout=timeout)
+            *, on_conflict: Policy = "abort", retries: int = 3, timeout: float = 5.0,
+            token: str | None = None) -> Replica:
+    """Open the replica of database ``name`` of ``remote`` (a storage URL or Namespace, or
+    a dolite service's ``http(s)://HOST:PORT`` with ``token``) kept in ``local``. A replica
+    that has no local copy yet copies the remote now (which must then be reachable); one
+    that has works without the remote until :meth:`Replica.sync`."""
+    return Replica(name, remote, local, on_conflict=on_conflict, retries=retries, timeout=timeout, token=token)
 
 
 class Replica:
     """A local copy of one remote database, its pending transactions and their sync."""
 
     def __init__(self, name: str, remote, local, *, on_conflict: Policy = "abort",
-                 retries: int = 3, timeout: float = 5.0):
+                 retries: int = 3, timeout: float = 5.0, token: str | None = None):
         validate_name(name)
         check_policy(on_conflict, retries)
         self.name, self.on_conflict, self.retries, self.timeout = name, on_conflict, retries, timeout
-        self.remote = open_storage(remote)
         self.local = open_storage(local)
-        if self.local is self.remote:
-            raise NotSupportedError("a replica's local storage must differ from its remote")
+        self._remote = _open_remote(name, remote, self.local, timeout, token)
+        if isinstance(self._remote, ServiceRemote):
+            refuse_callable(on_conflict)
         self.journal = Journal(self.local.object(f"{name}.replica"))
         self._local_vfs = vfs_for(self.local)
         self._local_db = self._local_vfs.attach(name)
@@ -103,30 +111,42 @@ class Replica:
         policy = self.on_conflict if on_conflict is None else on_conflict
         check_policy(policy, self.retries)
         with self._lock:
-            remote = connect(self.name, self.remote, create=False, timeout=self.timeout)
-            try:
-                pushed = push(remote, self.journal, policy, self.retries)
-                chunks = pull(remote.database.store, self._local_db.store, self.journal)
-            finally:
-                remote.close()
-        return {"pushed": pushed, "chunks": chunks}
+            return self._remote.sync(self.journal, self._local_db.store, policy, self.retries)
 
     def status(self) -> dict:
-        """The last sync (remote version, time) and the number of pending transactions."""
-        state = self.journal.state()
-        return {"remote_version": state["remote_version"], "synced": state.get("synced"),
-                "pending": len(self.journal.pending())}
+        """The last sync (``remote_version``, ``synced`` time), the ``pending`` transactions
+        and the lag: ``oldest_pending`` (when the oldest unpushed transaction was committed
+        locally, or None) and ``since_sync`` (seconds since the last sync, or None)."""
+        state, pending = self.journal.state(), self.journal.pending()
+        synced = state.get("synced")
+        return {"replica": state["replica"], "remote_version": state["remote_version"], "synced": synced,
+                "pending": len(pending), "oldest_pending": pending[0].time if pending else None,
+                "since_sync": None if synced is None else max(0.0, time.time() - synced)}
 
     def close(self) -> None:
         db, self._local_db = self._local_db, None
         if db is not None:
             self._local_vfs.detach(db)
+        remote = getattr(self, "_remote", None)
+        if remote is not None:
+            remote.close()
 
     def __enter__(self) -> Replica:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _open_remote(name: str, remote, local: Namespace, timeout: float, token: str | None):
+    if is_service_url(remote):
+        return ServiceRemote(remote, name, token, timeout)
+    if token is not None:
+        raise NotSupportedError("token= applies only to a dolite service remote (http:// or https://)")
+    namespace = open_storage(remote)
+    if namespace is local:
+        raise NotSupportedError("a replica's local storage must differ from its remote")
+    return StorageRemote(namespace, name, timeout)
 
 
 class _Recorder(Optimistic):

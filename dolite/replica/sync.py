@@ -2,8 +2,9 @@
 
 Push applies each pending changeset to the remote in a lease-mode (serializable)
 transaction, conflicting rows decided by the policy, and records the replica's last
-applied sequence number in the remote table ``_dolite_replicas`` in that same
-transaction: a push whose reply was lost is recognised and never applied twice.
+applied sequence number (and the time) in the remote table ``_dolite_replicas`` in that
+same transaction: a push whose reply was lost is recognised and never applied twice.
+:func:`apply_pending` is that transaction; the service's changesets route runs it too.
 
 Pull makes the local copy byte-identical to the remote head in one local commit, copying
 only the chunks that changed on either side since the last sync (named by both commit
@@ -17,15 +18,41 @@ import time
 
 import apsw
 
-from dolite.errors import Conflict, LeaseHeld
+from dolite.errors import Conflict, LeaseHeld, NotSupportedError
 from dolite.pages import log
 from dolite.pages.format import Head
 from dolite.pages.store import PageStore
-from dolite.replica.journal import Journal, Pending
-from dolite.sql.dbapi import translated
-from dolite.sql.optimistic import ConflictingRows, Policy, rollback_quietly, apply_changeset
+from dolite.replica.journal import Journal
+from dolite.sql.dbapi import connect, translated
+from dolite.sql.optimistic import (
+    ConflictingRows,
+    Policy,
+    apply_changeset,
+    changed_tables,
+    rollback_quietly,
+    table_columns,
+)
 
 MARKS = "_dolite_replicas"
+
+
+class StorageRemote:
+    """Push and pull of one replica against a storage URL or Namespace."""
+
+    def __init__(self, namespace, name: str, timeout: float):
+        self.namespace, self.name, self.timeout = namespace, name, timeout
+
+    def sync(self, journal: Journal, local: PageStore, policy: Policy, retries: int) -> dict:
+        """Push pending transactions, then pull: ``{"pushed", "chunks"}``."""
+        remote = connect(self.name, self.namespace, create=False, timeout=self.timeout)
+        try:
+            pushed = push(remote, journal, policy, retries)
+            return {"pushed": pushed, "chunks": pull(remote.database.store, local, journal)}
+        finally:
+            remote.close()
+
+    def close(self) -> None:
+        pass
 
 
 def push(remote, journal: Journal, policy: Policy, retries: int) -> int:
@@ -37,31 +64,50 @@ def push(remote, journal: Journal, policy: Policy, retries: int) -> int:
     if not pending_transactions:
         return 0
     replica = journal.state()["replica"]
-    raw = remote.raw
-    _run(raw, f"CREATE TABLE IF NOT EXISTS {MARKS}(replica TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
     pushed = 0
     for pending in pending_transactions:
-        _push_one(raw, replica, pending, policy, retries)
+        try:
+            apply_pending(remote.raw, replica, pending.seq, pending.changeset, policy, retries)
+        except ConflictingRows as exc:
+            exc.pending = pending.seq
+            raise
         journal.remove(pending.seq)
         pushed += 1
     return pushed
 
 
-def _push_one(raw: apsw.Connection, replica: str, pending: Pending, policy: Policy, retries: int) -> None:
+def refuse_reserved(changeset: bytes) -> None:
+    """A changeset may not write SQLite's own tables or the replicas' marks (a replica
+    could otherwise forge another's sequence number)."""
+    reserved = [t for t in changed_tables(changeset) if t.lower().startswith("sqlite_") or t == MARKS]
+    if reserved:
+        raise NotSupportedError(f"a changeset may not change {reserved}: reserved tables; nothing was stored")
+
+
+def apply_pending(raw: apsw.Connection, replica: str, seq: int, changeset: bytes, policy: Policy,
+                  retries: int) -> dict:
+    """Apply replica ``replica``'s transaction ``seq`` to the database of ``raw`` (its own
+    lease-mode connection, no transaction open) exactly once, conflicting rows decided by
+    ``policy``, and record ``seq`` in ``_dolite_replicas`` in the same transaction. Used by
+    a push to a storage URL and by ``POST /v1/databases/{name}/changesets``. Returns
+    ``{"applied": False}`` when ``seq`` was applied before (its reply lost), else
+    ``{"applied": True, "conflicts": [RowConflict, ...]}`` (the rows the policy decided).
+    Raises ConflictingRows when the policy aborts; then nothing is stored."""
+    refuse_reserved(changeset)
+    _ensure_marks(raw)
     for attempt in range(retries + 1):
         try:
             raw.execute("BEGIN IMMEDIATE")  # the remote's write lease: serializable there
             row = raw.execute(f"SELECT seq FROM {MARKS} WHERE replica = ?", [replica]).fetchone()
-            if row is None or row[0] < pending.seq:  # else applied already, its reply lost
-                apply_changeset(raw, pending.changeset, policy)
-                raw.execute(f"INSERT INTO {MARKS} VALUES (?, ?) ON CONFLICT(replica) "
-                            "DO UPDATE SET seq = excluded.seq", [replica, pending.seq])
+            if row is not None and row[0] >= seq:  # applied already, its reply lost
+                raw.execute("ROLLBACK")
+                return {"applied": False}
+            conflicts = apply_changeset(raw, changeset, policy)
+            raw.execute(f"INSERT INTO {MARKS} VALUES (?, ?, ?) ON CONFLICT(replica) "
+                        "DO UPDATE SET seq = excluded.seq, synced = excluded.synced",
+                        [replica, seq, time.time()])
             raw.execute("COMMIT")
-            return
-        except ConflictingRows as exc:
-            rollback_quietly(raw)
-            exc.pending = pending.seq
-            raise
+            return {"applied": True, "conflicts": conflicts}
         except apsw.Error as exc:
             rollback_quietly(raw)
             error = translated(exc)
@@ -71,6 +117,26 @@ def _push_one(raw: apsw.Connection, replica: str, pending: Pending, policy: Poli
         except BaseException:
             rollback_quietly(raw)
             raise
+    raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+def _ensure_marks(raw: apsw.Connection) -> None:
+    """The marks table, with its ``synced`` column (time of the last push; tables made by
+    an older version lack it and gain it here)."""
+    _run(raw, f"CREATE TABLE IF NOT EXISTS {MARKS}(replica TEXT PRIMARY KEY, seq INTEGER NOT NULL, synced REAL)")
+    if "synced" not in [c[0] for c in table_columns(raw, MARKS)]:
+        _run(raw, f"ALTER TABLE {MARKS} ADD COLUMN synced REAL")
+
+
+def read_marks(raw: apsw.Connection) -> list[dict]:
+    """Every replica that pushed to this database: ``replica`` (id), ``seq`` (its last
+    transaction applied) and ``synced`` (when, Unix seconds; None if not recorded)."""
+    columns = [c[0] for c in table_columns(raw, MARKS)]
+    if not columns:
+        return []
+    synced = "synced" if "synced" in columns else "NULL"
+    rows = raw.execute(f"SELECT replica, seq, {synced} FROM {MARKS} ORDER BY replica").fetchall()
+    return [{"replica": r, "seq": s, "synced": t} for r, s, t in rows]
 
 
 def _run(raw: apsw.Connection, sql: str) -> None:

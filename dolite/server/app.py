@@ -36,6 +36,7 @@ from dolite.server.limits import TokenLimiter
 from dolite.server.protocol import BodyTimeout, BodyTimeoutMiddleware
 from dolite.server.openapi import spec
 from dolite.server.console_api import ConsoleAPI
+from dolite.server.changesets import ChangesetAPI
 from dolite.backup import open_target
 from dolite.server.stats import DatabaseTimer, Sampler
 from dolite.remote.wire import WireError, parse_query
@@ -326,6 +327,7 @@ def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
     sampler = Sampler(lambda: [(n, o.store) for n, o in list(host.objects.items()) if o.conn is not None])
     backup_target = backup_target or os.environ.get("DOLITE_BACKUP_TARGET")
     routes += ConsoleAPI(service, sampler, open_target(backup_target) if backup_target else None).routes()
+    routes += ChangesetAPI(service).routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
