@@ -244,7 +244,8 @@ def ls(storage: str = StorageOpt) -> None:
 @app.command()
 def info(name: str, storage: str = StorageOpt,
          as_json: bool = typer.Option(False, "--json", help="Print JSON (raw numbers: bytes, Unix seconds)")) -> None:
-    """Size, pages, versions, chunks, last commit and write lease of database NAME."""
+    """Size, pages, versions, chunks, last commit, write lease and replicas' last sync of
+    database NAME."""
     from dolite.cli.human import info_rows
 
     try:
@@ -255,10 +256,22 @@ def info(name: str, storage: str = StorageOpt,
     if as_json:
         print(json.dumps(facts, indent=2))
         return
+    replicas = facts.pop("replicas", [])
     table = Table(show_header=False, box=None)
-    for label, text in info_rows(facts):
+    for label, text in info_rows(facts) + _replica_rows(replicas):
         table.add_row(label, text)
     console.print(table, highlight=False)
+
+
+def _replica_rows(replicas: list[dict] | str) -> list[tuple[str, str]]:
+    """One row per local replica that pushed to the database: its last sequence number
+    applied and when (admin.info's ``replicas``)."""
+    from dolite.cli.human import moment
+
+    if isinstance(replicas, str):
+        return [("replicas", replicas)]
+    return [(f"replica {r['replica']}", f"seq {r['seq']}, last sync "
+             + (moment(r["synced"]) if r["synced"] is not None else "not recorded")) for r in replicas]
 
 
 @app.command()

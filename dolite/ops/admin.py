@@ -49,7 +49,7 @@ def _iter_all(obj, prefix: str, page: int = 512):
 
 
 def info(storage: str | Namespace, name: str) -> dict:
-    """Size, pages, versions and chunks of database ``name``."""
+    """Size, pages, versions, chunks, lease and replicas (their last push) of database ``name``."""
     namespace = open_storage(storage)
     store = _store(namespace, name)
     head = store.read_head()
@@ -75,7 +75,27 @@ def info(storage: str | Namespace, name: str) -> dict:
         "retention_seconds": head.retention,
         "committed_at": head.time,
         "lease": None if lease is None else {"owner": lease.owner, "epoch": lease.epoch, "expires": lease.expires},
+        "replicas": replicas(namespace, name),
     }
+
+
+def replicas(namespace: Namespace, name: str) -> list[dict] | str:
+    """The local replicas that pushed to ``name`` (its ``_dolite_replicas`` table, see
+    dolite/replica/sync.py): ``replica`` id, ``seq`` (last transaction applied), ``synced``
+    (time of that push, None if not recorded); or why the table could not be read."""
+    from dolite.replica.sync import read_marks
+    from dolite.sql.dbapi import connect
+
+    try:
+        conn = connect(name, storage=namespace, create=False)
+    except Exception as exc:  # noqa: BLE001 (reported, not raised: info must still answer)
+        return f"unreadable: {exc}"
+    try:
+        return read_marks(conn.raw)
+    except Exception as exc:  # noqa: BLE001
+        return f"unreadable: {exc}"
+    finally:
+        conn.close()
 
 
 @dataclass

@@ -312,3 +312,41 @@ def test_a_durable_object_remote(request, tmp_path):
     assert local.execute("SELECT * FROM t ORDER BY k").fetchall() == [(1, "local"), (2, "b")]
     r.close()
     conn.close()
+
+
+def test_info_shows_each_replicas_last_push(tmp_path):
+    from typer.testing import CliRunner
+
+    from dolite.cli.main import app
+    from dolite.ops import admin
+
+    remote = f"lmdb:{tmp_path}/remote"
+    conn = dolite.connect("db", remote)
+    conn.execute("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)")
+    conn.commit()
+    conn.close()
+    assert admin.info(remote, "db")["replicas"] == []
+    r = dolite.replica("db", remote=remote, local=f"memory:{uuid.uuid4().hex}")
+    local = r.connect()
+    for k in (1, 2):
+        local.execute("INSERT INTO t VALUES (?, 'x')", [k])
+        local.commit()
+    r.sync()
+    replica_id = r.status()["replica"]
+    r.close()
+    (mark,) = admin.info(remote, "db")["replicas"]
+    assert (mark["replica"], mark["seq"]) == (replica_id, 2) and mark["synced"] > 0
+    shown = CliRunner().invoke(app, ["info", "db", "--storage", remote], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert f"replica {replica_id}" in shown.output and "seq 2, last sync" in shown.output
+
+
+def test_a_marks_table_without_times_gains_them(remote, replica):
+    write_remote(remote, "CREATE TABLE _dolite_replicas(replica TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
+    conn = replica.connect()  # (the local copy does not have the table: pushes only write the remote)
+    conn.execute("INSERT INTO t VALUES (3, 'c')")
+    conn.commit()
+    replica.sync()
+    far = dolite.connect("db", remote)
+    assert far.execute("SELECT seq, synced IS NOT NULL FROM _dolite_replicas").fetchall() == [(1, 1)]
+    far.close()
