@@ -147,19 +147,19 @@ class Transaction:
                 for conn in enlisted.values():
                     run(conn, "COMMIT")
             finally:
-                _end(self.cluster, enlisted, committed=True)  # SQLite knows how its commit ended
+                _end(self.cluster, enlisted, caches_valid=True)  # SQLite knows how its commit ended
             return
         participants = [coordinator.Participant(name, conn.database.store, _statement(conn, "COMMIT"),
                                                 conn.rollback) for name, conn in enlisted.items()]
         txn = coordinator.new_txn(self.cluster.coordinator_name, self.cluster.ttl)
         coordinator.commit(participants, self.cluster.coordinator, txn,
-                           finish=lambda committed: _end(self.cluster, enlisted, committed))
+                           finish=lambda committed: _end(self.cluster, enlisted, caches_valid=committed))
 
     def rollback(self) -> None:
         if not self._done:
             self._done = True
             enlisted, self._enlisted = self._enlisted, {}
-            _end(self.cluster, enlisted, committed=True)
+            _end(self.cluster, enlisted, caches_valid=True)
 
     def __enter__(self) -> Transaction:
         return self
@@ -184,11 +184,12 @@ def _acquire(shard: Shard, timeout: float) -> threading.Lock:
         lock.release()
 
 
-def _end(cluster, enlisted: dict[str, dbapi.Connection], committed: bool) -> None:
-    """Roll back what is still open, give the write leases back, release the shards. Not
-    committed: the connections are closed too, since SQLite believes a prepared
-    participant committed, and its page cache then holds pages of an aborted version under
-    the version number the next real commit gets."""
+def _end(cluster, enlisted: dict[str, dbapi.Connection], caches_valid: bool) -> None:
+    """Roll back what is still open, give the write leases back, release the shards.
+    ``caches_valid`` is False after a 2PC that did not commit (or whose outcome is
+    unknown): the connections are closed too, since SQLite believes a prepared participant
+    committed, and its page cache then holds pages of an aborted version under the version
+    number the next real commit gets."""
     for name, conn in enlisted.items():
         store = conn.database.store
         try:
@@ -196,7 +197,7 @@ def _end(cluster, enlisted: dict[str, dbapi.Connection], committed: bool) -> Non
                 conn.rollback()
             with contextlib.suppress(Exception):
                 store.close()  # gives the write lease back
-            if not committed:
+            if not caches_valid:
                 cluster.shards[name].drop_writer(conn)
         finally:
             lock_of(store).release()
