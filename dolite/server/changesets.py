@@ -34,7 +34,7 @@ from dolite.server.auth import WRITE
 from dolite.server.errors import JSON
 from dolite.server.objects.metrics import REGISTRY
 from dolite.sql import optimistic
-from dolite.sql.optimistic import POLICIES, ConflictingRows, changed_tables
+from dolite.sql.optimistic import POLICIES, ConflictingRows
 
 PARAMS = {"replica", "seq", "on_conflict", "committed_at"}
 MAX_REPLICA_ID = 128
@@ -142,9 +142,10 @@ def _changeset(body: bytes, content_type: str) -> bytes:
     if not body:
         raise BadRequest("the body is empty: a changeset holds at least one change")
     try:
-        changed_tables(body)
-    except apsw.Error as exc:
-        raise BadRequest(f"the body is not a SQLite changeset ({exc})") from None
+        for change in apsw.Changeset.iter(body):  # every value: text must be UTF-8
+            change.name, change.old, change.new  # noqa: B018 - read to check
+    except (apsw.Error, ValueError) as exc:  # (UnicodeDecodeError is a ValueError)
+        raise BadRequest(f"the body is not a readable SQLite changeset ({exc})") from None
     return body
 
 

@@ -179,6 +179,16 @@ _DB_LINKS = _links("$response.body#/name", "query", "databaseInfo", "openSession
 _SESSION_LINKS = _links("$request.path.name", "sessionQuery", "commitSession", "rollbackSession", session=True)
 
 
+_CHANGESET_PARAMS = [
+    {"name": "replica", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 128}},
+    {"name": "seq", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}},
+    {"name": "on_conflict", "in": "query", "required": True,
+     "schema": {"type": "string", "enum": ["abort", "theirs", "ours"]}},
+    {"name": "committed_at", "in": "query", "required": False, "schema": {"type": "number"},
+     "description": "The local commit time (Unix seconds), for the replica lag metric"},
+]
+
+
 def spec() -> dict:
     """The OpenAPI document."""
     return {
@@ -229,6 +239,17 @@ def spec() -> dict:
                     "schema": {"type": "string", "format": "binary"}}}},
                 "responses": {"201": {"description": "Imported", **_json(_ref("DatabaseInfo")), **_DB_LINKS},
                               **_errors(400, 401, 403, 409, 413, 503)}}},
+            "/v1/databases/{name}/changesets": {"parameters": [NAME, *_CHANGESET_PARAMS], "post": {
+                "operationId": "pushChangeset", "description": "Apply a local replica's transaction (writer "
+                "scope), exactly once per (replica, seq), conflicting rows decided by on_conflict",
+                "requestBody": {"required": True, "content": {"application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"200": {"description": "Applied (or applied before: applied=false)", **_json({
+                    "type": "object", "properties": {"applied": {"type": "boolean"}, "version": {"type": "integer"},
+                                                     "conflicts": {"type": "array", "items": {"type": "object"}}}})},
+                              "409": {"description": "The policy aborted: nothing stored; the error also holds "
+                                      "conflicts (table, key, kind, reason, stored, ours)", **_json(_ref("Error"))},
+                              **_errors(400, 401, 403, 404, 413, 429, 503)}}},
             "/v1/databases/{name}/sessions": {"parameters": [NAME, {
                 "name": "mode", "in": "query", "required": False,
                 "schema": {"type": "string", "enum": ["read", "write"]}}], "post": {

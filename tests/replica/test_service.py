@@ -154,6 +154,7 @@ def test_the_route_applies_a_changeset_exactly_once_and_refuses_bad_requests(ser
             ({**params, "seq": "7"}, changeset, {"Content-Type": "application/json"}, 400, "bad_request"),
             ({**params, "seq": "7"}, b"not a changeset", binary, 400, "bad_request"),
             ({**params, "seq": "7"}, b"", binary, 400, "bad_request"),
+            ({**params, "seq": "7"}, changeset.replace(b"once", b"\xff\xfeon"), binary, 400, "bad_request"),
         ]
         for query, body, headers, status, code in refusals:
             answer = http.post(path, params=query, content=body, headers=headers)
