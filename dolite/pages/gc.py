@@ -50,17 +50,27 @@ def remove_uncommitted(db: Fenced, head: Head) -> int:
     return len(debris)
 
 
-def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> int:
+@dataclass(frozen=True)
+class Collected:
+    deleted: int  # keys deleted
+    due: float  # no record can age out before this time: a run before it has nothing to do
+
+
+def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collected:
     """Process log records older than the retention horizon, older than any version a
     reader in this process pinned and than any fresh GC hold: delete the chunk versions
-    each one superseded. Returns the number of keys deleted."""
+    each one superseded."""
     cursor = db.storage.get([GC]).get(GC)
     done = decode_record(cursor, GC, db.name)["done"] if cursor else 0
-    limit = min(head.version, min(pinned, default=head.version), _held_back(db, now))
+    limit = min(head.version, min(pinned, default=head.version))
     horizon = now - head.retention
     oldest = read_records(db.storage, db.name, done + 1, limit + 1, most=1)
     if not oldest or next(iter(oldest.values())).time > horizon:
-        return 0  # the common case: nothing has aged out since the last run
+        # The common case: nothing has aged out. Records only come newer, so nothing will
+        # before the oldest one does (unless a pin held records back: then look again).
+        first = next(iter(oldest.values())).time if oldest else now
+        return Collected(0, first + head.retention if limit == head.version else 0.0)
+    limit = min(limit, _held_back(db, now))
     deletes: list[str] = []
     processed = done
     for version, record in read_records(db.storage, db.name, done + 1, limit + 1,
@@ -73,10 +83,10 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> int:
             deletes += _superseded(db.storage, cut, version)
         processed = version
     if processed == done:
-        return 0
+        return Collected(0, 0.0)
     old_logs = list(db.storage.list(start=log_key(0), end=log_key(processed), prefix="log/"))
     db.delete(deletes + old_logs, {GC: encode_record(GC, {"done": processed})})
-    return len(deletes) + len(old_logs)
+    return Collected(len(deletes) + len(old_logs), 0.0)
 
 
 def _held_back(db: Fenced, now: float) -> int:

@@ -62,6 +62,7 @@ class PageStore:
         self._where_at: tuple[int, int] = (-1, -1)  # a Head.identity
         self._needs_cleanup = True
         self._commits_since_gc = 0
+        self._gc_due = 0.0  # collect_garbage has nothing to do before this time
         self._pins: dict[int, int] = {}  # pinned head version -> readers
         # -- two-phase commit (dolite/pages/twophase.py) --
         self.objects = objects  # other objects of the namespace: where 2PC decisions are read
@@ -381,12 +382,16 @@ class PageStore:
     def collect_garbage(self, now: float | None = None) -> int:
         """Delete chunk versions superseded before the retention horizon. Returns the
         number of keys deleted."""
+        now = now if now is not None else time.time()
         with self._commit_lock:
             self._commits_since_gc = 0
-            head = self.read_head()
+            if now < self._gc_due:
+                return 0  # known without I/O: nothing can have aged out yet
+            head = self.known_newest() or self.read_head()
             self._hold_lease()
-            return gc.collect(self._fenced(), head, self.pinned_versions(),
-                              now if now is not None else time.time())
+            done = gc.collect(self._fenced(), head, self.pinned_versions(), now)
+            self._gc_due = done.due
+            return done.deleted
 
     def close(self) -> None:
         """Give the write lease back so other processes need not wait for it."""
