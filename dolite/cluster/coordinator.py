@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from dolite.errors import Conflict, StorageError
 from dolite.pages import twophase
-from dolite.pages.store import PageStore
+from dolite.pages.store import GC_EVERY, PageStore
 from dolite.storage.base import Storage
 
 log = logging.getLogger("dolite.cluster")
@@ -178,9 +178,18 @@ def _abort(coordinator: Storage, txn: twophase.TxnRef, prepared: list[twophase.P
         _quietly(twophase.abort, p)
 
 
+def apply_and_collect(prepared: twophase.Prepared) -> None:
+    """Move the head, then collect garbage every GC_EVERY versions, as a commit does (a
+    shard only ever written by 2PC would otherwise keep every old version)."""
+    twophase.apply(prepared)
+    store = prepared.store
+    if store._commits_since_gc >= GC_EVERY:
+        store._collect_garbage_after_commit()  # logs and counts a failure, never raises
+
+
 def _apply(prepared: twophase.Prepared) -> bool:
     try:
-        twophase.apply(prepared)
+        apply_and_collect(prepared)
         return True
     except Exception as exc:  # noqa: BLE001 - committed already: recovery rolls it forward
         stats["apply_failures"] += 1

@@ -219,3 +219,15 @@ def test_a_prepare_record_out_of_place_is_damage_to_a_writer_and_skipped_by_a_re
     with pytest.raises(dolite.CorruptChunk, match="does not follow the head"):
         _other_process(ns).ensure_writable()
     assert key in ns.object("db").list(prefix="prepare/")  # reported, never deleted
+
+
+def test_garbage_collection_runs_on_a_shard_only_written_by_two_phase_commits():
+    ns = open_storage("memory:")
+    store = PageStore(ns.object("db"), "db", objects=ns.object)
+    store.create(chunk_size=512, retention=0.0)
+    for n in range(70):  # more than GC_EVERY applies, with a retention of 0 s
+        head = store.read_head()
+        prepared = twophase.prepare(store, head, {0: bytes([n]) * 512}, 512,
+                                    twophase.TxnRef(id=f"t{n}", coordinator="co"))
+        coordinator.apply_and_collect(prepared)
+    assert len(ns.object("db").list(prefix="c/")) < 70
