@@ -35,7 +35,7 @@ from dolite.errors import NotSupportedError
 from dolite.names import validate_name
 from dolite.replica.journal import Journal, Pending
 from dolite.replica.http import ServiceRemote, is_service_url, refuse_callable
-from dolite.replica.sync import StorageRemote
+from dolite.replica.sync import StorageRemote, refuse_reserved
 from dolite.sql.dbapi import Connection, connect
 from dolite.sql.optimistic import Optimistic, Policy, check_policy, rollback_quietly
 from dolite.sql.vfs import vfs_for
@@ -175,6 +175,7 @@ class _Recorder(Optimistic):
             with conn._errors(), self.sync_lock:
                 changeset, shapes = self._recorded(raw)
                 self.ended()
+                refuse_reserved(changeset)  # it could never be pushed
                 if changeset:
                     seq = self.journal.add(changeset, list(shapes))
                 self._committing = True

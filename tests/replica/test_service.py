@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 
+import apsw
 import httpx
 import pytest
 
@@ -173,10 +174,25 @@ def test_a_changeset_may_not_forge_the_replicas_marks(server):
     r = open_replica(server.url, name)
     local_update(r, "INSERT INTO t VALUES (5, 'e')")
     r.sync()  # the marks table now exists, and the local copy has it
-    local_update(r, "UPDATE _dolite_replicas SET seq = 1000")
+    conn = r.connect()
+    conn.execute("UPDATE _dolite_replicas SET seq = 1000")
     with pytest.raises(NotSupportedError, match="reserved"):
-        r.sync()
+        conn.commit()  # refused locally: it could never be pushed
+    assert r.pending() == []
+    assert conn.execute("SELECT seq FROM _dolite_replicas").fetchall() == [(1,)]
     r.close()
+    raw = apsw.Connection(":memory:")  # a client of the route that is not a dolite replica
+    raw.execute("CREATE TABLE _dolite_replicas(replica TEXT PRIMARY KEY, seq INTEGER NOT NULL, synced REAL)")
+    session = apsw.Session(raw, "main")
+    session.attach()
+    raw.execute("INSERT INTO _dolite_replicas VALUES ('someone-else', 1000, NULL)")
+    with server.http() as http:
+        answer = http.post(f"/v1/databases/{name}/changesets", content=session.changeset(),
+                           params={"replica": "forger", "seq": "1", "on_conflict": "ours"},
+                           headers={"Content-Type": "application/octet-stream"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "not_supported")
+    with Client(server.url, TOKEN) as client:
+        assert client.query(name, "SELECT seq FROM _dolite_replicas").rows == [(1,)]
 
 
 def test_the_service_exports_replica_metrics(server):
