@@ -38,6 +38,7 @@ from dolite.server.openapi import spec
 from dolite.server.console_api import ConsoleAPI
 from dolite.server.changesets import ChangesetAPI
 from dolite.backup import open_target
+from dolite.server.backup_loop import BackupLoop
 from dolite.server.stats import DatabaseTimer, Sampler
 from dolite.remote.wire import WireError, parse_query
 
@@ -59,6 +60,8 @@ class Service:
     """Routes bound to one host, auth and config. Every route that names a database checks
     the token first (before reading the body), then takes one of the token's slots
     (limits.py) and runs under the request deadline."""
+
+    backup_loop: BackupLoop | None = None  # continuous backups, when the service runs them
 
     def __init__(self, host: ObjectHost, auth: Auth, config: ServiceConfig):
         self.host, self.auth, self.config = host, auth, config
@@ -133,9 +136,11 @@ class Service:
 
     async def healthz(self, request: Request):
         bounds = self.host.config.object.bounds
-        return JSON({"status": "ok", "limits": {
+        reasons = self.backup_loop.problems() if self.backup_loop is not None else []
+        body = {"status": "degraded" if reasons else "ok", "limits": {
             "max_statements": self.config.max_statements, "max_body_bytes": self.config.max_body_bytes,
-            "max_result_bytes": bounds.max_result_bytes, "max_page_rows": MAX_PAGE_ROWS}})
+            "max_result_bytes": bounds.max_result_bytes, "max_page_rows": MAX_PAGE_ROWS}}
+        return JSON({**body, "reasons": reasons} if reasons else body)
 
     async def metrics(self, request: Request):
         self._identify(request)  # any valid token (docs/SERVICE.md)
@@ -300,13 +305,19 @@ async def _error(request: Request, exc: Exception):
 
 def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
                config: ServiceConfig | None = None, storage: str = "memory:",
-               backup_target: str | None = None) -> Starlette:
+               backup_target: str | None = None, backup_every: float | None = None,
+               backup_max_lag: float = 60.0) -> Starlette:
     """The ASGI app. Starts and stops ``host`` (made from ``storage`` if not given).
     ``backup_target`` (default: ``$DOLITE_BACKUP_TARGET``) is the URL whose backups the
-    console's backup lag compares with each database."""
+    console's backup lag compares with each database; with ``backup_every`` (seconds) the
+    service also pushes to it continuously (dolite/server/backup_loop.py)."""
     host = host or ObjectHost(storage, HostConfig())
     config = config or ServiceConfig()
     service = Service(host, auth or Auth([]), config)
+    backup_target = backup_target or os.environ.get("DOLITE_BACKUP_TARGET")
+    target = open_target(backup_target) if backup_target else None
+    service.backup_loop = None if target is None or backup_every is None else BackupLoop(
+        host.namespace, target, backup_every, backup_max_lag)
     db = "/v1/databases/{name}"
     routes = [
         Route("/healthz", service.healthz, methods=["GET"]),
@@ -325,18 +336,20 @@ def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
         Route(db + "/sessions/{session}/rollback", service.rollback, methods=["POST"]),
     ]
     sampler = Sampler(lambda: [(n, o.store) for n, o in list(host.objects.items()) if o.conn is not None])
-    backup_target = backup_target or os.environ.get("DOLITE_BACKUP_TARGET")
-    routes += ConsoleAPI(service, sampler, open_target(backup_target) if backup_target else None).routes()
+    routes += ConsoleAPI(service, sampler, target).routes()
     routes += ChangesetAPI(service).routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await host.start()
         sampling = asyncio.create_task(sampler.run())
+        backups = asyncio.create_task(service.backup_loop.run()) if service.backup_loop else None
         try:
             yield
         finally:
             sampling.cancel()
+            if backups is not None:
+                backups.cancel()
             await host.close()
 
     middleware = [Middleware(MetricsMiddleware), Middleware(DatabaseTimer, sampler=sampler), Middleware(BodyTimeoutMiddleware, timeout=config.body_timeout)]

@@ -27,12 +27,18 @@ def backup_lag(namespace: Namespace, name: str, target: BackupTarget, now: float
     behind = max(0, head.version - newest)
     seconds = 0.0
     if behind:
-        committed = dict(retained_versions(namespace, name))
-        # Not retained any more: it is older than every retained version.
-        waiting_since = committed.get(newest + 1, min(committed.values(), default=head.time))
-        seconds = round(max(0.0, (time.time() if now is None else now) - waiting_since), 3)
+        seconds = round(max(0.0, (time.time() if now is None else now) - waiting_since(namespace, name, newest)), 3)
     return {"target": redact(target.url), "backed_up_version": newest if backed else None,
             "versions_behind": behind, "seconds_behind": seconds, "lagging": seconds > LAG_LIMIT}
+
+
+def waiting_since(namespace: Namespace, name: str, backed_up: int) -> float:
+    """Commit time of the oldest version of ``name`` newer than ``backed_up`` (0: none
+    backed up yet); a version no longer retained counts as older than every retained one."""
+    committed = dict(retained_versions(namespace, name))
+    if not committed:
+        return open_store(namespace, name).read_head().time
+    return committed.get(backed_up + 1, min(committed.values()))
 
 
 def lagging(namespace: Namespace, names: list[str], target: BackupTarget) -> list[str]:

@@ -45,10 +45,14 @@ def serve(
                                 help="Storage URL: lmdb:PATH, memory:, do+http://HOST:PORT"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
     port: int = typer.Option(8787, "--port", help="Port to listen on"),
-    backup_target: str | None = typer.Option(
-        None, "--backup-target", envvar="DOLITE_BACKUP_TARGET",
-        help="Backup URL (file:// or s3://) whose lag behind each database the console and "
-             "/v1/health report"),
+    backup_to: str | None = typer.Option(
+        None, "--backup-to", "--backup-target", envvar="DOLITE_BACKUP_TO",
+        help="Back up every database continuously to this URL (file:///DIR or s3://BUCKET/PREFIX); "
+             "the console and /v1/health report each database's lag behind it"),
+    backup_every: str = typer.Option("10s", "--backup-every", help="With --backup-to: push the databases "
+                                     "that committed since their last push this often (10s, 1m, 500ms)"),
+    backup_max_lag: float = typer.Option(60.0, "--backup-max-lag", help="With --backup-to: /healthz says "
+                                         "degraded while a commit has waited longer than this for its backup, s"),
     token: str | None = typer.Option(None, "--token", envvar="DOLITE_TOKEN",
                                         help="Bearer token with admin access to every database"),
     token_file: Path | None = typer.Option(None, "--token-file",
@@ -90,6 +94,8 @@ def serve(
     from dolite.server.objects.sessions import SessionLimits
     from dolite.server.app import ServiceConfig, create_app
     from dolite.server.auth import Auth
+    from dolite.server.backup_loop import parse_period
+    from dolite.errors import DoliteError
     from dolite.server.protocol import BodyTimeout, ConnectionLimits, GuardedH11Protocol
 
     try:
@@ -121,7 +127,13 @@ def serve(
     service = ServiceConfig(max_body_bytes=max_body, max_import_bytes=max_import, max_statements=max_statements,
                             request_timeout=request_timeout, token_concurrency=token_concurrency,
                             token_queue=token_queue, body_timeout=BodyTimeout(seconds=body_timeout))
-    app = create_app(object_host, auth, service, backup_target=backup_target)
+    try:
+        every = parse_period(backup_every)
+        app = create_app(object_host, auth, service, backup_target=backup_to,
+                         backup_every=every if backup_to else None, backup_max_lag=backup_max_lag)
+    except (ValueError, DoliteError) as exc:  # a bad backup URL or period
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     protocol = functools.partial(GuardedH11Protocol, limits=ConnectionLimits(max_connections, header_timeout))
     print(f"dolite: serving {storage} on http://{shown}:{port}"
           f"{'' if auth.enabled else ' (no token: loopback only)'}", file=sys.stderr, flush=True)
