@@ -274,3 +274,37 @@ def test_after_an_abort_no_connection_keeps_the_aborted_pages(ns, monkeypatch):
     with ours.transaction() as tx:
         assert tx.execute("SELECT bal FROM acct WHERE id = ?", (a,), key=a).fetchone() == (2,)
     ours.close()
+
+
+@pytest.mark.parametrize("view", ["same", "other"])
+def test_reads_are_monotonic_across_shards(ns, view):
+    """A reader that saw one shard's head move for a transaction never then sees another
+    participant without it: reading a then b, b is never behind (in this process's view
+    of the stores, and in another one's: its own page stores, as another process has)."""
+    c = dolite.cluster("mono", storage=ns, shards=2, timeout=2.0)
+    c.execute_all("CREATE TABLE seq(id TEXT PRIMARY KEY, n INTEGER)")
+    a, b = "k0", next(k for k in (f"k{i}" for i in range(1, 99)) if c.shard_for(k) != c.shard_for("k0"))
+    c.batch([(a, "INSERT INTO seq VALUES (?, 0)", (a,)), (b, "INSERT INTO seq VALUES (?, 0)", (b,))])
+    reader = c if view == "same" else dolite.cluster("mono", storage=FaultyNamespace(ns))
+    done, seen = threading.Event(), []
+
+    def read() -> None:
+        while not done.is_set():
+            na = reader.execute("SELECT n FROM seq WHERE id = ?", (a,), key=a).fetchone()[0]
+            nb = reader.execute("SELECT n FROM seq WHERE id = ?", (b,), key=b).fetchone()[0]
+            seen.append((na, nb))
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for n in range(1, 40):
+            c.batch([(a, "UPDATE seq SET n = ? WHERE id = ?", (n, a)),
+                     (b, "UPDATE seq SET n = ? WHERE id = ?", (n, b))])
+    finally:
+        done.set()
+        thread.join(30)
+    behind = [(na, nb) for na, nb in seen if nb < na]
+    assert seen and not behind, behind[:5]
+    if reader is not c:
+        reader.close()
+    c.close()
