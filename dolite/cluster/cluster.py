@@ -36,8 +36,9 @@ class Cluster:
     thread at a time)."""
 
     def __init__(self, name: str, storage: str | Namespace | None = None, *, shards: int | None = None,
-                 timeout: float = 5.0, lease_ttl: float | None = None):
+                 timeout: float = 5.0, lease_ttl: float | None = None, hold_leases: bool = False):
         self.name = validate_name(name)
+        self.hold_leases = hold_leases
         self.namespace = open_storage(storage or dbapi.DEFAULT_STORAGE)
         self.timeout = timeout
         self._connect_options = {"timeout": timeout, "lease_ttl": lease_ttl}
@@ -160,10 +161,13 @@ _open_lock = threading.Lock()
 
 
 def cluster(name: str, storage: str | Namespace | None = None, *, shards: int | None = None,
-            timeout: float = 5.0, lease_ttl: float | None = None) -> Cluster:
+            timeout: float = 5.0, lease_ttl: float | None = None, hold_leases: bool = False) -> Cluster:
     """Open cluster ``name`` in ``storage`` (a URL or Namespace), creating it with
     ``shards`` shards if it does not exist. ``shards`` given for an existing cluster must
     match. ``timeout`` bounds every wait for a shard another transaction holds (then
-    :class:`dolite.Conflict`: retry)."""
+    :class:`dolite.Conflict`: retry). ``hold_leases``: keep the shards' write leases
+    between transactions (renewed by commits, given back on close): far fewer storage calls
+    when one process does the writing; other processes' writers wait meanwhile."""
     with _open_lock:
-        return Cluster(name, storage, shards=shards, timeout=timeout, lease_ttl=lease_ttl)
+        return Cluster(name, storage, shards=shards, timeout=timeout, lease_ttl=lease_ttl,
+                       hold_leases=hold_leases)

@@ -195,8 +195,9 @@ def _end(cluster, enlisted: dict[str, dbapi.Connection], caches_valid: bool) -> 
         try:
             with contextlib.suppress(Exception):
                 conn.rollback()
-            with contextlib.suppress(Exception):
-                store.close()  # gives the write lease back
+            if not cluster.hold_leases:
+                with contextlib.suppress(Exception):
+                    store.close()  # gives the write lease back
             if not caches_valid:
                 cluster.shards[name].drop_writer(conn)
         finally:

@@ -308,3 +308,13 @@ def test_reads_are_monotonic_across_shards(ns, view):
     if reader is not c:
         reader.close()
     c.close()
+
+
+def test_the_cluster_bench_runs_and_holding_leases_saves_storage_calls(ns):
+    from dolite.cluster import bench
+
+    figures = bench.run(ns, shard_counts=(1, 2), seconds=0.1, threads=2, transfers=5)
+    assert set(figures["single_shard_commits_per_s"]) == {1, 2}
+    released = figures["cross_shard_transfer"]["storage_calls"]
+    held = figures["cross_shard_transfer_holding_leases"]["storage_calls"]
+    assert held <= 8 < released, (held, released)  # prepares, decision, applies, forget
