@@ -3,9 +3,10 @@
 Visibility, and why this way: the version is assembled into a private temporary file
 outside the store, every chunk checked against the SHA-256 its manifest names (and its
 length against the file size), then ``PRAGMA integrity_check`` runs on that file. Only
-then is it imported under the new name, in one atomic commit (which runs integrity_check
-once more, on what the store now holds, and drops the database if that fails). So no
-unverified byte ever reaches the store, and a failed restore leaves no database behind.
+then is it written under the new name, the head last so that the database appears all at
+once (publish.py; integrity_check runs once more on what the store then holds, and the
+database is dropped if that fails). So no unverified byte ever reaches the store, and a
+failed or killed restore leaves no database behind.
 Building under a staging name in the store instead would need a rename the storage
 contract does not have (a second full copy), and the staging database would be visible
 to ``dolite ls`` meanwhile. The cost: free local disk space for one copy of the file.
@@ -24,7 +25,7 @@ from dolite.backup.errors import BackupNotFound, CorruptBackup, RestoreRefused
 from dolite.backup.manifest import Manifest, chunk_key, digest, listing, resolve
 from dolite.backup.target import BackupTarget
 from dolite.names import validate_name
-from dolite.ops.snapshot import import_file
+from dolite.backup.publish import publish_file
 from dolite.pages import open_store
 from dolite.storage import Namespace
 
@@ -81,7 +82,7 @@ def restore_into(target: BackupTarget, db: str, namespace: Namespace, into: str,
         path = os.path.join(folder, "restore.sqlite")
         assemble(target, manifest, pages, path, progress)
         check_integrity(path, f"{db} v{chosen}")
-        _import(namespace, into, path, manifest.chunk_size)
+        _publish(namespace, into, path, manifest.chunk_size)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return RestoreResult(db, into, manifest.version, manifest.time, manifest.size)
@@ -129,15 +130,22 @@ def check_integrity(path: str, what: str) -> None:
         raise CorruptBackup(f"{what}: restored file fails integrity_check: {result[:3]}")
 
 
-def _import(namespace: Namespace, into: str, path: str, chunk_size: int) -> None:
+def _publish(namespace: Namespace, into: str, path: str, chunk_size: int) -> None:
+    """Make the verified file the database ``into`` (publish.py: visible all at once),
+    then integrity-check what the store holds; on failure drop it again."""
+    from dolite.sql.dbapi import connect
+
+    publish_file(namespace, into, path, chunk_size)
+    conn = connect(into, storage=namespace, create=False)
     try:
-        import_file(namespace, into, path, chunk_size=chunk_size)
-    except FileExistsError as exc:
-        raise RestoreRefused(f"database {into!r} was created by someone else during the restore") from exc
-    except BaseException:
-        if open_store(namespace, into, must_exist=False).exists():
-            namespace.drop(into)  # ours: import_file creates it only when absent
-        raise
+        result = conn.execute("PRAGMA integrity_check").fetchall()
+    except Exception as exc:  # noqa: BLE001 - any failure to read it means: not restored
+        result = [(str(exc),)]
+    finally:
+        conn.close()
+    if result != [("ok",)]:
+        namespace.drop(into)
+        raise CorruptBackup(f"restored database {into!r} failed integrity_check in the store: {result[:3]}")
 
 
 def _span(known: dict) -> str:
