@@ -172,12 +172,15 @@ def _balances(inner, name: str) -> list[int]:
         c.close()
 
 
-def _trial(inner, name: str, mode: str, at: int | None, big: bool) -> tuple[str, int]:
+def _trial(inner, name: str, mode: str, at: int | None, big: bool, held: bool = False) -> tuple[str, int]:
     """One transfer over three shards with the ``at``-th storage operation faulted; then
     recovery as another process would do it. Returns (outcome, operations made)."""
     keys = _setup(inner, name)
     ns = FaultyNamespace(inner)
-    c = dolite.cluster(name, storage=ns, timeout=1.0)
+    c = dolite.cluster(name, storage=ns, timeout=1.0, hold_leases=held)
+    if held:  # the shards' leases are already held when the transfer starts
+        with c.transaction() as tx:
+            tx.query_all("SELECT count(*) FROM acct")
     ns.faults.arm(at, mode)
     try:
         _transfer(c, keys, big)
@@ -196,15 +199,16 @@ def _trial(inner, name: str, mode: str, at: int | None, big: bool) -> tuple[str,
     return ("returned" if returned else f"failed->{'new' if got == after else 'old'}"), ops
 
 
-@pytest.mark.parametrize("backend", ["memory", "lmdb"])
+@pytest.mark.parametrize("backend,held", [("memory", False), ("memory", True), ("lmdb", False)],
+                         ids=["memory", "memory-holding-leases", "lmdb"])
 @pytest.mark.parametrize("big", [False, True], ids=["small", "big"])
-def test_fault_at_every_storage_operation_of_a_2pc_commit(backend, big, tmp_path):
+def test_fault_at_every_storage_operation_of_a_2pc_commit(backend, held, big, tmp_path):
     inner = open_storage("memory:" if backend == "memory" else f"lmdb:{tmp_path}/lmdb")
-    _, total = _trial(inner, "probe", "fail", None, big)
+    _, total = _trial(inner, "probe", "fail", None, big, held)
     outcomes: dict[str, int] = {}
     for mode in ("fail", "lost_reply"):
         for at in range(1, total + 1):
-            outcome, _ = _trial(inner, f"b-{mode}-{at}", mode, at, big)
+            outcome, _ = _trial(inner, f"b-{mode}-{at}", mode, at, big, held)
             outcomes[f"{mode}:{outcome}"] = outcomes.get(f"{mode}:{outcome}", 0) + 1
     assert outcomes.get("fail:failed->old") and outcomes.get("fail:returned"), outcomes
 
