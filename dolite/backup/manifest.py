@@ -9,8 +9,11 @@
 ==============================================  ==============================================
 
 A manifest is *full* (every chunk's hash) or a *delta* (the hashes of the chunks that
-changed since its ``base``, the previous manifest); every ``FULL_EVERY``-th manifest in a
-chain is full, so a restore reads at most that many. The version is fixed-width hex and
+changed since its ``base``, the previous manifest). A chain has :func:`full_every` deltas
+after its full manifest: 32 for a small database, more for a large one (an eighth of its
+chunk count, at most ``MAX_CHAIN``), so that full manifests (about 75 bytes per chunk)
+add a few percent to what each commit uploads instead of dominating it; a restore reads
+at most that many manifests plus one. The version is fixed-width hex and
 the commit time is in the key, so listing versions and times is one listing, no reads. A
 manifest is written only after every chunk it names, so a listed manifest is restorable
 and the newest one is where an interrupted push resumes. Each manifest carries the SHA-256
@@ -27,7 +30,13 @@ from dolite.backup.errors import BackupNotFound, CorruptBackup
 from dolite.backup.target import BackupTarget
 
 FORMAT = 1
-FULL_EVERY = 32
+FULL_EVERY = 32  # deltas per chain at least
+MAX_CHAIN = 1024  # deltas per chain at most
+
+
+def full_every(chunk_count: int) -> int:
+    """Deltas after a full manifest before the next full one, for a file of that many chunks."""
+    return max(FULL_EVERY, min(MAX_CHAIN, chunk_count // 8))
 
 
 def chunk_key(db: str, digest: str) -> str:
@@ -130,7 +139,7 @@ def resolve(target: BackupTarget, db: str, version: int,
         manifest = load(target, db, known[at][1])
         chain.append(manifest)
         at = manifest.base
-        if len(chain) > FULL_EVERY + 1:
+        if len(chain) > MAX_CHAIN + 1:
             raise CorruptBackup(f"{db}: the delta chain of version {version} never reaches a full manifest")
     pages: list[str] = []
     for manifest in reversed(chain):

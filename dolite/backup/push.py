@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dolite.backup.errors import BackupError
-from dolite.backup.manifest import FULL_EVERY, Manifest, apply, chunk_key, digest, listing, resolve
+from dolite.backup.manifest import Manifest, apply, chunk_key, digest, full_every, listing, resolve
 from dolite.backup.target import BackupTarget
 from dolite.errors import SnapshotExpired
 from dolite.pages import Head, PageStore
@@ -116,7 +116,7 @@ class _Pusher:
             delta = Manifest(self.db, record.version, record.time, record.size, at.chunk_size, at.id,
                              changes, base=last.version, depth=last.depth + 1)
             pages = apply(pages, delta)
-            last = delta if delta.depth < FULL_EVERY else dataclasses.replace(
+            last = delta if delta.depth < full_every(len(pages)) else dataclasses.replace(
                 delta, chunks=dict(enumerate(pages)), base=None, depth=0)
             self._write(last)
 

@@ -38,13 +38,15 @@ class Sizes:
     naive_growth_max_rows: int
     concurrent_threads: int = 8  # concurrent_commit: threads, each with its own database
     concurrent_commits: int = 500  # single-row commits per thread
+    backup_rows: int = 20_000  # backup: table size pushed whole first
+    backup_commits: int = 100  # backup: small transactions then pushed incrementally
 
 
 FULL = Sizes(rounds=3, bulk_rows=200_000, durable_preload=10_000, durable_commits=2_000,
              naive_durable_commits=100, select_rows=200_000, select_lookups=200_000,
              mixed_transactions=3_000, growth_rows=(10_000, 100_000, 400_000, 1_600_000),
              growth_commits=300, naive_growth_commits=5, naive_growth_max_rows=1_600_000,
-             concurrent_threads=8, concurrent_commits=500)
+             concurrent_threads=8, concurrent_commits=500, backup_rows=200_000, backup_commits=1_000)
 QUICK = Sizes(rounds=2, bulk_rows=100_000, durable_preload=10_000, durable_commits=300,
               naive_durable_commits=30, select_rows=100_000, select_lookups=30_000,
               mixed_transactions=300, growth_rows=(5_000, 50_000, 200_000),
@@ -196,6 +198,44 @@ class Bench:
             "page_size": page_size,
         }
 
+    def backup(self) -> dict:
+        """Backup cost against a file:// target: a first (full) push of a table of
+        ``backup_rows`` rows, then small transactions pushed incrementally; bytes uploaded
+        per commit compared with the chunk bytes those commits wrote to the store."""
+        from dolite import backup
+
+        s = self.sizes
+        name = self._name("backup")
+        conn = self.dolite("backup", name=name)
+        w.create_table(conn)
+        w.fill(conn, s.backup_rows)
+        conn.close()
+        folder = tempfile.mkdtemp(dir=self.tmp, prefix="backup-")
+        target = w.CountingTarget(backup.open_target(f"file://{folder}"))
+        full = w.backup_push(lambda t: backup.push(self.ns, name, to=t), target)
+        counting = CountingNamespace(self.ns)
+        conn = self.dolite("backup", counting, name)
+        counting.counters.reset()
+        w.mixed_updates(conn, s.backup_rows, s.backup_commits)
+        written = counting.counters.chunk_payload_written
+        conn.close()
+        step = w.backup_push(lambda t: backup.push(self.ns, name, to=t), target)
+        commits = max(1, step["versions"])
+        uploaded = step["chunk_bytes"] + step["manifest_bytes"]
+        ratio = uploaded / written if written else 0.0
+        out = {"full_push": {**full, "mb_per_s": full["chunk_bytes"] / full["seconds"] / 1e6},
+               "incremental_push": {**step, "versions_per_s": commits / step["seconds"]},
+               "commits": commits, "chunk_bytes_written_per_commit": written / commits,
+               "uploaded_chunk_bytes_per_commit": step["chunk_bytes"] / commits,
+               "uploaded_bytes_per_commit": uploaded / commits,  # chunks and manifests
+               "upload_ratio": ratio,
+               "chunk_upload_ratio": step["chunk_bytes"] / written if written else 0.0,
+               "goal": {"upload_ratio": 1.1, "met": ratio <= 1.1}}
+        self.progress(f"backup: {out['uploaded_bytes_per_commit']:,.0f} bytes uploaded per commit, "
+                      f"{ratio:.2f}x the chunk bytes written ({out['chunk_upload_ratio']:.2f}x without "
+                      f"manifests); full push {out['full_push']['mb_per_s']:.1f} MB/s")
+        return out
+
     def commit_vs_size(self) -> tuple[list[dict], str]:
         """Seconds per single-row commit as the database grows; returns the dolite
         database's name too (the cold-read figure reuses it)."""
@@ -279,6 +319,7 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
         wa = bench.write_amplification()
         growth, growth_db = bench.commit_vs_size()
         cold = bench.cold_read(growth_db)
+        backup_cost = bench.backup()
     finally:
         bench.close()
     sides = {side: {"bulk_insert": bulk.get(side), "durable_commit": durable.get(side),
@@ -302,6 +343,7 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
                                 for k, v in layers.items()},
         "write_amplification_detail": wa,
         "cold_read": cold,
+        "backup": backup_cost,
         "commit_vs_size": growth,
         "commit_growth": {side: last[f"{side}_ms"] / first[f"{side}_ms"]
                           for side in ("dolite", "native", "naive") if f"{side}_ms" in last},

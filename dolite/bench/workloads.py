@@ -111,3 +111,35 @@ def timed_commits(conn, table_rows: int, commits: int, seed: int = 3) -> float:
     for _ in range(commits):
         conn.execute("UPDATE t SET n = n + 1 WHERE id = ?", (rng.randrange(1, table_rows + 1),))
     return (time.perf_counter() - t0) / commits
+
+
+class CountingTarget:
+    """A backup target that counts what is uploaded to it (objects and bytes; chunks and
+    manifests apart), for the backup workload."""
+
+    def __init__(self, inner):
+        self.inner, self.url = inner, inner.url
+        self.reset()
+
+    def reset(self) -> None:
+        self.puts = self.chunk_bytes = self.manifest_bytes = 0
+
+    def put_object(self, key: str, data: bytes) -> None:
+        self.inner.put_object(key, data)
+        self.puts += 1
+        if "/manifests/" in key:
+            self.manifest_bytes += len(data)
+        else:
+            self.chunk_bytes += len(data)
+
+    def __getattr__(self, attr):  # get_object, exists, list, delete: as the inner target
+        return getattr(self.inner, attr)
+
+
+def backup_push(push, target: CountingTarget) -> dict:
+    """One push (``push(target)`` returns a PushResult): seconds, versions, uploads."""
+    target.reset()
+    t0 = time.perf_counter()
+    result = push(target)
+    return {"seconds": time.perf_counter() - t0, "versions": len(result.versions), "objects": target.puts,
+            "chunk_bytes": target.chunk_bytes, "manifest_bytes": target.manifest_bytes}

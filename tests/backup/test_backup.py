@@ -258,3 +258,21 @@ def test_verify_passes_a_sound_backup_and_names_each_damaged_chunk(ns, db, targe
     assert not damaged.ok and damaged.chunks == sound.chunks - 2
     for key in victims:
         assert any(key.rpartition("/")[2] in p for p in damaged.problems)
+
+
+def test_a_large_file_restores_through_a_chain_longer_than_32_deltas(ns, target_url):
+    from dolite.backup.manifest import full_every, load
+
+    commit(ns, "big", "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)",
+           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 450) "
+           "INSERT INTO t(v) SELECT randomblob(3000) FROM n")
+    backup.push(ns, "big", to=target_url)
+    assert full_every(head(ns, "big").chunk_count) > FULL_EVERY + 5
+    for i in range(FULL_EVERY + 5):
+        commit(ns, "big", f"UPDATE t SET v = randomblob(3000) WHERE id = {i * 7 + 1}")
+    backup.push(ns, "big", to=target_url)
+    target = backup.open_target(target_url)
+    known = listing(target, "big")
+    assert load(target, "big", known[max(known)][1]).depth == FULL_EVERY + 5
+    backup.restore("big", from_=target_url, storage=ns, into="copy")
+    assert file_of(ns, "copy") == file_of(ns, "big")
