@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from dolite.errors import Conflict, StorageError
 from dolite.pages import twophase
-from dolite.pages.store import GC_EVERY, PageStore
+from dolite.pages.store import PageStore
 from dolite.storage.base import Storage
 
 log = logging.getLogger("dolite.cluster")
@@ -182,9 +182,7 @@ def apply_and_collect(prepared: twophase.Prepared) -> None:
     """Move the head, then collect garbage every GC_EVERY versions, as a commit does (a
     shard only ever written by 2PC would otherwise keep every old version)."""
     twophase.apply(prepared)
-    store = prepared.store
-    if store._commits_since_gc >= GC_EVERY:
-        store._collect_garbage_after_commit()  # logs and counts a failure, never raises
+    prepared.store.collect_garbage_if_due()  # logs and counts a failure, never raises
 
 
 def _apply(prepared: twophase.Prepared) -> bool:

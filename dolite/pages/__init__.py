@@ -14,7 +14,8 @@ def open_store(storage: str | Namespace, name: str, *, must_exist: bool = True) 
     """The page store of database ``name`` in ``storage`` (a URL or Namespace), for
     operations outside a connection (export, restore, check, backups). Raises
     DatabaseNotFound if ``must_exist`` and it does not exist."""
-    store = PageStore(open_storage(storage).object(validate_name(name)), name)
+    namespace = open_storage(storage)
+    store = PageStore(namespace.object(validate_name(name)), name, objects=namespace.object)
     if must_exist and not store.exists():
         raise DatabaseNotFound(f"database {name!r} does not exist")
     return store

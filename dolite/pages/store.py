@@ -283,8 +283,7 @@ class PageStore:
             written = self._write_version(base, new, chunk_ids, chunks, head_writes, expect)
             self.lease.renewed()
             self._after_commit(base, new, chunk_ids, written)
-        if self._commits_since_gc >= GC_EVERY:
-            self._collect_garbage_after_commit()
+        self.collect_garbage_if_due()
         return new
 
     def _write_version(self, base: Head, new: Head, chunk_ids: list[int],
@@ -331,10 +330,13 @@ class PageStore:
             raise
         return written
 
-    def _collect_garbage_after_commit(self) -> None:
-        """GC once the head has moved: the commit has landed, so nothing here may turn it
-        into an error (the caller would retry and apply it twice). A failure is logged and
-        counted; the next run picks up where this one stopped."""
+    def collect_garbage_if_due(self) -> None:
+        """GC every ``GC_EVERY`` versions, once the head has moved: the commit has landed,
+        so nothing here may turn it into an error (the caller would retry and apply it
+        twice). A failure is logged and counted; the next run picks up where this one
+        stopped."""
+        if self._commits_since_gc < GC_EVERY:
+            return
         try:
             self.collect_garbage()
         except Exception as exc:  # noqa: BLE001 - reported, never raised: see above
