@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -28,6 +29,7 @@ class VerifyResult:
     chunks: int = 0  # distinct chunks re-hashed
     bytes: int = 0
     newest: int | None = None  # the version assembled and integrity-checked
+    seconds: float = 0.0  # how long the whole drill took (what a restore would take, roughly)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -43,6 +45,7 @@ def verify_target(target: BackupTarget, db: str, progress: Progress | None = Non
     known = listing(target, db)
     if not known:
         raise BackupNotFound(f"no backup of {db!r} at {target.url}")
+    started = time.perf_counter()
     result = VerifyResult(db, target.url)
     users: dict[str, list[int]] = {}  # chunk hash -> versions whose manifests name it
     for version, (_, key) in known.items():
@@ -61,6 +64,7 @@ def verify_target(target: BackupTarget, db: str, progress: Progress | None = Non
         if progress:
             progress(n, len(users))
     _check_newest(target, db, max(known), known, result)
+    result.seconds = round(time.perf_counter() - started, 3)
     return result
 
 

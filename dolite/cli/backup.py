@@ -144,7 +144,8 @@ def verify(name: str, from_: str = typer.Option(..., "--from", help="Target URL"
     else:
         console.print(f"{name} at {result.target}: {result.versions} versions, {result.chunks} chunks "
                       f"({result.bytes} bytes) verified; newest restorable: "
-                      f"{'v%d' % result.newest if result.newest is not None else 'NO'}")
+                      f"{'v%d' % result.newest if result.newest is not None else 'NO'} "
+                      f"({result.seconds:.1f} s)")
         for problem in result.problems:
             err.print(f"[bold red]damaged:[/] {problem}")
     if not result.ok:
