@@ -68,7 +68,13 @@ def replica(*args, **kwargs):
 
 def cluster(*args, **kwargs):
     """Open (or create, with ``shards=N``) a cluster of databases with atomic cross-shard
-    transactions: see :func:`dolite.cluster.cluster` and docs/CLUSTERS.md."""
+    transactions: see :func:`dolite.cluster.cluster` and docs/CLUSTERS.md; an
+    ``http(s)://HOST:PORT/NAME`` first argument opens one on a server instead
+    (:func:`dolite.remote.cluster.connect`)."""
+    if args and isinstance(args[0], str) and args[0].startswith(("http://", "https://")):
+        from dolite.remote.cluster import connect as _remote
+
+        return _remote(*args, **kwargs)
     from dolite.cluster import cluster as _cluster
 
     return _cluster(*args, **kwargs)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from dolite.errors import Error, NetworkError, SessionNotFound, error_from_code
-from dolite.remote.wire import decode_value, encode_params
+from dolite.remote.wire import decode_value, encode_params, encode_value
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,12 @@ class Result:
     rows_changed: int
     last_insert_rowid: int
     duration_ms: float = 0.0
+    shard: str | None = None  # a cluster query's: the shard it ran on
 
     @classmethod
     def decode(cls, doc: dict) -> Result:
         return cls(list(doc["columns"]), [tuple(decode_value(v) for v in row) for row in doc["rows"]],
-                   doc["rows_changed"], doc["last_insert_rowid"], doc.get("duration_ms", 0.0))
+                   doc["rows_changed"], doc["last_insert_rowid"], doc.get("duration_ms", 0.0), doc.get("shard"))
 
 
 def statement(item: Any) -> dict:
@@ -116,6 +117,15 @@ def db_path(name: str) -> str:
     return f"/v1/databases/{quote(name, safe='')}"
 
 
+def cluster_path(name: str) -> str:
+    return f"/v1/clusters/{quote(name, safe='')}"
+
+
+def keyed(key, sql: str, params: Iterable | dict = ()) -> dict:
+    """A cluster statement in wire form: routed by ``key`` (str, int or bytes)."""
+    return {"key": encode_value(key), **statement((sql, params))}
+
+
 def _one(response: httpx.Response) -> Result:
     return Result.decode(response.json())
 
@@ -189,3 +199,35 @@ class endpoints:  # noqa: N801 - a namespace of builders, read as ``endpoints.qu
     def rollback(at: str) -> Call:
         """A session already gone (idled out, rolled back) is as good as rolled back."""
         return Call("POST", at + "/rollback", read=_nothing, allowed=(SessionNotFound,))
+
+    # -- clusters (docs/CLUSTERS.md) ------------------------------------------------------
+
+    @staticmethod
+    def clusters() -> Call:
+        return Call("GET", "/v1/clusters", read=lambda response: response.json()["clusters"])
+
+    @staticmethod
+    def create_cluster(name: str, shards: int) -> Call:
+        return Call("POST", "/v1/clusters", {"json": {"name": name, "shards": shards}})
+
+    @staticmethod
+    def cluster_info(name: str) -> Call:
+        return Call("GET", cluster_path(name))
+
+    @staticmethod
+    def cluster_query(name: str, sql: str, params: Iterable | dict = (), *, key) -> Call:
+        """One statement on the shard that holds ``key``."""
+        return Call("POST", cluster_path(name) + "/query", {"json": keyed(key, sql, params)}, read=_one)
+
+    @staticmethod
+    def cluster_batch(name: str, statements: Iterable) -> Call:
+        """``[(key, sql, params), ...]`` as one transaction, atomic across shards."""
+        entries = [keyed(*item) for item in statements]
+        return Call("POST", cluster_path(name) + "/query", {"json": {"batch": entries}}, read=_many)
+
+    @staticmethod
+    def cluster_all(name: str, sql: str, params: Iterable | dict = ()) -> Call:
+        """``sql`` on every shard: a read concatenates every shard's rows (each shard's own
+        snapshot); a write runs on every shard in one atomic transaction."""
+        return Call("POST", cluster_path(name) + "/query", {"json": {"all": True, **statement((sql, params))}},
+                    read=_one)

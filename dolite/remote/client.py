@@ -124,6 +124,27 @@ class Client(_Base):
         except httpx.HTTPError as exc:
             raise network_error(self.url, exc) from exc
 
+    def clusters(self) -> list[str]:
+        return self.send(endpoints.clusters())
+
+    def create_cluster(self, name: str, shards: int) -> dict:
+        return self.send(endpoints.create_cluster(name, shards))
+
+    def cluster_info(self, name: str) -> dict:
+        return self.send(endpoints.cluster_info(name))
+
+    def cluster_query(self, name: str, sql: str, params: Iterable | dict = (), *, key) -> Result:
+        """Run ``sql`` on the shard of cluster ``name`` that holds ``key``."""
+        return self.send(endpoints.cluster_query(name, sql, params, key=key))
+
+    def cluster_batch(self, name: str, statements: Iterable) -> list[Result]:
+        """Run ``[(key, sql, params), ...]`` as one transaction, atomic across shards."""
+        return self.send(endpoints.cluster_batch(name, statements))
+
+    def cluster_all(self, name: str, sql: str, params: Iterable | dict = ()) -> Result:
+        """Run ``sql`` on every shard (see :meth:`endpoints.cluster_all`)."""
+        return self.send(endpoints.cluster_all(name, sql, params))
+
     def import_from(self, name: str, src: str | os.PathLike | BinaryIO, *, replace: bool = False) -> dict:
         """Upload a SQLite file as database ``name``."""
         f, close = _opened(src, "rb")
@@ -211,6 +232,24 @@ class AsyncClient(_Base):
 
     async def batch(self, name: str, statements: Iterable) -> list[Result]:
         return await self.send(endpoints.batch(db_path(name), statements))
+
+    async def clusters(self) -> list[str]:
+        return await self.send(endpoints.clusters())
+
+    async def create_cluster(self, name: str, shards: int) -> dict:
+        return await self.send(endpoints.create_cluster(name, shards))
+
+    async def cluster_info(self, name: str) -> dict:
+        return await self.send(endpoints.cluster_info(name))
+
+    async def cluster_query(self, name: str, sql: str, params: Iterable | dict = (), *, key) -> Result:
+        return await self.send(endpoints.cluster_query(name, sql, params, key=key))
+
+    async def cluster_batch(self, name: str, statements: Iterable) -> list[Result]:
+        return await self.send(endpoints.cluster_batch(name, statements))
+
+    async def cluster_all(self, name: str, sql: str, params: Iterable | dict = ()) -> Result:
+        return await self.send(endpoints.cluster_all(name, sql, params))
 
     async def session(self, name: str, mode: str | None = None) -> AsyncSession:
         return AsyncSession(self, name, await self.send(endpoints.session(name, mode)))

@@ -37,6 +37,7 @@ from dolite.server.protocol import BodyTimeout, BodyTimeoutMiddleware
 from dolite.server.openapi import spec
 from dolite.server.console_api import ConsoleAPI
 from dolite.server.changesets import ChangesetAPI
+from dolite.server.clusters import ClusterAPI
 from dolite.backup import open_target
 from dolite.server.backup_loop import BackupLoop
 from dolite.server.stats import DatabaseTimer, Sampler
@@ -338,6 +339,7 @@ def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
     sampler = Sampler(lambda: [(n, o.store) for n, o in list(host.objects.items()) if o.conn is not None])
     routes += ConsoleAPI(service, sampler, target).routes()
     routes += ChangesetAPI(service).routes()
+    routes += ClusterAPI(service).routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
