@@ -3,13 +3,17 @@
 ``begin`` pins the current head; reads see the pinned version plus this transaction's own
 writes; ``commit`` hands the dirty chunks to the page store. Bytes past the file size are
 always zero, whatever older chunk versions hold, so a file that shrinks and grows again
-never shows stale data.
+never shows stale data. A transaction whose dirty chunks pass ``SPILL_BYTES`` writes them
+to storage early, as uncommitted chunk versions (:meth:`PageStore.spill`), so its memory
+stays bounded; they become part of the version its commit makes, or debris on rollback.
 """
 
 from __future__ import annotations
 
-from dolite.pages.format import Head
+from dolite.pages.format import Head, chunk_key, decode_chunk
 from dolite.pages.store import PageStore
+
+SPILL_BYTES = 16 << 20  # dirty bytes a transaction holds in memory before spilling
 
 
 class PagedFile:
@@ -26,6 +30,8 @@ class PagedFile:
         # syncing. Storage already holds the committed state (the failed commit may even
         # have landed, its reply lost), so a commit that only restores it stores nothing.
         self.after_failure = False
+        self.spilled: set[int] = set()  # chunks written early for the version we will commit
+        self.spilled_at: int | None = None  # the store's cleanup count when we first spilled
 
     # -- transaction boundaries -----------------------------------------------------
 
@@ -40,6 +46,7 @@ class PagedFile:
     def end(self) -> None:
         """Unpin; unsaved writes are discarded."""
         self.dirty.clear()
+        self._forget_spilled()
         self.after_failure = False
         if self.head is not None:
             self.store.unpin(self.head)
@@ -54,12 +61,19 @@ class PagedFile:
         """Forget this transaction's writes; keep the pin."""
         self.written = False
         self.dirty.clear()
+        self._forget_spilled()
         if self.head is not None:
             self.size = self.low = self.head.size
 
+    def _forget_spilled(self) -> None:
+        if self.spilled:
+            self.store.forget_spilled()
+        self.spilled.clear()
+        self.spilled_at = None
+
     @property
     def pending(self) -> bool:
-        return bool(self.dirty) or (self.head is not None and self.size != self.head.size)
+        return bool(self.dirty or self.spilled) or (self.head is not None and self.size != self.head.size)
 
     def commit(self) -> None:
         """Make this transaction's writes durable as one new version (or raise and keep
@@ -76,7 +90,7 @@ class PagedFile:
             # Chunks between the old and new end of file that were not written must be
             # stored explicitly (zeros) so an older version can never resurface there.
             for c in range(self.low // chunk_size, -(-size // chunk_size)):
-                if c not in self.dirty:
+                if c not in self.dirty and c not in self.spilled:
                     self.dirty[c] = self._base_chunk(c)
             last = -(-size // chunk_size)
             chunks = {c: bytes(data) for c, data in self.dirty.items() if c < last}
@@ -87,14 +101,34 @@ class PagedFile:
                 stage.prepare(head, chunks, size)  # (pages/twophase.py; the head stays)
                 new = head
             else:
-                new = self.store.commit(head, chunks, size)
+                spilled = [c for c in self.spilled if c < last]
+                new = self.store.commit(head, chunks, size, spilled=spilled, spilled_at=self.spilled_at)
         except BaseException:
             self.discard()
             self.after_failure = True
             raise
         self.dirty.clear()
+        self.spilled.clear()
+        self.spilled_at = None
         self.written = self.after_failure = False
         self._set_head(new)
+
+    def _spill_if_big(self) -> None:
+        """Write the dirty chunks to storage early once they pass ``SPILL_BYTES`` (not in a
+        two-phase commit, whose prepare writes everything at once)."""
+        if len(self.dirty) * self.head.chunk_size < SPILL_BYTES or self.store.stage is not None:
+            return
+        at = self.store.spill(self.head, self.dirty, part=len(self.spilled) + 1)
+        if self.spilled_at is None:
+            self.spilled_at = at
+        self.spilled.update(self.dirty)
+        self.dirty.clear()
+
+    def _spilled_chunk(self, c: int) -> bytearray:
+        """Chunk ``c`` as this transaction spilled it."""
+        version = self.head.version + 1
+        key = chunk_key(c, version)
+        return bytearray(decode_chunk(self.store.storage.get([key])[key], c, version, self.store.name))
 
     def _restores_base(self) -> bool:
         """True if this transaction's writes only put back what the pinned version holds."""
@@ -122,7 +156,7 @@ class PagedFile:
             data = self.dirty.get(first)
             if data is not None:
                 return bytes(data)
-            if (first + 1) * cs <= self.low:
+            if (first + 1) * cs <= self.low and first not in self.spilled:
                 data = self.store.read_chunk(head, first)
                 if len(data) == cs:
                     return data
@@ -157,6 +191,7 @@ class PagedFile:
                 chunk[within: within + take] = data[pos - offset: pos - offset + take]
             pos += take
         self.size = max(self.size, end)
+        self._spill_if_big()
 
     def truncate(self, size: int) -> None:
         if size >= self.size:
@@ -165,6 +200,7 @@ class PagedFile:
         cs = self.head.chunk_size
         for c in [c for c in self.dirty if c * cs >= size]:
             del self.dirty[c]
+        self.spilled = {c for c in self.spilled if c * cs < size}
         self._zero_tail(size)
         self.size = size
         self.low = min(self.low, size)
@@ -193,7 +229,10 @@ class PagedFile:
         return self._base_chunk(c, head)
 
     def _base_chunk(self, c: int, head: Head | None = None) -> bytearray:
-        """Chunk ``c`` as committed in our pinned version, zero past its file size."""
+        """Chunk ``c`` as this transaction last stored it (spilled), else as committed in
+        our pinned version, zero past its file size."""
+        if c in self.spilled and (head is None or head is self.head):
+            return self._spilled_chunk(c)
         head = head or self.head
         cs = head.chunk_size
         low = self.low if head is self.head else head.size

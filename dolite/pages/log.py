@@ -29,6 +29,11 @@ class CommitRecord:
     chunks: list[int]  # chunks written
 
 
+def spill_key(version: int, part: int) -> str:
+    """The key of a record part naming chunks a big transaction wrote before its commit."""
+    return f"{log_key(version)}#s{part:04d}"
+
+
 def record_writes(new: Head, chunks: list[int], old_size: int, limits: Limits) -> dict[str, bytes]:
     """The keys and values of ``new``'s record, split in as few parts as fit the limits."""
     fields = {"v": new.version, "time": new.time, "size": new.size, "old_size": old_size}

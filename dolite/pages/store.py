@@ -29,8 +29,10 @@ from dolite.pages.format import (
     chunk_prefix,
     decode_chunk,
     encode_chunk,
+    encode_record,
     new_incarnation,
     parse_chunk_key,
+    to_ranges,
 )
 from dolite.pages.lease import LeaseKeeper
 from dolite.storage.base import Storage
@@ -63,6 +65,7 @@ class PageStore:
         self._needs_cleanup = True
         self._commits_since_gc = 0
         self._gc_due = 0.0  # collect_garbage has nothing to do before this time
+        self.cleanups = 0  # debris cleanups run: a spilled transaction checks none ran since
         self._pins: dict[int, int] = {}  # pinned head version -> readers
         # -- two-phase commit (dolite/pages/twophase.py) --
         self.objects = objects  # other objects of the namespace: where 2PC decisions are read
@@ -263,26 +266,61 @@ class PageStore:
 
     # -- commits -------------------------------------------------------------------
 
-    def commit(self, base: Head, chunks: dict[int, bytes], size: int) -> Head:
+    def commit(self, base: Head, chunks: dict[int, bytes], size: int, *,
+               spilled: Iterable[int] = (), spilled_at: int | None = None) -> Head:
         """Commit ``chunks`` (index -> full chunk bytes) and the new file ``size`` on top of
-        ``base``. Raise Conflict if ``base`` is no longer the head or the lease was lost."""
-        new = self.commit_stream(base, sorted(chunks), chunks.items(), size)
+        ``base``. Raise Conflict if ``base`` is no longer the head or the lease was lost.
+        ``spilled``: chunks already written by :meth:`spill` (when ``cleanups`` was
+        ``spilled_at``), part of this version too."""
+        new = self.commit_stream(base, sorted(chunks), chunks.items(), size,
+                                 spilled=spilled, spilled_at=spilled_at)
         for c, data in chunks.items():
             self.cache.put((new.id, c, new.version), bytes(data))
         return new
 
+    def spill(self, base: Head, chunks: dict[int, bytearray], part: int) -> int:
+        """Write ``chunks`` early, as uncommitted versions of ``base.version + 1``, so a big
+        transaction's memory stays bounded. Their log record part (``log/<v>#s<part>``) is
+        written first, so a crash or rollback leaves removable debris. Returns the cleanup
+        count to pass to :meth:`commit` as ``spilled_at``."""
+        with self._commit_lock:
+            self._hold_lease()
+            new = base.advance(base.size, time.time())
+            key = log.spill_key(new.version, part)
+            record = {key: encode_record(key, {"v": new.version, "time": new.time, "size": base.size,
+                                               "old_size": base.size, "chunks": to_ranges(list(chunks))})}
+            fence = {LEASE: self.lease.raw}
+            try:
+                self.storage.commit({**record, **self.lease.renewal()}, expect=fence)
+                self.lease.renewed()
+                fence = {LEASE: self.lease.raw}
+                items = ((chunk_key(c, new.version), encode_chunk(c, new.version, data)) for c, data in chunks.items())
+                while batch := dict(islice(items, self.limits.max_keys_per_call)):
+                    self.storage.commit(batch, expect=fence)
+            except BaseException:
+                self._needs_cleanup = True
+                raise
+            return self.cleanups
+
+    def forget_spilled(self) -> None:
+        """A spilled transaction rolled back: its chunks are removed before the next write."""
+        self._needs_cleanup = True
+
     def commit_stream(self, base: Head, chunk_ids: list[int], chunks: Iterable[tuple[int, bytes]],
-                      size: int) -> Head:
+                      size: int, *, spilled: Iterable[int] = (), spilled_at: int | None = None) -> Head:
         """Commit chunks produced one by one (``chunk_ids`` names them all in advance, for
         the log record), so a large import never holds the whole file in memory."""
         with self._commit_lock:
             self._hold_lease()
+            if spilled_at is not None and self.cleanups != spilled_at:
+                raise Conflict(f"database {self.name!r}: the write lease lapsed during a large "
+                               "transaction and its spilled pages were removed; run it again")
             new = base.advance(size, time.time())
             head_writes = {HEAD: new.encode(), **self.lease.renewal()}
             expect = {HEAD: base.encode(), LEASE: self.lease.raw}
             written = self._write_version(base, new, chunk_ids, chunks, head_writes, expect)
             self.lease.renewed()
-            self._after_commit(base, new, chunk_ids, written)
+            self._after_commit(base, new, [*chunk_ids, *spilled], written)
         self.collect_garbage_if_due()
         return new
 
@@ -362,6 +400,7 @@ class PageStore:
             head = twophase.resolve_in_doubt(self, self._fenced(), self.read_head())
             gc.remove_uncommitted(self._fenced(), head)
             self._needs_cleanup = False
+            self.cleanups += 1  # uncommitted versions (spilled chunks too) are gone
 
     def _fenced(self) -> gc.Fenced:
         return gc.Fenced(self.storage, self.name, self.lease.raw)
