@@ -349,6 +349,8 @@ for command, target in [("serve", "dolite.server.cli:serve"), ("bench", "dolite.
 from dolite.cli.backup import backup_app  # noqa: E402 - after the commands it sits beside
 
 app.add_typer(backup_app, name="backup", help="Back up to file:// or s3:// and restore, verified.")
+from dolite.cli.cluster import cluster_app  # noqa: E402
+app.add_typer(cluster_app, name="cluster", help="Clusters: many databases, atomic cross-shard transactions.")
 try:
     from dolite.cloudflare.cli import app as cloudflare_app
 
