@@ -39,6 +39,7 @@ def text(result: dict) -> str:
     lines.append(f"cold read: {c['cold_read_bytes']:,} bytes ({c['chunks_read']} chunks, "
                  f"{c['storage_calls']} storage calls) to open a {c['database_bytes'] / 1e6:,.1f} MB "
                  f"database and run one point query")
+    lines += _cluster_lines(result["cluster"]) if "cluster" in result else []
     lines += ["", "commit cost vs database size (ms per single-row commit):",
               f"{'rows':>10}{'MB':>9}{'dolite':>9}{'sqlite3':>9}{'naive':>10}{'dolite bytes/commit':>21}"]
     for p in result["commit_vs_size"]:
@@ -49,6 +50,15 @@ def text(result: dict) -> str:
     lines.append("growth of commit cost, largest / smallest database: " +
                  ", ".join(f"{k} {v:.2f}x" for k, v in growth.items()))
     return "\n".join(lines)
+
+
+def _cluster_lines(c: dict) -> list[str]:
+    per_shards = ", ".join(f"{n} shards {v:,.0f}" for n, v in c["single_shard_commits_per_s"].items())
+    x, held, one = c["cross_shard_transfer"], c["cross_shard_transfer_holding_leases"], c["one_database_transfer"]
+    return ["", f"cluster: single-shard commits/s ({c['threads']} threads): {per_shards}",
+            f"cluster: cross-shard transfer {x['median_ms']:.2f} ms median, {x['storage_calls']:.0f} storage calls "
+            f"({x['round_trips_before_answer']} sequential round trips before the answer); holding leases "
+            f"{held['median_ms']:.2f} ms, {held['storage_calls']:.0f} calls; in one database {one['median_ms']:.2f} ms"]
 
 
 def chart(result: dict, path: Path) -> Path:

@@ -40,18 +40,23 @@ class Sizes:
     concurrent_commits: int = 500  # single-row commits per thread
     backup_rows: int = 20_000  # backup: table size pushed whole first
     backup_commits: int = 100  # backup: small transactions then pushed incrementally
+    cluster_shards: tuple[int, ...] = (1, 2)  # cluster: single-shard commits/s at these shard counts
+    cluster_seconds: float = 0.2  # cluster: seconds of commits per shard count
+    cluster_transfers: int = 5  # cluster: cross-shard transfers timed (and in one database)
 
 
 FULL = Sizes(rounds=3, bulk_rows=200_000, durable_preload=10_000, durable_commits=2_000,
              naive_durable_commits=100, select_rows=200_000, select_lookups=200_000,
              mixed_transactions=3_000, growth_rows=(10_000, 100_000, 400_000, 1_600_000),
              growth_commits=300, naive_growth_commits=5, naive_growth_max_rows=1_600_000,
-             concurrent_threads=8, concurrent_commits=500, backup_rows=200_000, backup_commits=1_000)
+             concurrent_threads=8, concurrent_commits=500, backup_rows=200_000, backup_commits=1_000,
+             cluster_shards=(1, 2, 4, 8), cluster_seconds=2.0, cluster_transfers=100)
 QUICK = Sizes(rounds=2, bulk_rows=100_000, durable_preload=10_000, durable_commits=300,
               naive_durable_commits=30, select_rows=100_000, select_lookups=30_000,
               mixed_transactions=300, growth_rows=(5_000, 50_000, 200_000),
               growth_commits=60, naive_growth_commits=3, naive_growth_max_rows=200_000,
-              concurrent_threads=8, concurrent_commits=100)
+              concurrent_threads=8, concurrent_commits=100,
+              cluster_shards=(1, 2, 4, 8), cluster_seconds=0.3, cluster_transfers=20)
 
 
 class Bench:
@@ -236,6 +241,16 @@ class Bench:
                       f"manifests); full push {out['full_push']['mb_per_s']:.1f} MB/s")
         return out
 
+    def cluster(self) -> dict:
+        """The ``cluster`` workload (dolite/cluster/bench.py, docs/CLUSTERS.md)."""
+        from dolite.cluster import bench as cluster_bench
+
+        s = self.sizes
+        out = cluster_bench.run(self.ns, shard_counts=s.cluster_shards, seconds=s.cluster_seconds,
+                                threads=s.concurrent_threads, transfers=s.cluster_transfers)
+        self.progress(f"cluster: {out['cross_shard_transfer']['median_ms']:.2f} ms a cross-shard transfer")
+        return out
+
     def commit_vs_size(self) -> tuple[list[dict], str]:
         """Seconds per single-row commit as the database grows; returns the dolite
         database's name too (the cold-read figure reuses it)."""
@@ -320,6 +335,7 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
         growth, growth_db = bench.commit_vs_size()
         cold = bench.cold_read(growth_db)
         backup_cost = bench.backup()
+        cluster_cost = bench.cluster()
     finally:
         bench.close()
     sides = {side: {"bulk_insert": bulk.get(side), "durable_commit": durable.get(side),
@@ -344,6 +360,7 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
         "write_amplification_detail": wa,
         "cold_read": cold,
         "backup": backup_cost,
+        "cluster": cluster_cost,
         "commit_vs_size": growth,
         "commit_growth": {side: last[f"{side}_ms"] / first[f"{side}_ms"]
                           for side in ("dolite", "native", "naive") if f"{side}_ms" in last},
