@@ -8,11 +8,12 @@ version is copied to a new database instead.
 
 from __future__ import annotations
 
-from dolite.errors import SnapshotExpired
+from dolite.errors import AlreadyExists, SnapshotExpired
 from dolite.names import validate_name
 from dolite.pages import Head, PageStore, open_store
 from dolite.pages.format import LOG_PREFIX, decode_record, parse_log_key
 from dolite.pages.log import read_records
+from dolite.pages.publish import publish
 from dolite.storage import Namespace, open_storage
 
 
@@ -71,12 +72,10 @@ def _changed_since(store: PageStore, old: Head, current: Head) -> list[int]:
 
 
 def _copy_into(namespace: Namespace, source: PageStore, old: Head, target: str) -> Head:
-    dest = open_store(namespace, target, must_exist=False)
-    if dest.exists():
-        raise FileExistsError(f"database {target!r} already exists")
-    base = dest.create(chunk_size=old.chunk_size, retention=old.retention)
-    chunks = list(range(old.chunk_count))
+    """A new database ``target`` holding ``old``'s content, visible only once whole."""
+    chunks = ((c, source.chunk_as_of(old, c)) for c in range(old.chunk_count))
     try:
-        return dest.commit_stream(base, chunks, ((c, source.chunk_as_of(old, c)) for c in chunks), old.size)
-    finally:
-        dest.close()
+        return publish(namespace.object(target), target, chunks, size=old.size,
+                       chunk_size=old.chunk_size, retention=old.retention)
+    except AlreadyExists as exc:
+        raise FileExistsError(f"database {target!r} already exists") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import dolite
-from dolite.ops import restore
+from dolite.ops import admin, restore
 from dolite.storage import open_storage
 
 
@@ -70,3 +70,33 @@ def test_versions_past_retention_are_refused(storage_url):
         restore.restore(ns, "short", version=1)
     with pytest.raises(dolite.SnapshotExpired):
         restore.restore(ns, "short", at=0.0)
+
+
+def test_a_copy_killed_midway_leaves_no_database_under_the_new_name():
+    """restore --into / fork write the new database whole before its head: a failure at
+    any storage operation leaves nothing visible (an empty database used to appear first)."""
+    import uuid
+
+    from dolite.storage import open_storage
+    from tests.torture.faulty import FaultyNamespace
+
+    inner = open_storage(f"memory:{uuid.uuid4().hex}")
+    conn = dolite.connect("src", storage=inner, isolation_level=None)
+    conn.execute("CREATE TABLE t(v)")
+    conn.execute("INSERT INTO t VALUES (randomblob(600000))")  # more chunks than one call takes
+    conn.close()
+    failures = 0
+    for at in [*range(1, 400, 9), None]:
+        ns = FaultyNamespace(inner)
+        ns.faults.arm(at, "fail")
+        try:
+            restore.restore(ns, "src", version=2, into=f"copy{at}")
+        except dolite.StorageError:
+            failures += 1
+            assert f"copy{at}" not in admin.list_databases(inner), at
+            continue
+        break
+    assert failures > 3
+    copy = dolite.connect(f"copy{at}", storage=inner, create=False)
+    assert copy.execute("SELECT length(v) FROM t").fetchone() == (600000,)
+    copy.close()
