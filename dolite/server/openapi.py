@@ -189,6 +189,37 @@ _CHANGESET_PARAMS = [
 ]
 
 
+def _cluster_paths() -> dict:
+    """Clusters (docs/SERVICE.md "Clusters"): scopes on the cluster name."""
+    keyed = {"type": "object", "required": ["key", "sql"], "properties": {
+        "key": {"description": "routing key: a string, an integer or a blob"}, "sql": {"type": "string"},
+        "params": {"oneOf": [{"type": "array"}, {"type": "object"}]}}}
+    body = {"required": True, **_json({"oneOf": [keyed, {
+        "type": "object", "required": ["batch"], "properties": {"batch": {"type": "array", "items": keyed}}}, {
+        "type": "object", "required": ["all", "sql"], "properties": {
+            "all": {"type": "boolean", "enum": [True]}, "sql": {"type": "string"},
+            "params": {"oneOf": [{"type": "array"}, {"type": "object"}]}}}]})}
+    info = {"description": "Shards (slots, version, size, in_doubt), decisions on record, 2PC stats",
+            **_json({"type": "object"})}
+    return {
+        "/v1/clusters": {
+            "get": {"operationId": "listClusters", "responses": {
+                "200": {"description": "Clusters this token may read", **_json({
+                    "type": "object", "properties": {"clusters": {"type": "array", "items": {"type": "string"}}}})},
+                **_errors(401)}},
+            "post": {"operationId": "createCluster", "requestBody": {"required": True, **_json({
+                "type": "object", "required": ["name", "shards"], "additionalProperties": False,
+                "properties": {"name": NAME["schema"], "shards": {"type": "integer", "minimum": 1, "maximum": 1024}}})},
+                "responses": {"201": info, **_errors(400, 401, 403, 409, 413, 503)}}},
+        "/v1/clusters/{name}": {"parameters": [NAME], "get": {
+            "operationId": "clusterInfo", "responses": {"200": info, **_errors(400, 401, 403, 404, 503)}}},
+        "/v1/clusters/{name}/query": {"parameters": [NAME], "post": {
+            "operationId": "clusterQuery", "description": "A statement routed by key, a batch as one "
+            "transaction atomic across shards, or every shard (all)", "requestBody": body,
+            "responses": {**_QUERY_OK, **_errors(400, 401, 403, 404, 408, 409, 413, 429, 503)}}},
+    }
+
+
 def spec() -> dict:
     """The OpenAPI document."""
     return {
@@ -273,5 +304,6 @@ def spec() -> dict:
                     "200": {"description": "Rolled back", **_json({"type": "object"})},
                     **_errors(400, 401, 403, 404, 503)}}},
             **_console_paths(),
+            **_cluster_paths(),
         },
     }
