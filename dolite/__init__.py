@@ -66,7 +66,7 @@ def replica(*args, **kwargs):
     return _replica(*args, **kwargs)
 
 
-def cluster(*args, **kwargs):
+def open_cluster(*args, **kwargs):
     """Open (or create, with ``shards=N``) a cluster of databases with atomic cross-shard
     transactions: see :func:`dolite.cluster.cluster` and docs/CLUSTERS.md; an
     ``http(s)://HOST:PORT/NAME`` first argument opens one on a server instead
@@ -78,6 +78,9 @@ def cluster(*args, **kwargs):
     from dolite.cluster import cluster as _cluster
 
     return _cluster(*args, **kwargs)
+
+
+cluster = open_cluster  # importing dolite.cluster rebinds this name to the (callable) package
 
 
 def __getattr__(name: str):

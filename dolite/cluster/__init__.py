@@ -3,7 +3,8 @@ transactions by two-phase commit. See docs/CLUSTERS.md.
 
 ``dolite.cluster(...)`` opens a cluster. Once this package is imported, ``dolite.cluster``
 is the package itself (Python binds a subpackage to its parent's attribute), so the package
-is made callable: calling it is calling :func:`cluster`.
+is made callable: calling it is calling :func:`dolite.open_cluster` (which also opens a
+cluster on a server from an ``http(s)://`` URL).
 """
 
 import sys
@@ -17,8 +18,10 @@ __all__ = ["Cluster", "Result", "Transaction", "cluster"]
 
 
 class _CallablePackage(types.ModuleType):
-    def __call__(self, *args, **kwargs) -> Cluster:
-        return cluster(*args, **kwargs)
+    def __call__(self, *args, **kwargs):
+        from dolite import open_cluster
+
+        return open_cluster(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallablePackage

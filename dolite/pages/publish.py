@@ -32,6 +32,8 @@ def publish(storage: Storage, name: str, chunks: Iterable[tuple[int, bytes]], *,
     """Store ``chunks`` (index, bytes; every chunk of a ``size``-byte file, in order) as
     the first version of the new database ``name``. Raises AlreadyExists if it exists,
     LeaseHeld if another writer holds its lease."""
+    if HEAD in storage.get([HEAD]):  # before the lease: a served database holds it
+        raise AlreadyExists(f"database {name!r} already exists")
     keeper = LeaseKeeper(storage, name, LEASE_SECONDS)
     keeper.acquire()
     try:

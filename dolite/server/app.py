@@ -40,7 +40,7 @@ from dolite.server.changesets import ChangesetAPI
 from dolite.server.clusters import ClusterAPI
 from dolite.backup import open_target
 from dolite.server.backup_loop import BackupLoop
-from dolite.server.stats import DatabaseTimer, Sampler
+from dolite.server.stats import Sampler
 from dolite.remote.wire import WireError, parse_query
 
 
@@ -272,11 +272,12 @@ def _loads(raw: bytes):
     return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
 
 
-class MetricsMiddleware:
-    """Times every HTTP request into ``dolite_request_seconds{route,method,status}``."""
+class RequestTimer:
+    """ASGI middleware: times every HTTP request and hands ``(scope, status, seconds)`` to
+    each observer: the Prometheus histogram, the console's per-database sampler."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, observers):
+        self.app, self.observers = app, observers
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -291,8 +292,15 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            REQUEST_SECONDS.labels(route, scope["method"], str(status[0])).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            for observe in self.observers:
+                observe(scope, status[0], seconds)
+
+
+def observe_request_seconds(scope, status: int, seconds: float) -> None:
+    """``dolite_request_seconds{route,method,status}``."""
+    route = getattr(scope.get("route"), "path", "unmatched")
+    REQUEST_SECONDS.labels(route, scope["method"], str(status)).observe(seconds)
 
 
 async def _http_error(request: Request, exc: HTTPException):
@@ -354,7 +362,9 @@ def create_app(host: ObjectHost | None = None, auth: Auth | None = None,
                 backups.cancel()
             await host.close()
 
-    middleware = [Middleware(MetricsMiddleware), Middleware(DatabaseTimer, sampler=sampler), Middleware(BodyTimeoutMiddleware, timeout=config.body_timeout)]
+    timers = [observe_request_seconds, sampler.observe_request]
+    middleware = [Middleware(RequestTimer, observers=timers),
+                  Middleware(BodyTimeoutMiddleware, timeout=config.body_timeout)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={HTTPException: _http_error, DoliteError: _error, dbapi.Error: _error,
                                         WireError: _error, Exception: _error})

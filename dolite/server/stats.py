@@ -5,7 +5,7 @@ Each sample holds rates and mean latencies over the interval that ended at its t
 service-wide from the Prometheus registry (requests, commits, chunks written), and per
 database from the heads of the loaded databases (commits: each commit is one version) and
 from the requests that named the database (count and latency, recorded by
-:class:`DatabaseTimer`). A database's last seen version is remembered across evictions, so
+:meth:`Sampler.observe_request`, called by the app's request timer). A database's last seen version is remembered across evictions, so
 commits made while it was not loaded are counted when it is next seen.
 """
 
@@ -23,6 +23,7 @@ from dolite.server.objects.metrics import COMMIT_SECONDS, REQUEST_SECONDS, STORE
 SAMPLE_EVERY = 2.0   # seconds between samples
 KEEP = 450           # samples kept: 15 minutes at the default interval
 MAX_TIMED = 256      # databases timed per interval (a bound on memory, whatever names are sent)
+_REFUSED = (401, 403, 404, 405)  # requests refused before reaching a database: not timed
 
 
 def _histogram(metric) -> tuple[float, float]:
@@ -53,6 +54,13 @@ class Sampler:
         self._timings: dict[str, list[float]] = {}   # name -> [requests, seconds, max seconds]
         self._last: dict | None = None
         self._versions: dict[str, int] = {}          # name -> version at the last sample
+
+    def observe_request(self, scope, status: int, seconds: float) -> None:
+        """A request timer's observer: record requests whose route names a database (not
+        those refused before reaching it: unknown token, scope, name or route)."""
+        name = scope.get("path_params", {}).get("name")
+        if isinstance(name, str) and scope["path"].startswith("/v1/databases/") and status not in _REFUSED:
+            self.observe(name, seconds)
 
     def observe(self, database: str, seconds: float) -> None:
         """Record one request that named ``database`` (called for every such request)."""
@@ -137,30 +145,3 @@ class Sampler:
 def _mean_ms(seconds: float, count: float) -> float | None:
     return round(seconds / count * 1000, 3) if count else None
 
-
-_REFUSED = (401, 403, 404, 405)
-
-
-class DatabaseTimer:
-    """ASGI middleware: times each request whose route names a database into the sampler
-    (not those refused before reaching it: unknown token, scope, name or route)."""
-
-    def __init__(self, app, sampler: Sampler):
-        self.app, self.sampler = app, sampler
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started, status = time.perf_counter(), [500]
-
-        async def capture(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            name = scope.get("path_params", {}).get("name")
-            if isinstance(name, str) and scope["path"].startswith("/v1/databases/") and status[0] not in _REFUSED:
-                self.sampler.observe(name, time.perf_counter() - started)

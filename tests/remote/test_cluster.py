@@ -60,8 +60,6 @@ def test_dolite_cluster_dispatches_on_a_url(srv):
     assert out.stdout.strip() == "RemoteCluster (1,)"
 
 
-@pytest.mark.xfail(reason="importing dolite.cluster rebinds dolite.cluster to the package, whose __call__ "
-                          "does not dispatch URLs yet (needs a change in dolite/cluster/__init__.py)", strict=False)
 def test_dolite_cluster_dispatches_after_the_package_is_imported(srv):
     import dolite.cluster  # noqa: F401
 
