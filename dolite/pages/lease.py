@@ -141,6 +141,19 @@ class LeaseKeeper:
         if pending is not None:
             self.held, self.raw = pending, pending.encode()
 
+    def renew(self) -> None:
+        """Extend the lease now if half its time is used (a write of its own; commits
+        carry the renewal instead). Raise Conflict, forgetting the lease, if it was lost."""
+        writes = self.renewal()
+        if not writes:
+            return
+        try:
+            self.storage.commit(writes, expect={LEASE: self.raw})
+        except Conflict:
+            self.forget()
+            raise
+        self.renewed()
+
     def new_term(self) -> None:
         """Rewrite our lease with the next epoch, so that every request we sent under the
         old bytes (one may still be in flight, to be delivered late) is refused by the

@@ -208,7 +208,7 @@ class PageStore:
         """The newest stored version of ``chunk`` not newer than ``head``. Backends where a
         call is a network round trip set ``prefetch_chunks``: the following chunks' versions
         come back in the same call and are cached for the reads that usually follow."""
-        prefetch = getattr(self.storage, "prefetch_chunks", 0)
+        prefetch = self.limits.prefetch_chunks
         if prefetch > 1:
             found = self._prefetch(head, chunk, prefetch)
             if found is not None:

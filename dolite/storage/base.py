@@ -19,11 +19,15 @@ from dolite.errors import LimitExceeded
 
 @dataclass(frozen=True)
 class Limits:
-    """Hard limits of a backend. The defaults are the Durable Object KV limits."""
+    """Hard limits of a backend (the defaults are the Durable Object KV limits), and how it
+    is best read."""
 
     max_key_bytes: int = 2048
     max_value_bytes: int = 131_072
     max_keys_per_call: int = 128
+    # Where every call is a network round trip, a cold chunk read also fetches this many
+    # following chunks in the same call (the reads that usually come next). 0: no prefetch.
+    prefetch_chunks: int = 0
 
 
 DURABLE_OBJECT_LIMITS = Limits()

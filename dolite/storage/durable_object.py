@@ -42,7 +42,7 @@ from dolite.storage.base import (
     key_range,
 )
 
-DO_LIMITS = Limits(max_key_bytes=2048, max_value_bytes=131_072 - 8, max_keys_per_call=128)
+DO_LIMITS = Limits(max_key_bytes=2048, max_value_bytes=131_072 - 8, max_keys_per_call=128, prefetch_chunks=32)
 """The Worker's limits. A KV-backed Durable Object caps the *serialized* value at 131,072
 bytes; V8 serialization adds 6 bytes to a binary value of this size, and 2 more are kept
 as margin. The Worker enforces the same numbers before any write."""
@@ -114,8 +114,6 @@ class DurableObjectStorage:
         self._ns = namespace
         self.name = name
         self.limits = namespace.limits
-        # Each call is a round trip: the page store fetches following chunks with a cold read.
-        self.prefetch_chunks = 32
         self._path = f"/v1/objects/{quote(name, safe='')}/"
 
     def get(self, keys: Iterable[str]) -> dict[str, bytes]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import subprocess
 import sys
 import textwrap
@@ -145,8 +147,8 @@ class _CountingStorage:
     """A pass-through Storage that counts calls and asks the page store to prefetch."""
 
     def __init__(self, inner, prefetch: int):
-        self.inner, self.prefetch_chunks, self.calls = inner, prefetch, 0
-        self.limits = inner.limits
+        self.inner, self.calls = inner, 0
+        self.limits = dataclasses.replace(inner.limits, prefetch_chunks=prefetch)
 
     def __getattr__(self, name):
         method = getattr(self.inner, name)
@@ -161,7 +163,7 @@ class _CountingStorage:
 class _CountingNamespace:
     def __init__(self, inner, prefetch: int):
         self.inner, self.prefetch, self.objects = inner, prefetch, {}
-        self.url, self.limits = inner.url, inner.limits
+        self.url, self.limits = inner.url, dataclasses.replace(inner.limits, prefetch_chunks=prefetch)
 
     def object(self, name):
         return self.objects.setdefault(name, _CountingStorage(self.inner.object(name), self.prefetch))

@@ -26,7 +26,7 @@ from dolite.server.objects.metrics import (
     STORE_TOTALS,
 )
 from dolite.server.objects.runner import Bounds, Runner
-from dolite.pages.format import HEAD, LEASE
+from dolite.pages.format import HEAD
 from dolite.storage import Namespace
 from dolite.remote.wire import Statement
 
@@ -91,17 +91,11 @@ class DatabaseObject:
         OBJECT_LOADS.inc()
 
     def _renew_lease(self) -> None:
-        store = self.store
-        writes = store.lease.renewal()
-        if not writes:
-            return
         try:
-            store.storage.commit(writes, expect={LEASE: store.lease.raw})
+            self.store.lease.renew()
         except Conflict:
-            store.lease.forget()
             self.evict("fenced")
             raise
-        store.lease.renewed()
 
     def evict(self, reason: str) -> None:
         """Close the connection, give the lease back and drop cached pages."""
