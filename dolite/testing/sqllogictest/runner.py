@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from dolite.sql.pep249 import split_statements  # one splitter for every driver and runner
 from dolite.testing.sqllogictest.parse import (
     DEFAULT_HASH_THRESHOLD,
     ENGINE,
@@ -240,27 +241,6 @@ def _run(records: list[Record], connect, path, engine, ht_override, error_types)
             pass
         res.seconds = time.perf_counter() - t0
     return res
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split SQL text into complete statements (``;`` inside strings, comments and
-    trigger bodies does not split), dropping empty ones."""
-    from sqlite3 import complete_statement
-
-    parts: list[str] = []
-    start = 0
-    i = sql.find(";")
-    while i != -1:
-        chunk = sql[start:i + 1]
-        if complete_statement(chunk):
-            if chunk.strip(" \t\r\n;"):
-                parts.append(chunk)
-            start = i + 1
-        i = sql.find(";", i + 1)
-    tail = sql[start:]
-    if tail.strip():
-        parts.append(tail)
-    return parts
 
 
 def _exec_statement(rec, sql, mode, execute, conn, error_types, fail, last) -> bool:
