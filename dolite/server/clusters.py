@@ -185,7 +185,7 @@ class ClusterAPI:
     async def info(self, request: Request):
         name = request.path_params["name"]
         async with self.service._admitted(self.service._grant(request, name, READ)):
-            return JSON(await asyncio.to_thread(lambda: self._cluster(name, True).info()))
+            return JSON(await asyncio.to_thread(lambda: _info_with_ranges(self._cluster(name, True))))
 
     async def query(self, request: Request):
         name = request.path_params["name"]
@@ -266,6 +266,28 @@ class ClusterAPI:
         shaped = self._shape(columns, rows, changed, result.lastrowid or 0, 1)
         del shaped["shards"]
         return {**shaped, "shard": shard}
+
+
+def slot_ranges(slots, shard: int) -> list[list[int]]:
+    """The runs of consecutive slots that map to shard index ``shard``, as inclusive
+    ``[first, last]`` pairs in slot order (the map's ``slots`` is slot -> shard index)."""
+    runs: list[list[int]] = []
+    for slot, owner in enumerate(slots):
+        if owner != shard:
+            continue
+        if runs and runs[-1][1] == slot - 1:
+            runs[-1][1] = slot
+        else:
+            runs.append([slot, slot])
+    return runs
+
+
+def _info_with_ranges(cluster: ServedCluster) -> dict:
+    """``Cluster.info()`` with each shard's slot ``ranges`` (what the console draws)."""
+    info = cluster.info()
+    for index, shard in enumerate(info["shards"]):
+        shard["ranges"] = slot_ranges(cluster.map.slots, index)
+    return info
 
 
 def _keyed(item, where: str) -> tuple:

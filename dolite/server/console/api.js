@@ -39,6 +39,7 @@ export async function api(path, { method = "GET", body, text = false, tokenOverr
 }
 
 export const db = (name) => `/v1/databases/${encodeURIComponent(name)}`;
+export const cluster = (name) => `/v1/clusters/${encodeURIComponent(name)}`;
 
 // Run fn over items with at most `limit` calls in flight (the service limits each token).
 export async function mapLimited(items, limit, fn) {

@@ -1,7 +1,9 @@
 // The console's entry point: login, hash routes, the health banner.
-// Routes: #/ databases, #/db/NAME one database, #/sql[/NAME] the SQL box, #/health.
+// Routes: #/ databases, #/db/NAME one database, #/sql[/NAME] the SQL box, #/clusters,
+// #/cluster/NAME one cluster, #/health.
 
 import { api, token, whenUnauthorized } from "./api.js";
+import { clusterView, clustersView } from "./clusters.js";
 import { databaseView } from "./database.js";
 import { databasesView } from "./databases.js";
 import { h, say } from "./dom.js";
@@ -10,6 +12,7 @@ import { sqlView } from "./sql.js";
 
 const $ = (id) => document.getElementById(id);
 const BANNER_MS = 10000;
+const SECTION = { db: "", cluster: "clusters" };  // the nav entry a page belongs to
 let stopView = null;
 let bannerTimer = null;
 
@@ -33,12 +36,14 @@ async function route() {
   const [, page = "", arg] = location.hash.match(/^#\/([^/]*)\/?(.*)$/) ?? [];
   const name = arg ? decodeURIComponent(arg) : undefined;
   for (const link of $("nav").querySelectorAll("a")) {
-    const here = link.getAttribute("href") === `#/${page === "db" ? "" : page}`;
+    const here = link.getAttribute("href") === `#/${SECTION[page] ?? page}`;
     if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
   try {
     if (page === "db" && name) stopView = await databaseView(view, name);
     else if (page === "sql") await sqlView(view, name);
+    else if (page === "clusters") await clustersView(view);
+    else if (page === "cluster" && name) await clusterView(view, name);
     else if (page === "health") await healthView(view, $("health-banner"));
     else await databasesView(view);
   } catch (err) {

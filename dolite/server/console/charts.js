@@ -71,3 +71,18 @@ function caption(title, latest) {
   el.textContent = `${title} — latest ${latest}`;
   return el;
 }
+
+// The slot map as one bar of `slots` slots: each shard's runs of slots ([first, last]
+// ranges) in that shard's colour (eight colours, repeating). Shard i is class `k${i % 8}`.
+export function slotBar(figure, { slots, shards }) {
+  const root = svg("svg", { viewBox: `0 0 ${slots} 24`, preserveAspectRatio: "none", role: "img", class: "slot-bar" });
+  const summary = shards.map((s) => `${s.name}: ${s.slots} slots`).join("; ");
+  root.append(svg("title", {}, `Slot map: ${summary}`));
+  shards.forEach((s, i) => {
+    for (const [first, last] of s.ranges ?? []) {
+      root.append(svg("rect", { x: first, y: 0, width: last - first + 1, height: 24, class: `k${i % 8}` }));
+    }
+  });
+  figure.replaceChildren(root);
+  figure.setAttribute("aria-label", `Slot map of ${slots} slots. ${summary}`);
+}

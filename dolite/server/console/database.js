@@ -91,8 +91,8 @@ export async function databaseView(view, name) {
   const check = h("p", { id: "check-result", role: "status", class: "message", hidden: true });
   const info = h("div", {});
   const versionsFigure = h("figure", { id: "versions-chart", class: "chart-box" });
-  const versions = h("table", { id: "versions-table", class: "grid-table" });
-  const schema = h("table", { id: "schema-table", class: "grid-table" });
+  const versions = h("table", { id: "versions-table", class: "grid-table stacked" });
+  const schema = h("table", { id: "schema-table", class: "grid-table stacked" });
   const commits = h("figure", { id: "chart-commits", class: "chart-box" });
   const latency = h("figure", { id: "chart-latency", class: "chart-box" });
   const refresh = async () => info.replaceChildren(facts(await api(`${db(name)}/status`)));

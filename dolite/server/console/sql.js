@@ -38,9 +38,17 @@ export function toCSV(columns, rows) {
   return [columns, ...rows].map((r) => r.map((v, i) => (r === columns ? cell(String(v)) : cell(v))).join(",")).join("\r\n") + "\r\n";
 }
 
-export async function sqlView(view, chosen) {
-  const { databases } = await api("/v1/databases");
-  const select = h("select", { id: "sql-db" }, databases.map((n) => h("option", { value: n, selected: n === chosen }, n)));
+// The shards an answer (or a batch's answers) ran on, in words; "" for a database.
+function where(answer, results) {
+  if (answer.shards !== undefined) return ` on ${answer.shards} shards`;
+  const shards = [...new Set(results.map((r) => r.shard).filter(Boolean))];
+  return shards.length ? ` on ${shards.join(", ")}` : "";
+}
+
+// An SQL form: `fields` (labelled inputs shown before the statements box) and
+// `request(statements)` -> {path, body}, which may throw an Error the user should read
+// (nothing is sent then). `filename()` names the CSV export. Returns the card and its box.
+export function sqlBox({ fields = [], request, filename }) {
   const text = h("textarea", { id: "sql-text", rows: 6, spellcheck: "false",
     placeholder: "SELECT * FROM sqlite_schema;  (several statements separated by ; run as one batch)" });
   const run = h("button", { type: "submit", id: "sql-run" }, "Run");
@@ -70,7 +78,7 @@ export async function sqlView(view, chosen) {
   next.addEventListener("click", () => { at++; render(); });
   csv.addEventListener("click", () => {
     const link = h("a", { href: URL.createObjectURL(new Blob([toCSV(result.columns, result.rows)], { type: "text/csv" })),
-      download: `${select.value}-result.csv` });
+      download: `${filename()}-result.csv` });
     link.click();
     setTimeout(() => URL.revokeObjectURL(link.href), 1000);
   });
@@ -78,36 +86,50 @@ export async function sqlView(view, chosen) {
   const submit = async (event) => {
     event.preventDefault();
     const statements = splitStatements(text.value);
-    if (!statements.length || !select.value) return;
-    const body = statements.length === 1 ? { sql: statements[0] } : { batch: statements.map((sql) => ({ sql })) };
+    if (!statements.length) return;
     run.disabled = true;
     say(error, "");
     try {
-      const answer = await api(`${db(select.value)}/query`, { method: "POST", body });
+      const { path, body } = request(statements);
+      const answer = await api(path, { method: "POST", body });
       const results = answer.results ?? [answer];
       const shown = [...results].reverse().find((r) => r.columns.length) ?? results.at(-1);
       result = { columns: shown.columns, rows: shown.rows };
       at = 0;
       render();
       const changed = results.reduce((n, r) => n + r.rows_changed, 0);
-      say(summary, `${results.length} statement${results.length > 1 ? "s" : ""}: ${shown.rows.length} rows, ` +
-        `${changed} changed, ${answer.duration_ms} ms.`, "ok");
+      say(summary, `${results.length} statement${results.length > 1 ? "s" : ""}${where(answer, results)}: ` +
+        `${shown.rows.length} rows, ${changed} changed, ${answer.duration_ms} ms.`, "ok");
     } catch (err) {
       say(summary, "");
       result = null;  // no stale rows next to the error
       table.replaceChildren();
       pager.hidden = true;
-      say(error, err.describe ? err.describe() : String(err), "error");
+      say(error, err.describe ? err.describe() : err.message, "error");
       error.dataset.code = err.code ?? "";
     } finally {
       run.disabled = false;
     }
   };
   text.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) submit(e); });
-  view.replaceChildren(h("section", { class: "card" }, h("h2", {}, "SQL"),
-    h("form", { id: "sql-form", onsubmit: submit },
-      h("label", { for: "sql-db" }, "Database"), select,
+  const card = h("section", { class: "card" }, h("h2", {}, "SQL"),
+    h("form", { id: "sql-form", onsubmit: submit }, fields,
       h("label", { for: "sql-text" }, "Statements (Ctrl+Enter runs)"), text, run),
-    error, summary, h("div", { class: "scroll" }, table), pager));
+    error, summary, h("div", { class: "scroll" }, table), pager);
+  return { card, text };
+}
+
+// The SQL view of one database (#/sql/NAME): a batch is one transaction.
+export async function sqlView(view, chosen) {
+  const { databases } = await api("/v1/databases");
+  const select = h("select", { id: "sql-db" }, databases.map((n) => h("option", { value: n, selected: n === chosen }, n)));
+  const request = (statements) => {
+    if (!select.value) throw new Error("No database to query: create one first.");
+    return { path: `${db(select.value)}/query`,
+      body: statements.length === 1 ? { sql: statements[0] } : { batch: statements.map((sql) => ({ sql })) } };
+  };
+  const { card, text } = sqlBox({ fields: [h("label", { for: "sql-db" }, "Database"), select], request,
+    filename: () => select.value });
+  view.replaceChildren(card);
   text.focus();
 }
