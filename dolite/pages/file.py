@@ -30,6 +30,9 @@ class PagedFile:
         # syncing. Storage already holds the committed state (the failed commit may even
         # have landed, its reply lost), so a commit that only restores it stores nothing.
         self.after_failure = False
+        # File offsets (in chunk 0) that the layer above rewrites on every read (SQLite's
+        # change counter, see sql/vfs.py): never a reason to think a write changed anything.
+        self.volatile: tuple[range, ...] = ()
         self.spilled: set[int] = set()  # chunks written early for the version we will commit
         self.spilled_at: int | None = None  # the store's cleanup count when we first spilled
 
@@ -133,7 +136,15 @@ class PagedFile:
     def _restores_base(self) -> bool:
         """True if this transaction's writes only put back what the pinned version holds."""
         return self.size == self.head.size and all(
-            bytes(data) == bytes(self._base_chunk(c)) for c, data in self.dirty.items())
+            self._masked(c, data) == self._masked(c, self._base_chunk(c)) for c, data in self.dirty.items())
+
+    def _masked(self, c: int, data) -> bytes:
+        if c != 0 or not self.volatile:
+            return bytes(data)
+        out = bytearray(data)
+        for span in self.volatile:
+            out[span.start:span.stop] = bytes(len(span))
+        return bytes(out)
 
     def _set_head(self, head: Head) -> None:
         self.store.pin(head)

@@ -188,6 +188,8 @@ class DatabaseFile:
     def __init__(self, db: Database, *, optimistic: bool = False):
         self.db = db
         self.file = PagedFile(db.store)
+        self.file.volatile = (range(CHANGE_COUNTER, CHANGE_COUNTER + 4),
+                              range(VERSION_VALID_FOR, VERSION_VALID_FOR + 4))
         self.level = NONE
         self.owner = id(self)
         self.optimistic = optimistic

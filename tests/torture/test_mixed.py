@@ -53,7 +53,7 @@ def _run_model(url: str, seed: int, steps: int) -> dict:
     shared = FaultyNamespace(inner)
     clients = [Client(shared if i < 2 else FaultyNamespace(inner), exclusive=bool(i % 2)) for i in range(5)]
     model: dict[int, int] = {}
-    uncertain: dict[int, tuple[int | None, int]] = {}  # k -> (before, after) of an unheard commit
+    uncertain: dict[int, set[int | None]] = {}  # k -> values it may hold after unheard commits
     boot = Client(FaultyNamespace(inner), False).open()
     boot.execute(SCHEMA)
     boot.close()
@@ -75,15 +75,17 @@ def _run_model(url: str, seed: int, steps: int) -> dict:
                     counts["writes"] += 1
                 except StorageError:
                     counts["lost_replies"] += 1
-                    uncertain[k] = (model.get(k), v)
+                    uncertain.setdefault(k, {model.get(k)}).add(v)
                 finally:
                     client.ns.faults.arm(None)
             elif op < 0.93:
                 seen = _read(conn)
-                for k, (before, after) in list(uncertain.items()):
-                    assert seen.get(k) in (before, after), (k, seen.get(k), before, after)
-                    if seen.get(k) == after:
-                        model[k] = after
+                for k, candidates in list(uncertain.items()):
+                    assert seen.get(k) in candidates, (k, seen.get(k), candidates)
+                    if seen.get(k) is None:
+                        model.pop(k, None)
+                    else:
+                        model[k] = seen[k]
                     uncertain.pop(k)
                 assert seen == model, f"a read does not match the acknowledged commits: {seen} != {model}"
                 counts["reads"] += 1
