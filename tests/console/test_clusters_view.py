@@ -72,9 +72,6 @@ def console(server):
     drop_cluster_objects(server, ["bank", "stuck"])
 
 
-@pytest.mark.xfail(strict=True, reason="GET /v1/databases lists every stored object, so a cluster's map "
-                   "object NAME.map shows in the Databases view and its status answers 404 (a fix belongs "
-                   "in dolite/server/objects/host.py list_databases; then drop this marker)")
 def test_databases_are_only_databases(console, admin):
     listed = admin.get("/v1/databases").json()["databases"]
     assert "bank.s0" in listed and "bank.map" not in listed

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from dolite.errors import Conflict, CorruptChunk, DoliteError, LeaseHeld, StorageError
 from dolite.names import validate_name
+from dolite.ops import admin
 from dolite.server.objects import deadline
 from dolite.server.objects.actor import DatabaseObject, ObjectConfig
 from dolite.server.objects.errors import RequestError
@@ -144,7 +145,9 @@ class ObjectHost:
             OBJECTS_LOADED.set(sum(1 for o in self.objects.values() if o.conn is not None))
 
     async def list_databases(self) -> list[str]:
-        names = await self._thread(self.namespace.names)
+        """Names of the databases (objects with a head: not a cluster's map or decision
+        records, nor a killed copy's leftovers)."""
+        names = await self._thread(admin.list_databases, self.namespace)
         return [n for n in names if _valid(n)]
 
     # -- sessions ------------------------------------------------------------------------
