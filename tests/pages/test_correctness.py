@@ -4,6 +4,7 @@ serves its old data, and fencing holds against late-delivered requests."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -306,3 +307,23 @@ def test_reader_thread_tracks_exclusive_writer_thread():
     assert _balance(y) == 20
     x.close()
     y.close()
+
+
+def test_a_zombie_lease_holder_counts_as_gone():
+    """Issue #10 item 15: a writer that died but was not yet reaped (a zombie) still
+    answers kill(pid, 0); its lease must not keep every other writer out for 30 s."""
+    from dolite.pages.lease import HOST, Lease
+
+    child = subprocess.Popen(["true"])
+    try:
+        for _ in range(200):  # until it has exited (and, unreaped, is a zombie)
+            with open(f"/proc/{child.pid}/stat", "rb") as stat:
+                if stat.read().rpartition(b")")[2].split()[0] == b"Z":
+                    break
+            time.sleep(0.01)
+        lease = Lease(epoch=1, owner=f"{HOST}:{child.pid}:abcd1234", expires=time.time() + 30)
+        assert lease.holder_is_gone(time.time())
+        alive = Lease(epoch=1, owner=f"{HOST}:{os.getpid()}:abcd1234", expires=time.time() + 30)
+        assert not alive.holder_is_gone(time.time())
+    finally:
+        child.wait()
