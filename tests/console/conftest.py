@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 ADMIN = "console-admin-token"
 READER = "console-read-token"

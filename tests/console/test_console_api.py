@@ -104,7 +104,7 @@ ROUTES = ("/v1/databases/{name}/status", "/v1/databases/{name}/versions", "/v1/d
 
 
 def test_openapi_and_docs_describe_the_console_routes(admin):
-    from tests.service.conftest import ROOT
+    from tests.server.conftest import ROOT
 
     paths = admin.get("/openapi.json").json()["paths"]
     service_doc = (ROOT / "docs" / "SERVICE.md").read_text()

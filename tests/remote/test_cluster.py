@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import dolite
 from dolite.remote.client import Client
 from dolite.remote.cluster import connect
-from tests.service.conftest import ROOT, TOKEN, Server
+from tests.server.conftest import ROOT, TOKEN, Server
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 import dolite
 from dolite.errors import NotSupportedError, OperationalError, ResultTooLarge
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 MAX_BODY, MAX_STATEMENTS, MAX_RESULT = 65536, 50, 200_000
 OTHER = "other-token-remote"  # a second admin token: a setting must not reach its requests

@@ -19,7 +19,7 @@ import dolite
 from dolite.errors import NetworkError, NotSupportedError
 from dolite.remote.client import Client
 from dolite.sql.optimistic import ConflictingRows
-from tests.service.conftest import ROOT, TOKEN, Server
+from tests.server.conftest import ROOT, TOKEN, Server
 
 READ_TOKEN = "replica-read-token"
 

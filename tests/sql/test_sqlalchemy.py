@@ -19,7 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 import dolite  # noqa: E402
 import dolite.sqlalchemy  # noqa: E402,F401  (registers sqlite+dolite+http)
-from tests.service.conftest import Server  # noqa: E402
+from tests.server.conftest import Server  # noqa: E402
 
 _names = itertools.count()
 MOMENT = datetime.datetime(2024, 2, 29, 12, 30, 1, 250000)

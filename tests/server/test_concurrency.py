@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from dolite.remote.client import Client
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 N_CLIENTS, M_INCREMENTS = 8, 25
 SLOW = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < ?) SELECT count(*) FROM r"

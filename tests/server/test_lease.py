@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 
 def q(srv, name, sql, params=()):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.service.hostile import (
+from tests.server.hostile import (
     ADMIN,
     PROBE,
     READER,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 CONFIG = """
 [dictionaries.names]

@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from tests.service.conftest import ROOT, Server, free_port
+from tests.server.conftest import ROOT, Server, free_port
 
 TOKENS = {"tokens": [
     {"token": "admin-token-1", "scopes": {"*": "admin"}},

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 TOKENS = {"tokens": [
     {"token": "admin-token-1", "scopes": {"*": "admin"}},

@@ -11,7 +11,7 @@ import pytest
 
 from dolite import backup
 from dolite.server.backup_loop import parse_period
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 
 def eventually(check, seconds=20.0):

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 
 def test_kill_9_under_load_loses_no_acknowledged_write(tmp_path):

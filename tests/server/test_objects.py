@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 
 def metric(text: str, name: str, labels: str = "") -> float:

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.service.conftest import ROOT, Server
+from tests.server.conftest import ROOT, Server
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.service.hostile import (
+from tests.server.hostile import (
     ADMIN,
     READER,
     SLOW,
@@ -226,7 +226,7 @@ def test_metrics_needs_any_valid_token(tmp_path):
 
     (tmp_path / "tokens.json").write_text(_json.dumps({"tokens": [
         {"token": "admin-token-1", "scopes": {"*": "admin"}}, {"token": "one-db-token", "scopes": {"shop": "read"}}]}))
-    from tests.service.conftest import Server
+    from tests.server.conftest import Server
 
     server = Server(f"lmdb:{tmp_path}/d", "--token-file", str(tmp_path / "tokens.json"), token="admin-token-1").start()
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.backends import BACKENDS, backend_url
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 
 @pytest.mark.parametrize("backend", sorted(b for b in BACKENDS if b != "memory"))

@@ -11,7 +11,7 @@ import json
 import pytest
 
 import dolite
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 OTHER = "other-token-2"  # a second admin token: state must not leak from one token to another
 MAX_BODY, MAX_STATEMENTS, MAX_RESULT = 65536, 50, 200_000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import Server
+from tests.server.conftest import Server
 
 ADMIN, READER, WRITER, PROBE = "admin-token-1", "reader-token", "writer-token", "probe-token"
 TOKENS = {"tokens": [
