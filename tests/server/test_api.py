@@ -1,4 +1,5 @@
-"""Queries, batches, values, errors and bounds against a real server process."""
+"""Queries, batches, values, errors and bounds: the app in-process (``app_http``); the
+Python client and DB-API driver against a real server process (they take a URL)."""
 
 from __future__ import annotations
 
@@ -35,40 +36,40 @@ def count(http, db, table="t"):
     return query(http, db, f"SELECT count(*) FROM {table}")["rows"][0][0]
 
 
-def test_query_result_shape(http, db):
-    query(http, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-    r = query(http, db, "INSERT INTO t(v) VALUES (?), (?)", ["a", "b"])
+def test_query_result_shape(app_http, app_db):
+    query(app_http, app_db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    r = query(app_http, app_db, "INSERT INTO t(v) VALUES (?), (?)", ["a", "b"])
     assert r["rows_changed"] == 2 and r["last_insert_rowid"] == 2 and r["duration_ms"] >= 0
-    r = query(http, db, "SELECT id, v FROM t ORDER BY id")
+    r = query(app_http, app_db, "SELECT id, v FROM t ORDER BY id")
     assert r["columns"] == ["id", "v"] and r["rows"] == [[1, "a"], [2, "b"]] and r["rows_changed"] == 0
-    r = query(http, db, "SELECT * FROM t WHERE 0")
+    r = query(app_http, app_db, "SELECT * FROM t WHERE 0")
     assert r["columns"] == ["id", "v"] and r["rows"] == []
 
 
-def test_values_round_trip_exactly(http, db):
+def test_values_round_trip_exactly(app_http, app_db):
     big = 2**63 - 1
-    r = query(http, db, "SELECT ?, ?, ?, ?, ?, 9007199254740993, 1e999, x'00ff'",
+    r = query(app_http, app_db, "SELECT ?, ?, ?, ?, ?, 9007199254740993, 1e999, x'00ff'",
               [{"type": "blob", "base64": "AAEC"}, {"type": "integer", "value": str(big)}, 2**53 - 1, None, "é\u2603"])
     assert r["rows"] == [[{"type": "blob", "base64": "AAEC"}, {"type": "integer", "value": str(big)}, 2**53 - 1,
                           None, "é\u2603", {"type": "integer", "value": "9007199254740993"},
                           {"type": "float", "value": "Infinity"}, {"type": "blob", "base64": "AP8="}]]
-    r = http.post(f"/v1/databases/{db}/query", json={"sql": "SELECT :a + :b", "params": {":a": 1, "b": 2}})
+    r = app_http.post(f"/v1/databases/{app_db}/query", json={"sql": "SELECT :a + :b", "params": {":a": 1, "b": 2}})
     assert r.json()["rows"] == [[3]]
 
 
-def test_batch_is_one_transaction(http, db):
-    r = batch(http, db, [("CREATE TABLE t(id INTEGER PRIMARY KEY, v UNIQUE)",), ("INSERT INTO t(v) VALUES (1)",),
-                         ("SELECT count(*) FROM t",)])
+def test_batch_is_one_transaction(app_http, app_db):
+    r = batch(app_http, app_db, [("CREATE TABLE t(id INTEGER PRIMARY KEY, v UNIQUE)",),
+                                 ("INSERT INTO t(v) VALUES (1)",), ("SELECT count(*) FROM t",)])
     assert [x["rows"] for x in r["results"]] == [[], [], [[1]]]
     # The third statement fails: the first two must leave no trace.
-    e = error(http.post(f"/v1/databases/{db}/query", json={"batch": [
+    e = error(app_http.post(f"/v1/databases/{app_db}/query", json={"batch": [
         {"sql": "INSERT INTO t(v) VALUES (2)"}, {"sql": "UPDATE t SET v = v + 100"},
         {"sql": "INSERT INTO t(v) VALUES (101)"}]}), 400, "constraint")
     assert "batch[2]" in e["message"]
-    assert query(http, db, "SELECT v FROM t")["rows"] == [[1]]
-    error(http.post(f"/v1/databases/{db}/query", json={"batch": [
+    assert query(app_http, app_db, "SELECT v FROM t")["rows"] == [[1]]
+    error(app_http.post(f"/v1/databases/{app_db}/query", json={"batch": [
         {"sql": "INSERT INTO t(v) VALUES (3)"}, {"sql": "SELEC oops"}]}), 400, "sql_error")
-    assert count(http, db) == 1
+    assert count(app_http, app_db) == 1
 
 
 @pytest.mark.parametrize("sql, status, code", [
@@ -86,23 +87,23 @@ def test_batch_is_one_transaction(http, db):
     ("SAVEPOINT s", 400, "transaction_control"),
     ("CREATE TEMP TRIGGER tt AFTER INSERT ON t BEGIN SELECT 1; END", 403, "sql_not_allowed"),
 ])
-def test_authorizer_refusals(http, db, sql, status, code, tmp_path):
-    query(http, db, "CREATE TABLE t(v)")
-    error(http.post(f"/v1/databases/{db}/query", json={"sql": sql}), status, code)
+def test_authorizer_refusals(app_http, app_db, sql, status, code, tmp_path):
+    query(app_http, app_db, "CREATE TABLE t(v)")
+    error(app_http.post(f"/v1/databases/{app_db}/query", json={"sql": sql}), status, code)
     assert not __import__("os").path.exists("/tmp/dolite-attack.db")
-    assert query(http, db, "PRAGMA journal_mode")["rows"] == [["memory"]]
-    query(http, db, "INSERT INTO t VALUES (1)")
-    assert count(http, db) == 1
+    assert query(app_http, app_db, "PRAGMA journal_mode")["rows"] == [["memory"]]
+    query(app_http, app_db, "INSERT INTO t VALUES (1)")
+    assert count(app_http, app_db) == 1
 
 
-def test_vacuum_and_harmless_pragmas_work(http, db):
-    batch(http, db, [("CREATE TABLE t(v)",), ("INSERT INTO t VALUES (randomblob(5000))",)])
-    query(http, db, "DELETE FROM t")
-    query(http, db, "VACUUM")
-    assert query(http, db, "PRAGMA integrity_check")["rows"] == [["ok"]]
-    assert query(http, db, "PRAGMA table_info(t)")["rows"][0][1] == "v"
-    query(http, db, "PRAGMA user_version = 7")
-    assert query(http, db, "PRAGMA user_version")["rows"] == [[7]]
+def test_vacuum_and_harmless_pragmas_work(app_http, app_db):
+    batch(app_http, app_db, [("CREATE TABLE t(v)",), ("INSERT INTO t VALUES (randomblob(5000))",)])
+    query(app_http, app_db, "DELETE FROM t")
+    query(app_http, app_db, "VACUUM")
+    assert query(app_http, app_db, "PRAGMA integrity_check")["rows"] == [["ok"]]
+    assert query(app_http, app_db, "PRAGMA table_info(t)")["rows"][0][1] == "v"
+    query(app_http, app_db, "PRAGMA user_version = 7")
+    assert query(app_http, app_db, "PRAGMA user_version")["rows"] == [[7]]
 
 
 @pytest.mark.parametrize("body, code", [
@@ -125,119 +126,120 @@ def test_vacuum_and_harmless_pragmas_work(http, db):
     (b'{"sql": "SELECT CAST(x\'ff\' AS TEXT)"}', "bad_value"),
     (b"[" * 100000 + b"]" * 100000, None),
 ])
-def test_bad_requests_are_json_400(http, db, body, code):
-    r = http.post(f"/v1/databases/{db}/query", content=body, headers={"content-type": "application/json"})
+def test_bad_requests_are_json_400(app_http, app_db, body, code):
+    r = app_http.post(f"/v1/databases/{app_db}/query", content=body, headers={"content-type": "application/json"})
     error(r, 413 if len(body) > 65536 else 400, code)
-    assert query(http, db, "SELECT 1")["rows"] == [[1]]
+    assert query(app_http, app_db, "SELECT 1")["rows"] == [[1]]
 
 
 @pytest.mark.parametrize("name", ["a..b", ".hidden", "-x", "a" * 129, "sp ace", "semi;colon", "%2e%2e"])
-def test_bad_names(http, name):
-    r = http.post(f"/v1/databases/{name}/query", json={"sql": "SELECT 1"})
+def test_bad_names(app_http, name):
+    r = app_http.post(f"/v1/databases/{name}/query", json={"sql": "SELECT 1"})
     error(r, 400, "invalid_name")
-    error(http.post("/v1/databases", json={"name": name}), 400, "invalid_name")
+    error(app_http.post("/v1/databases", json={"name": name}), 400, "invalid_name")
 
 
-def test_slash_and_traversal_never_reach_a_database(http):
+def test_slash_and_traversal_never_reach_a_database(app_http):
     for path in ["/v1/databases/a/b/query", "/v1/databases/../query", "/v1/databases/a%2Fb/query",
                  "/v1/databases//query"]:
-        r = http.post(path, json={"sql": "SELECT 1"})
+        r = app_http.post(path, json={"sql": "SELECT 1"})
         assert r.status_code in (400, 404), (path, r.text)
         assert "error" in r.json()
-    error(http.post("/v1/databases", json={"name": "a/b"}), 400, "invalid_name")
-    error(http.post("/v1/databases", json={"name": ""}), 400, "invalid_name")
+    error(app_http.post("/v1/databases", json={"name": "a/b"}), 400, "invalid_name")
+    error(app_http.post("/v1/databases", json={"name": ""}), 400, "invalid_name")
 
 
-def test_bounds(http, db):
-    query(http, db, "CREATE TABLE t(v)")
-    error(http.post(f"/v1/databases/{db}/query", json={"sql": "SELECT ?", "params": ["x" * 70000]}),
+def test_bounds(app_http, app_db):
+    query(app_http, app_db, "CREATE TABLE t(v)")
+    error(app_http.post(f"/v1/databases/{app_db}/query", json={"sql": "SELECT ?", "params": ["x" * 70000]}),
           413, "body_too_large")
-    error(http.post(f"/v1/databases/{db}/query", json={"batch": [{"sql": "SELECT 1"}] * 51}), 400, "bad_request")
+    error(app_http.post(f"/v1/databases/{app_db}/query", json={"batch": [{"sql": "SELECT 1"}] * 51}),
+          400, "bad_request")
     # A result over the limit is refused, and a write that produced it is rolled back.
-    error(http.post(f"/v1/databases/{db}/query", json={
+    error(app_http.post(f"/v1/databases/{app_db}/query", json={
         "sql": "INSERT INTO t WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 100000) "
                 "SELECT i FROM r RETURNING v"}), 413, "result_too_large")
-    assert count(http, db) == 0
-    error(http.post(f"/v1/databases/{db}/query", json={
+    assert count(app_http, app_db) == 0
+    error(app_http.post(f"/v1/databases/{app_db}/query", json={
         "sql": "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"}),
         400, "time_limit")
-    error(http.post(f"/v1/databases/{db}/query", json={"sql": "SELECT zeroblob(100000000)"}), 400)
-    assert query(http, db, "SELECT 1")["rows"] == [[1]]
+    error(app_http.post(f"/v1/databases/{app_db}/query", json={"sql": "SELECT zeroblob(100000000)"}), 400)
+    assert query(app_http, app_db, "SELECT 1")["rows"] == [[1]]
 
 
-def test_database_lifecycle(http):
+def test_database_lifecycle(app_http):
     name = "lifecycle-db"
-    http.delete(f"/v1/databases/{name}")
-    error(http.post(f"/v1/databases/{name}/query", json={"sql": "SELECT 1"}), 404, "database_not_found")
-    assert http.post("/v1/databases", json={"name": name}).status_code == 201
-    error(http.post("/v1/databases", json={"name": name}), 409, "already_exists")
-    query(http, name, "CREATE TABLE t(v)")
-    assert name in http.get("/v1/databases").json()["databases"]
-    info = http.get(f"/v1/databases/{name}").json()
+    app_http.delete(f"/v1/databases/{name}")
+    error(app_http.post(f"/v1/databases/{name}/query", json={"sql": "SELECT 1"}), 404, "database_not_found")
+    assert app_http.post("/v1/databases", json={"name": name}).status_code == 201
+    error(app_http.post("/v1/databases", json={"name": name}), 409, "already_exists")
+    query(app_http, name, "CREATE TABLE t(v)")
+    assert name in app_http.get("/v1/databases").json()["databases"]
+    info = app_http.get(f"/v1/databases/{name}").json()
     assert info["name"] == name and info["version"] >= 1 and info["size"] > 0
-    assert http.delete(f"/v1/databases/{name}").json() == {"deleted": name}
-    assert name not in http.get("/v1/databases").json()["databases"]
-    error(http.get(f"/v1/databases/{name}"), 404, "database_not_found")
-    error(http.delete(f"/v1/databases/{name}"), 404, "database_not_found")
-    assert http.post("/v1/databases", json={"name": name}).status_code == 201  # fresh and empty
-    error(http.post(f"/v1/databases/{name}/query", json={"sql": "SELECT * FROM t"}), 400, "sql_error")
+    assert app_http.delete(f"/v1/databases/{name}").json() == {"deleted": name}
+    assert name not in app_http.get("/v1/databases").json()["databases"]
+    error(app_http.get(f"/v1/databases/{name}"), 404, "database_not_found")
+    error(app_http.delete(f"/v1/databases/{name}"), 404, "database_not_found")
+    assert app_http.post("/v1/databases", json={"name": name}).status_code == 201  # fresh and empty
+    error(app_http.post(f"/v1/databases/{name}/query", json={"sql": "SELECT * FROM t"}), 400, "sql_error")
 
 
-def test_export_and_import(http, db, tmp_path):
+def test_export_and_import(app_http, app_db, tmp_path):
     fill = "INSERT INTO t WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 3000) SELECT i FROM r"
-    batch(http, db, [("CREATE TABLE t(v)",), (fill,)])
-    r = http.get(f"/v1/databases/{db}/export")
+    batch(app_http, app_db, [("CREATE TABLE t(v)",), (fill,)])
+    r = app_http.get(f"/v1/databases/{app_db}/export")
     assert r.status_code == 200 and r.content.startswith(b"SQLite format 3\x00")
     path = tmp_path / "x.sqlite"
     path.write_bytes(r.content)
     assert sqlite3.connect(path).execute("SELECT count(*), sum(v) FROM t").fetchone() == (3000, 4501500)
-    target = db[:80] + "-copy"
-    http.delete(f"/v1/databases/{target}")
-    r = http.post(f"/v1/databases/{target}/import", content=path.read_bytes())
+    target = app_db[:80] + "-copy"
+    app_http.delete(f"/v1/databases/{target}")
+    r = app_http.post(f"/v1/databases/{target}/import", content=path.read_bytes())
     assert r.status_code == 201, r.text
-    assert query(http, target, "SELECT count(*) FROM t")["rows"] == [[3000]]
-    error(http.post(f"/v1/databases/{target}/import", content=path.read_bytes()), 409, "already_exists")
-    error(http.post(f"/v1/databases/{target}/import?replace=true", content=b"not a database at all"),
+    assert query(app_http, target, "SELECT count(*) FROM t")["rows"] == [[3000]]
+    error(app_http.post(f"/v1/databases/{target}/import", content=path.read_bytes()), 409, "already_exists")
+    error(app_http.post(f"/v1/databases/{target}/import?replace=true", content=b"not a database at all"),
           400, "not_sqlite")
-    assert query(http, target, "SELECT count(*) FROM t")["rows"] == [[3000]]
-    error(http.get("/v1/databases/no-such-db/export"), 404, "database_not_found")
+    assert query(app_http, target, "SELECT count(*) FROM t")["rows"] == [[3000]]
+    error(app_http.get("/v1/databases/no-such-db/export"), 404, "database_not_found")
 
 
-def test_sessions(http, db):
-    query(http, db, "CREATE TABLE t(v)")
-    sid = http.post(f"/v1/databases/{db}/sessions").json()["session"]
-    path = f"/v1/databases/{db}/sessions/{sid}"
-    assert http.post(path + "/query", json={"sql": "INSERT INTO t VALUES (1)"}).status_code == 200
-    error(http.post(path + "/query", json={"sql": "INSERT INTO nope VALUES (1)"}), 400, "sql_error")
-    assert http.post(path + "/query", json={"sql": "SELECT count(*) FROM t"}).json()["rows"] == [[1]]
-    assert http.post(path + "/commit").json() == {"committed": True}
-    error(http.post(path + "/commit"), 404, "session_not_found")
-    assert count(http, db) == 1
-    sid = http.post(f"/v1/databases/{db}/sessions").json()["session"]
-    http.post(f"/v1/databases/{db}/sessions/{sid}/query", json={"sql": "DELETE FROM t"})
-    assert http.post(f"/v1/databases/{db}/sessions/{sid}/rollback").status_code == 200
-    assert count(http, db) == 1
+def test_sessions(app_http, app_db):
+    query(app_http, app_db, "CREATE TABLE t(v)")
+    sid = app_http.post(f"/v1/databases/{app_db}/sessions").json()["session"]
+    path = f"/v1/databases/{app_db}/sessions/{sid}"
+    assert app_http.post(path + "/query", json={"sql": "INSERT INTO t VALUES (1)"}).status_code == 200
+    error(app_http.post(path + "/query", json={"sql": "INSERT INTO nope VALUES (1)"}), 400, "sql_error")
+    assert app_http.post(path + "/query", json={"sql": "SELECT count(*) FROM t"}).json()["rows"] == [[1]]
+    assert app_http.post(path + "/commit").json() == {"committed": True}
+    error(app_http.post(path + "/commit"), 404, "session_not_found")
+    assert count(app_http, app_db) == 1
+    sid = app_http.post(f"/v1/databases/{app_db}/sessions").json()["session"]
+    app_http.post(f"/v1/databases/{app_db}/sessions/{sid}/query", json={"sql": "DELETE FROM t"})
+    assert app_http.post(f"/v1/databases/{app_db}/sessions/{sid}/rollback").status_code == 200
+    assert count(app_http, app_db) == 1
     # An abandoned session is rolled back after its idle timeout and frees the database.
-    sid = http.post(f"/v1/databases/{db}/sessions").json()["session"]
-    http.post(f"/v1/databases/{db}/sessions/{sid}/query", json={"sql": "DELETE FROM t"})
-    assert count(http, db) == 1  # waits for the session to idle out (3 s)
-    error(http.post(f"/v1/databases/{db}/sessions/{sid}/commit"), 404, "session_not_found")
+    sid = app_http.post(f"/v1/databases/{app_db}/sessions").json()["session"]
+    app_http.post(f"/v1/databases/{app_db}/sessions/{sid}/query", json={"sql": "DELETE FROM t"})
+    assert count(app_http, app_db) == 1  # waits for the session to idle out (3 s)
+    error(app_http.post(f"/v1/databases/{app_db}/sessions/{sid}/commit"), 404, "session_not_found")
 
 
-def test_health_metrics_openapi_and_json_404(http, server, db):
-    query(http, db, "CREATE TABLE t(v)")
-    query(http, db, "INSERT INTO t VALUES (1)")
-    health = http.get("/healthz").json()
+def test_health_metrics_openapi_and_json_404(app_http, app_db):
+    query(app_http, app_db, "CREATE TABLE t(v)")
+    query(app_http, app_db, "INSERT INTO t VALUES (1)")
+    health = app_http.get("/healthz").json()
     assert health["status"] == "ok" and "max_statements" in health["limits"]
-    text = http.get("/metrics").text
+    text = app_http.get("/metrics").text
     for metric in ["dolite_request_seconds_bucket", "dolite_commit_seconds_bucket", "dolite_bytes_written_total",
                    "dolite_chunks_written_total", "dolite_chunks_read_total", "dolite_bytes_read_total",
                    "dolite_cache_hits_total", "dolite_conflicts_total", "dolite_object_loads_total"]:
         assert metric in text
-    spec = http.get("/openapi.json").json()
+    spec = app_http.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.") and "/v1/databases/{name}/query" in spec["paths"]
-    error(http.get("/nowhere"), 404, "not_found")
-    error(http.put("/healthz"), 405, "method_not_allowed")
+    error(app_http.get("/nowhere"), 404, "not_found")
+    error(app_http.put("/healthz"), 405, "method_not_allowed")
     json.dumps(spec)
 
 

@@ -1,4 +1,5 @@
-"""Bearer tokens, scopes, and refusing to listen publicly without a token."""
+"""Bearer tokens and scopes (the app in-process, with the token options of ``dolite serve``),
+and ``dolite serve`` refusing to start publicly without a token or on a bad token file."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import json
 import subprocess
 import sys
 
-import httpx
 import pytest
 
-from tests.server.conftest import ROOT, Server, free_port
+from dolite.server.auth import Auth
+from tests.server.conftest import ROOT, Server, free_port, in_process
 
 TOKENS = {"tokens": [
     {"token": "admin-token-1", "scopes": {"*": "admin"}},
@@ -20,20 +21,20 @@ TOKENS = {"tokens": [
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
+    """The app as ``dolite serve --token admin-token-1 --token-file tokens.json`` builds it,
+    with databases ``shop`` and ``other``; its client sends no token unless told."""
     path = tmp_path_factory.mktemp("auth")
     (path / "tokens.json").write_text(json.dumps(TOKENS))
-    server = Server(f"lmdb:{path}/data", "--token-file", str(path / "tokens.json"), token="admin-token-1").start()
-    with server.http() as http:
+    with in_process(f"lmdb:{path}/data", Auth.from_options("admin-token-1", path / "tokens.json")) as client:
         for name in ("shop", "other"):
-            http.post("/v1/databases", json={"name": name})
-            http.post(f"/v1/databases/{name}/query", json={"sql": "CREATE TABLE t(v)"})
-    yield server
-    server.stop()
+            call(client, "POST", "/v1/databases", "admin-token-1", json={"name": name})
+            call(client, "POST", f"/v1/databases/{name}/query", "admin-token-1", json={"sql": "CREATE TABLE t(v)"})
+        yield client
 
 
 def call(srv, method, path, token=None, raw_header=None, **kwargs):
     headers = {"Authorization": raw_header} if raw_header else ({"Authorization": f"Bearer {token}"} if token else {})
-    return httpx.request(method, srv.url + path, headers=headers, timeout=10, **kwargs)
+    return srv.request(method, path, headers=headers, **kwargs)
 
 
 def code(r):
