@@ -5,13 +5,12 @@ connection pragmas (held for the connection's life, as with sqlite3)."""
 from __future__ import annotations
 
 import itertools
-import json
 
 import pytest
 
 import dolite
 from dolite.errors import NotSupportedError, OperationalError, ResultTooLarge
-from tests.server.conftest import Server
+from tests.server.conftest import start_with_second_admin
 
 MAX_BODY, MAX_STATEMENTS, MAX_RESULT = 65536, 50, 200_000
 OTHER = "other-token-remote"  # a second admin token: a setting must not reach its requests
@@ -20,11 +19,9 @@ _local_names = itertools.count()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("remote")
-    (path / "tokens.json").write_text(json.dumps({"tokens": [{"token": OTHER, "scopes": {"*": "admin"}}]}))
-    srv = Server(f"lmdb:{path}/data", "--token-file", str(path / "tokens.json"), "--max-body", str(MAX_BODY),
-                 "--max-statements", str(MAX_STATEMENTS), "--max-result", str(MAX_RESULT),
-                 "--session-timeout", "5", log=path / "server.log").start()
+    srv = start_with_second_admin(tmp_path_factory.mktemp("remote"), OTHER, "--max-body", str(MAX_BODY),
+                                  "--max-statements", str(MAX_STATEMENTS), "--max-result", str(MAX_RESULT),
+                                  "--session-timeout", "5")
     yield srv
     srv.stop()
 

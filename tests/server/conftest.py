@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import signal
@@ -111,6 +112,14 @@ class Server:
 
     def http(self, token: str | None = None, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers(token), timeout=30, **kwargs)
+
+
+def start_with_second_admin(path: Path, token: str, *options: str) -> Server:
+    """A server on a fresh LMDB directory under ``path`` whose token file adds ``token`` as
+    a second admin token (state set by one token must not reach another's requests)."""
+    (path / "tokens.json").write_text(json.dumps({"tokens": [{"token": token, "scopes": {"*": "admin"}}]}))
+    return Server(f"lmdb:{path}/data", "--token-file", str(path / "tokens.json"), *options,
+                  log=path / "server.log").start()
 
 
 # The limits of both module servers below, as ``dolite serve`` options and as the configs

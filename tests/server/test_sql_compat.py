@@ -6,12 +6,11 @@ paged on one snapshot (``page_rows`` / ``continue``), published limits. Over a r
 from __future__ import annotations
 
 import itertools
-import json
 
 import pytest
 
 import dolite
-from tests.server.conftest import Server
+from tests.server.conftest import start_with_second_admin
 
 OTHER = "other-token-2"  # a second admin token: state must not leak from one token to another
 MAX_BODY, MAX_STATEMENTS, MAX_RESULT = 65536, 50, 200_000
@@ -20,11 +19,9 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("compat")
-    (path / "tokens.json").write_text(json.dumps({"tokens": [{"token": OTHER, "scopes": {"*": "admin"}}]}))
-    srv = Server(f"lmdb:{path}/data", "--token-file", str(path / "tokens.json"), "--max-body", str(MAX_BODY),
-                 "--max-statements", str(MAX_STATEMENTS), "--max-result", str(MAX_RESULT),
-                 "--session-timeout", "5", log=path / "server.log").start()
+    srv = start_with_second_admin(tmp_path_factory.mktemp("compat"), OTHER, "--max-body", str(MAX_BODY),
+                                  "--max-statements", str(MAX_STATEMENTS), "--max-result", str(MAX_RESULT),
+                                  "--session-timeout", "5")
     yield srv
     srv.stop()
 
