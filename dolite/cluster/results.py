@@ -3,48 +3,20 @@ its pool as soon as the statement ran), and the mapping of lock waits to Conflic
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from dolite.errors import Conflict, DoliteError
 from dolite.sql import dbapi
+from dolite.sql.pep249 import FetchedRows
 
 
-class Result:
+class Result(FetchedRows):
     """A cursor-like, fully fetched result: ``fetchone``, ``fetchmany``, ``fetchall``,
     iteration, ``description``, ``rowcount``, ``lastrowid``."""
 
-    arraysize = 1
-
     def __init__(self, rows: list[tuple], description, rowcount: int, lastrowid: int | None):
-        self._rows = rows
-        self._next = 0
+        super().__init__(rows)
         self.description = description
         self.rowcount = rowcount
         self.lastrowid = lastrowid
-
-    def fetchone(self) -> tuple | None:
-        if self._next >= len(self._rows):
-            return None
-        self._next += 1
-        return self._rows[self._next - 1]
-
-    def fetchmany(self, size: int | None = None) -> list[tuple]:
-        size = self.arraysize if size is None else size
-        rows = self._rows[self._next:self._next + size]
-        self._next += len(rows)
-        return rows
-
-    def fetchall(self) -> list[tuple]:
-        rows = self._rows[self._next:]
-        self._next = len(self._rows)
-        return rows
-
-    def __iter__(self) -> Iterator[tuple]:
-        while (row := self.fetchone()) is not None:
-            yield row
-
-    def close(self) -> None:
-        self._rows, self._next = [], 0
 
 
 def run(conn: dbapi.Connection, sql: str, parameters=()) -> Result:

@@ -25,43 +25,25 @@ Importable without APSW.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from dolite.errors import AlreadyExists, DatabaseNotFound, NotSupportedError, ProgrammingError
 from dolite.remote.api import Result, endpoints
 from dolite.remote.client import Client
 from dolite.remote.httpdbapi import split_url
+from dolite.sql.pep249 import FetchedRows
 
 
-class RemoteResult:
+class RemoteResult(FetchedRows):
     """A cursor-like view of one statement's result: ``fetchone``, ``fetchmany``,
     ``fetchall``, iteration, ``description``, ``rowcount``, ``lastrowid``, ``shard``."""
 
-    arraysize = 1
-
     def __init__(self, result: Result):
-        self._rows, self._next = result.rows, 0
+        super().__init__(result.rows)
         self.description = tuple((c, None, None, None, None, None, None) for c in result.columns) or None
         self.rowcount = -1 if result.columns else result.rows_changed
         self.lastrowid = result.last_insert_rowid or None
         self.shard = result.shard
-
-    def fetchone(self) -> tuple | None:
-        rows = self.fetchmany(1)
-        return rows[0] if rows else None
-
-    def fetchmany(self, size: int | None = None) -> list[tuple]:
-        size = self.arraysize if size is None else size
-        rows = self._rows[self._next:self._next + size]
-        self._next += len(rows)
-        return rows
-
-    def fetchall(self) -> list[tuple]:
-        return self.fetchmany(len(self._rows))
-
-    def __iter__(self) -> Iterator[tuple]:
-        while (row := self.fetchone()) is not None:
-            yield row
 
 
 class RemoteTransaction:

@@ -83,6 +83,31 @@ class CursorBase:
         pass
 
 
+class FetchedRows(CursorBase):
+    """A cursor over rows already held in memory (a shard's or a server's whole answer)."""
+
+    def __init__(self, rows: list[tuple]):
+        self._rows, self._next = rows, 0
+
+    def fetchone(self) -> tuple | None:
+        rows = self.fetchmany(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[tuple]:
+        size = self.arraysize if size is None else size
+        rows = self._rows[self._next:self._next + size]
+        self._next += len(rows)
+        return rows
+
+    def fetchall(self) -> list[tuple]:
+        rows = self._rows[self._next:]
+        self._next = len(self._rows)
+        return rows
+
+    def close(self) -> None:
+        self._rows, self._next = [], 0
+
+
 class ConnectionBase:
     """The shortcuts and context-manager behaviour of sqlite3's connection."""
 
