@@ -21,6 +21,7 @@ from dolite.cluster import coordinator
 from dolite.cluster.results import Result, run
 from dolite.errors import Conflict
 from dolite.sql import dbapi
+from dolite.sql.pep249 import CommitOnExit
 
 
 _store_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -88,7 +89,7 @@ class Shard:
                 conn.close()
 
 
-class Transaction:
+class Transaction(CommitOnExit):
     """Statements routed by key (or shard name) inside one atomic transaction."""
 
     def __init__(self, cluster):  # a dolite.cluster.Cluster (not imported: it imports us)
@@ -161,14 +162,6 @@ class Transaction:
             enlisted, self._enlisted = self._enlisted, {}
             _end(self.cluster, enlisted, caches_valid=True)
 
-    def __enter__(self) -> Transaction:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.rollback()
 
 
 def _acquire(shard: Shard, timeout: float) -> threading.Lock:

@@ -31,7 +31,7 @@ from dolite.errors import AlreadyExists, DatabaseNotFound, NotSupportedError, Pr
 from dolite.remote.api import Result, endpoints
 from dolite.remote.client import Client
 from dolite.remote.httpdbapi import split_url
-from dolite.sql.pep249 import FetchedRows
+from dolite.sql.pep249 import CommitOnExit, FetchedRows
 
 
 class RemoteResult(FetchedRows):
@@ -46,7 +46,7 @@ class RemoteResult(FetchedRows):
         self.shard = result.shard
 
 
-class RemoteTransaction:
+class RemoteTransaction(CommitOnExit):
     """A client-side batch: statements kept until the block ends, then sent as one
     transaction, atomic across shards (see the module docstring)."""
 
@@ -74,14 +74,6 @@ class RemoteTransaction:
     def rollback(self) -> None:
         self._statements, self.results = [], self.results or []
 
-    def __enter__(self) -> RemoteTransaction:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.rollback()
 
 
 class RemoteCluster:

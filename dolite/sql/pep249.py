@@ -108,7 +108,21 @@ class FetchedRows(CursorBase):
         self._rows, self._next = [], 0
 
 
-class ConnectionBase:
+class CommitOnExit:
+    """``with x:`` commits ``x`` when the block ends normally, else rolls it back (sqlite3's
+    connection, a cluster transaction)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+
+class ConnectionBase(CommitOnExit):
     """The shortcuts and context-manager behaviour of sqlite3's connection."""
 
     Error, DatabaseError, OperationalError, IntegrityError = Error, DatabaseError, OperationalError, IntegrityError
@@ -134,11 +148,3 @@ class ConnectionBase:
     def executescript(self, sql: str):
         return self.cursor().executescript(sql)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.rollback()
