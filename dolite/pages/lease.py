@@ -99,15 +99,10 @@ class LeaseKeeper:
         (the caller then cleans up a previous holder's debris). Raise LeaseHeld if a live
         writer holds it."""
         now = time.time()
-        current_raw = self.storage.get([LEASE]).get(LEASE)
-        current = Lease.decode(current_raw, self.name) if current_raw else None
+        current_raw, current = self._stored()
         if current_raw is not None and current_raw == self.raw and current.expires - 1.0 > now:
             return False
-        if current is not None and current.owner != self.owner and not current.holder_is_gone(now):
-            raise LeaseHeld(
-                f"database {self.name!r} is being written by {current.owner} "
-                f"(lease expires in {current.expires - now:.1f}s)"
-            )
+        self._refuse_live_holder(current, now)
         new = Lease(epoch=(current.epoch + 1) if current else 1, owner=self.owner, expires=now + self.ttl)
         self._tried = True
         try:
@@ -119,11 +114,16 @@ class LeaseKeeper:
 
     def refuse_if_held(self) -> None:
         """Raise LeaseHeld if a live writer (anyone but us) holds the lease."""
+        self._refuse_live_holder(self._stored()[1], time.time())
+
+    def _stored(self) -> tuple[bytes | None, Lease | None]:
         raw = self.storage.get([LEASE]).get(LEASE)
-        current = Lease.decode(raw, self.name) if raw else None
-        if current is not None and current.owner != self.owner and not current.holder_is_gone(time.time()):
+        return raw, Lease.decode(raw, self.name) if raw else None
+
+    def _refuse_live_holder(self, current: Lease | None, now: float) -> None:
+        if current is not None and current.owner != self.owner and not current.holder_is_gone(now):
             raise LeaseHeld(f"database {self.name!r} is being written by {current.owner} "
-                            f"(lease expires in {current.expires - time.time():.1f}s)")
+                            f"(lease expires in {current.expires - now:.1f}s)")
 
     def renewal(self) -> dict[str, bytes]:
         """Writes to add to a commit so the lease is extended when half its time is used.
