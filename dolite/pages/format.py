@@ -23,6 +23,7 @@ import json
 import os
 import struct
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from dolite.errors import CorruptChunk
@@ -127,6 +128,12 @@ def encode_chunk(chunk: int, version: int, data: bytes) -> bytes:
     header = _CHUNK_HEADER.pack(_MAGIC, FORMAT, chunk, version, len(data), 0)
     crc = zlib.crc32(data, zlib.crc32(header[:-4]))
     return header[:-4] + crc.to_bytes(4, "big") + data
+
+
+def encoded_chunks(version: int, chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[str, bytes]]:
+    """(key, stored value) of each (chunk, data) as of ``version``, one at a time."""
+    for c, data in chunks:
+        yield chunk_key(c, version), encode_chunk(c, version, data)
 
 
 def decode_chunk(raw: bytes, chunk: int, version: int, where: str) -> bytes:

@@ -11,7 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
-from dolite.pages.format import GC, LEASE, Head, chunk_key, chunk_prefix, decode_record, encode_record, log_key
+from dolite.pages.format import (
+    GC,
+    LEASE,
+    Head,
+    chunk_key,
+    chunk_prefix,
+    decode_record,
+    encode_record,
+    encoded_chunks,
+    log_key,
+)
 from dolite.pages.holds import read_holds
 from dolite.pages.log import check_head_not_behind, read_records, record_keys
 from dolite.storage.base import Storage
@@ -27,6 +37,15 @@ class Fenced:
     storage: Storage
     name: str
     lease: bytes  # the lease's exact bytes: every write is refused if they changed
+
+    def write_chunks(self, version: int, chunks: Iterable[tuple[int, bytes]]) -> tuple[int, int]:
+        """Write chunk versions in batches; returns (chunks, bytes) written."""
+        count = size = 0
+        values = encoded_chunks(version, chunks)
+        while batch := dict(islice(values, max(1, self.storage.limits.max_keys_per_call))):
+            self.storage.commit(batch, expect={LEASE: self.lease})
+            count, size = count + len(batch), size + sum(map(len, batch.values()))
+        return count, size
 
     def delete(self, keys: list[str], final_writes: dict[str, bytes] | None = None) -> None:
         """Delete ``keys`` in order, in batches, then write ``final_writes``."""

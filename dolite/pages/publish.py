@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from itertools import islice
 
 from dolite.errors import AlreadyExists, Conflict
-from dolite.pages.format import HEAD, LEASE, Head, chunk_key, encode_chunk, new_incarnation
+from dolite.pages.format import HEAD, LEASE, Head, new_incarnation
 from dolite.pages.gc import Fenced, remove_uncommitted
 from dolite.pages.lease import LeaseKeeper
 from dolite.pages.log import record_writes
@@ -46,9 +45,7 @@ def publish(storage: Storage, name: str, chunks: Iterable[tuple[int, bytes]], *,
                     time=time.time(), id=new_incarnation())
         fence = {LEASE: keeper.raw}
         storage.commit(record_writes(head, list(range(head.chunk_count)), 0, storage.limits), expect=fence)
-        values = ((chunk_key(c, head.version), encode_chunk(c, head.version, data)) for c, data in chunks)
-        while batch := dict(islice(values, max(1, storage.limits.max_keys_per_call))):
-            storage.commit(batch, expect=fence)
+        fenced.write_chunks(head.version, chunks)
         try:
             storage.commit({HEAD: head.encode()}, expect={HEAD: None, **fence})
         except Conflict as exc:

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from itertools import islice
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
 from dolite.pages import gc, log, twophase
@@ -28,7 +27,7 @@ from dolite.pages.format import (
     chunk_key,
     chunk_prefix,
     decode_chunk,
-    encode_chunk,
+    encoded_chunks,
     encode_record,
     new_incarnation,
     parse_chunk_key,
@@ -289,14 +288,10 @@ class PageStore:
             key = log.spill_key(new.version, part)
             record = {key: encode_record(key, {"v": new.version, "time": new.time, "size": base.size,
                                                "old_size": base.size, "chunks": to_ranges(list(chunks))})}
-            fence = {LEASE: self.lease.raw}
             try:
-                self.storage.commit({**record, **self.lease.renewal()}, expect=fence)
+                self.storage.commit({**record, **self.lease.renewal()}, expect={LEASE: self.lease.raw})
                 self.lease.renewed()
-                fence = {LEASE: self.lease.raw}
-                items = ((chunk_key(c, new.version), encode_chunk(c, new.version, data)) for c, data in chunks.items())
-                while batch := dict(islice(items, self.limits.max_keys_per_call)):
-                    self.storage.commit(batch, expect=fence)
+                self._fenced().write_chunks(new.version, chunks.items())
             except BaseException:
                 self._needs_cleanup = True
                 raise
@@ -332,24 +327,14 @@ class PageStore:
         bytes] written. On failure the store forgets its head and cleans up before its
         next write. Shared by commits (``last``: the head) and 2PC prepares (pages/twophase.py)."""
         records = log.record_writes(new, chunk_ids, base.size, self.limits)
-        written = [0, 0]
-
-        def encoded():
-            for c, data in chunks:
-                value = encode_chunk(c, new.version, data)
-                written[0] += 1
-                written[1] += len(value)
-                yield chunk_key(c, new.version), value
-
         try:
             if len(chunk_ids) + len(records) + len(last) <= self.limits.max_keys_per_call:
-                self.storage.commit({**dict(encoded()), **records, **last}, expect=expect)
+                values = dict(encoded_chunks(new.version, chunks))
+                self.storage.commit({**values, **records, **last}, expect=expect)
+                written = [len(values), sum(map(len, values.values()))]
             else:
-                fence = {LEASE: self.lease.raw}
-                self.storage.commit(records, expect=fence)
-                items = encoded()
-                while batch := dict(islice(items, self.limits.max_keys_per_call)):
-                    self.storage.commit(batch, expect=fence)
+                self.storage.commit(records, expect={LEASE: self.lease.raw})
+                written = list(self._fenced().write_chunks(new.version, chunks))
                 self.storage.commit(last, expect=expect)
         except Conflict as exc:
             self.stats["conflicts"] += 1
