@@ -115,6 +115,15 @@ class DatabaseObject:
         STORE_TOTALS.retire(database.store, drop)
         OBJECT_EVICTIONS.labels(reason).inc()
 
+    def close_if_idle(self, reason: str) -> bool:
+        """Close the connection (see :meth:`evict`) unless a transaction is open on it;
+        whether it was closed. The host calls this holding the object's lock, so no
+        request runs meanwhile; a request that comes later reopens the database."""
+        if self.conn is None or self.conn.raw.in_transaction:
+            return False
+        self.evict(reason)
+        return True
+
     def _fenced(self, exc: Exception) -> None:
         if isinstance(exc, Conflict):
             self.evict("fenced")

@@ -1,4 +1,10 @@
-"""The object host: one actor per database name, loaded on first use, evicted when idle.
+"""The object host: one actor per database name, loaded on first use, closed when idle.
+
+An idle object (no request running or waiting, no transaction, no session on its
+database) past ``idle_timeout``, or the least recently used beyond ``max_objects``, is
+closed: its SQLite connection, page cache and write lease go; the next request reopens it
+transparently. Once closed and unawaited it is forgotten: what an idle database keeps in
+the process is its name in storage, nothing more (``dolite bench``'s ``idle_db_kib``).
 
 Requests to one object run one at a time (an asyncio lock per object, the work itself on
 a thread pool, so different objects run in parallel). A write session holds its object's
@@ -24,7 +30,7 @@ from dolite.ops import admin
 from dolite.server.objects import deadline
 from dolite.server.objects.actor import DatabaseObject, ObjectConfig
 from dolite.server.objects.errors import RequestError
-from dolite.server.objects.memory import TempQuota, limit_sqlite_heap
+from dolite.server.objects.memory import TempQuota, give_back_freed_memory, limit_sqlite_heap
 from dolite.server.objects.metrics import (
     LEASE_REFUSALS,
     OBJECTS_LOADED,
@@ -43,7 +49,7 @@ class HostConfig:
     """Tuning of the object host."""
 
     object: ObjectConfig = field(default_factory=ObjectConfig)
-    idle_timeout: float = 10.0      # evict an object idle this long (keep < lease_ttl)
+    idle_timeout: float = 10.0      # close an object idle this long (keep < lease_ttl)
     max_objects: int = 256          # loaded at once; least recently used evicted beyond
     sessions: SessionLimits = field(default_factory=SessionLimits)
     queue_timeout: float = 30.0     # give up waiting for a busy object (503)
@@ -242,25 +248,39 @@ class ObjectHost:
                 log.exception("sweep failed")
 
     async def sweep(self) -> None:
-        """Roll back idle sessions; evict idle objects and the least recently used
-        beyond ``max_objects``; forget unloaded objects nobody waits for."""
+        """Roll back idle sessions; close idle objects and the least recently used beyond
+        ``max_objects``; forget closed objects nobody waits for; give the memory back."""
         now = time.monotonic()
         for session in list(self.sessions.values()):
             if min(session.expires, session.ends) < now and not session.lock.locked():
                 log.info("session on %s idled out or expired: rolled back", session.name)
                 await self._end_session(session, commit=False)
-        loaded = sorted((o for o in self.objects.values() if o.conn is not None), key=lambda o: o.last_used)
-        excess = len(loaded) - self.config.max_objects
-        for obj in loaded:
-            idle = now - obj.last_used > self.config.idle_timeout
-            if (idle or excess > 0) and not obj.lock.locked() and obj.waiting == 0:
-                async with obj.lock:
-                    await self._thread(obj.evict, "idle" if idle else "capacity")
-                excess -= 1
+        closed = await self._close_idle(now)
         for name, obj in list(self.objects.items()):
             if obj.conn is None and not obj.lock.locked() and obj.waiting == 0:
                 del self.objects[name]
         OBJECTS_LOADED.set(sum(1 for o in self.objects.values() if o.conn is not None))
+        if closed:
+            await self._thread(give_back_freed_memory)
+
+    async def _close_idle(self, now: float) -> int:
+        """Close the connections of objects idle past ``idle_timeout``, and of the least
+        recently used beyond ``max_objects``; returns how many were closed. Never one that
+        is running or awaiting a request (its lock), holds a transaction (a write
+        session holds the lock; checked again on the connection), or whose database has
+        an open session (a read session's snapshot shares the object's page store)."""
+        in_session = {session.name for session in self.sessions.values()}
+        loaded = sorted((o for o in self.objects.values() if o.conn is not None), key=lambda o: o.last_used)
+        excess = len(loaded) - self.config.max_objects
+        closed = 0
+        for obj in loaded:
+            idle = now - obj.last_used > self.config.idle_timeout
+            if not (idle or excess > 0) or obj.lock.locked() or obj.waiting or obj.name in in_session:
+                continue
+            async with obj.lock:  # free and nobody waiting: taken without yielding
+                closed += await self._thread(obj.close_if_idle, "idle" if idle else "capacity")
+            excess -= 1
+        return closed
 
 
 def _breaks_session(exc: Exception) -> bool:
