@@ -1,8 +1,8 @@
 """The storage backends every contract and SQL test runs on.
 
-``memory`` and ``lmdb`` need nothing; ``do`` runs real Durable Objects in one workerd
+``memory``, ``lmdb`` and ``sqlite`` need nothing; ``do`` runs real Durable Objects in one workerd
 process per test session (started on first use, stopped at exit), each test in its own
-object-name prefix. Set ``DOLITE_BACKENDS=memory,lmdb`` to narrow a run.
+object-name prefix. Set ``DOLITE_BACKENDS=memory,sqlite`` to narrow a run.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ def _memory(request, tmp_path) -> str:
 
 def _lmdb(request, tmp_path) -> str:
     return f"lmdb:{tmp_path}/lmdb"
+
+
+def _sqlite(request, tmp_path) -> str:
+    return f"sqlite:{tmp_path}/sqlite"
 
 
 _workerd = None
@@ -45,7 +49,7 @@ def _do(request, tmp_path) -> str:
     return f"{session_workerd().storage_url}&prefix={uuid.uuid4().hex[:12]}/"
 
 
-BACKENDS = {"memory": _memory, "lmdb": _lmdb, "do": _do}
+BACKENDS = {"memory": _memory, "lmdb": _lmdb, "sqlite": _sqlite, "do": _do}
 
 if os.environ.get("DOLITE_BACKENDS"):
     BACKENDS = {k: v for k, v in BACKENDS.items() if k in os.environ["DOLITE_BACKENDS"].split(",")}

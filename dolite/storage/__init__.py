@@ -2,7 +2,8 @@
 
 ========================  ==========================================================
 ``memory:``               private in-process store (``memory:NAME`` is shared by name)
-``lmdb:PATH``             embedded LMDB environment in directory PATH (the default)
+``sqlite:PATH``           embedded: one SQLite WAL file per object in directory PATH
+``lmdb:PATH``             embedded LMDB environment in directory PATH
 ``do+http://HOST:PORT``   Durable Objects served by workerd (``do+https://`` Cloudflare)
 ========================  ==========================================================
 """
@@ -21,6 +22,7 @@ __all__ = ["DURABLE_OBJECT_LIMITS", "Limits", "Namespace", "Storage", "open_stor
 # scheme -> "module:function" taking (url) and returning a Namespace.
 SCHEMES = {
     "memory": "dolite.storage.memory:open_url",
+    "sqlite": "dolite.storage.sqlite_wal:open_url",
     "lmdb": "dolite.storage.lmdb:open_url",
     "do+http": "dolite.storage.durable_object:open_url",
     "do+https": "dolite.storage.durable_object:open_url",
