@@ -5,10 +5,13 @@ and applies every call atomically inside it, the compare-and-set of ``commit`` i
 the check happens where the data lives. This module is a thin client: one storage call is
 one HTTP request on a shared keep-alive connection pool (safe to use from many threads).
 
-URL: ``do+http://HOST:PORT[/PATH][?secret=S&prefix=P&timeout=SECONDS]`` (``do+https://``
-for TLS, e.g. a deployed ``*.workers.dev`` Worker). The shared secret may instead come from
-the environment variable ``DOLITE_DO_SECRET``. ``prefix`` scopes the namespace: object
-``name`` is the Durable Object named ``P + name``, and ``names()`` lists only those.
+URL: ``do+http://HOST:PORT[/PATH][?secret=S&prefix=P&timeout=SECONDS&cache=lmdb:DIR]``
+(``do+https://`` for TLS, e.g. a deployed ``*.workers.dev`` Worker). The shared secret may
+instead come from the environment variable ``DOLITE_DO_SECRET``. ``prefix`` scopes the
+namespace: object ``name`` is the Durable Object named ``P + name``, and ``names()`` lists
+only those. ``cache=lmdb:DIR`` (with ``cache_size=``, default 1g) lets the layer above keep
+values it knows to be immutable in a local LMDB directory: each object carries it as
+``chunk_cache`` (a :class:`LocalCache`, scoped to this namespace and object), else None.
 
 Bodies use the Worker's compact binary framing (see the Worker's header comment): a list
 of records, each ``u32 key length, key, u32 value length, value``, big-endian, with value
@@ -20,6 +23,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -57,6 +61,17 @@ _NONE_BYTES = _U32.pack(_NONE)
 
 class AuthError(StorageError):
     """The Worker refused the shared secret (missing or wrong)."""
+
+
+@dataclass(frozen=True)
+class LocalCache:
+    """Where the layer above may keep immutable values of one object on local disk
+    (``?cache=lmdb:DIR``): an LMDB directory, its size bound, and ``scope``, which names
+    the namespace (its URL without options) and the object, so no two objects share entries."""
+
+    directory: str
+    max_bytes: int
+    scope: str = ""
 
 
 # -- framing --------------------------------------------------------------------------------
@@ -115,6 +130,8 @@ class DurableObjectStorage:
         self.name = name
         self.limits = namespace.limits
         self._path = f"/v1/objects/{quote(name, safe='')}/"
+        cache = namespace.local_cache
+        self.chunk_cache = replace(cache, scope=f"{namespace.base_url}\0{name}") if cache else None
 
     def get(self, keys: Iterable[str]) -> dict[str, bytes]:
         keys = check_keys(keys, self.limits, "get")
@@ -181,13 +198,14 @@ class DurableObjectNamespace:
 
     def __init__(
         self, base_url: str, secret: str, *, url: str | None = None, prefix: str = "", timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.BaseTransport | None = None, local_cache: LocalCache | None = None,
     ):
         """``transport``: an httpx transport to send through instead of the network (tests
-        pass ``httpx.MockTransport``)."""
+        pass ``httpx.MockTransport``). ``local_cache``: see the module docstring."""
         self.base_url = base_url.rstrip("/")
         self.url = url or base_url
         self.prefix = prefix
+        self.local_cache = local_cache
         self.limits = DO_LIMITS
         self._client = httpx.Client(
             base_url=self.base_url,
@@ -261,7 +279,8 @@ def worker_error(reply: httpx.Response) -> tuple[str, str]:
 
 
 def open_url(url: str) -> DurableObjectNamespace:
-    """Open ``do+http://HOST:PORT[/PATH][?secret=S&prefix=P&timeout=SECONDS]`` or ``do+https://``."""
+    """Open ``do+http://HOST:PORT[/PATH][?secret=S&prefix=P&timeout=SECONDS&cache=lmdb:DIR&cache_size=N]``
+    or ``do+https://``."""
     parts = urlsplit(url)
     scheme = parts.scheme.removeprefix("do+")
     if scheme not in ("http", "https") or not parts.netloc or not parts.hostname:
@@ -269,7 +288,7 @@ def open_url(url: str) -> DurableObjectNamespace:
     from dolite.storage import url_options
 
     _, options = url_options(url)
-    unknown = set(options) - {"secret", "prefix", "timeout"}
+    unknown = set(options) - {"secret", "prefix", "timeout", "cache", "cache_size"}
     if unknown:
         raise InvalidURL(f"{url!r}: unknown do option(s) {', '.join(sorted(unknown))}")
     secret = options.get("secret") or os.environ.get(SECRET_ENV)
@@ -280,4 +299,21 @@ def open_url(url: str) -> DurableObjectNamespace:
     except ValueError:
         raise InvalidURL(f"{url!r}: timeout must be a number of seconds") from None
     base = f"{scheme}://{parts.netloc}{parts.path}"
-    return DurableObjectNamespace(base, secret, url=url, prefix=options.get("prefix", ""), timeout=timeout)
+    return DurableObjectNamespace(base, secret, url=url, prefix=options.get("prefix", ""), timeout=timeout,
+                                  local_cache=_local_cache(options))
+
+
+def _local_cache(options: dict[str, str]) -> LocalCache | None:
+    """The ``cache=lmdb:DIR[&cache_size=N]`` option, checked (nothing is created here; the
+    URL is not quoted in errors: it may hold the secret)."""
+    from dolite.storage.lmdb_space import parse_size
+
+    if "cache" not in options:
+        if "cache_size" in options:
+            raise InvalidURL("do+http storage option cache_size= needs cache=lmdb:DIR")
+        return None
+    kind, _, directory = options["cache"].partition(":")
+    if kind != "lmdb" or not directory:
+        raise InvalidURL(f"do+http storage option cache={options['cache']!r}: expected cache=lmdb:DIR "
+                         "(a local directory)")
+    return LocalCache(os.path.abspath(directory), parse_size(options.get("cache_size", "1g"), "cache_size"))
