@@ -35,6 +35,7 @@ def text(result: dict) -> str:
               f"{wa['bytes_written']:,} bytes written for {wa['dirty_page_bytes']:,} bytes of dirty pages, "
               f"{wa['dirty_pages_per_transaction']:.1f} pages per transaction",
               ]
+    lines += _goal_lines(result)
     c = result["cold_read"]
     lines.append(f"cold read: {c['cold_read_bytes']:,} bytes ({c['chunks_read']} chunks, "
                  f"{c['storage_calls']} storage calls) to open a {c['database_bytes'] / 1e6:,.1f} MB "
@@ -50,6 +51,24 @@ def text(result: dict) -> str:
     lines.append("growth of commit cost, largest / smallest database: " +
                  ", ".join(f"{k} {v:.2f}x" for k, v in growth.items()))
     return "\n".join(lines)
+
+
+def _verdict(result: dict, goal: str) -> str:
+    g = result["goals"][goal]
+    return f"goal {g['comparison']} {g['goal']:g}: {'ok' if g['met'] else 'MISS'}"
+
+
+def _goal_lines(result: dict) -> list[str]:
+    """The durable-commit stretch goal and the memory goals (issue #15)."""
+    ratio, idle, big = result["ratios"]["durable_commit"], result["idle_databases"], result["big_transaction"]
+    note = f"; {idle['note']}" if "note" in idle else ""
+    return [f"durable commit {ratio:.2f}x native ({_verdict(result, 'durable_commit')}; stretch "
+            f"{_verdict(result, 'durable_commit_stretch')})",
+            f"idle databases: {idle['idle_db_kib']:.1f} KiB each ({_verdict(result, 'idle_db_kib')}), RSS growth "
+            f"over {idle['databases']:,} databases the object host closed once idle ({idle['idle_db_anon_kib']:.1f}"
+            f" KiB anonymous; at most {idle['open_at_most']} open at once){note}",
+            f"big transaction: {big['big_txn_peak_mib']:.0f} MiB peak anonymous memory for one "
+            f"{big['megabytes']} MB transaction ({_verdict(result, 'big_txn_peak_mib')})"]
 
 
 def _cluster_lines(c: dict) -> list[str]:

@@ -13,7 +13,7 @@ TINY = runner.Sizes(rounds=1, bulk_rows=2_000, durable_preload=200, durable_comm
                     naive_durable_commits=5, select_rows=2_000, select_lookups=500,
                     mixed_transactions=30, growth_rows=(500, 3_000), growth_commits=5,
                     naive_growth_commits=2, naive_growth_max_rows=3_000,
-                    concurrent_threads=3, concurrent_commits=5)
+                    concurrent_threads=3, concurrent_commits=5, idle_databases=20, big_txn_mb=4)
 
 
 def _positive(x) -> bool:
@@ -45,6 +45,23 @@ def test_bench_quick_json_shape(monkeypatch):
     assert all(_positive(cc[k]) for k in ("native", "dolite", "ratio"))
     assert [p["rows"] for p in result["commit_vs_size"]] == list(TINY.growth_rows)
     assert all(_positive(p["dolite_ms"]) for p in result["commit_vs_size"])
+    _memory_figures(result)
+
+
+def _memory_figures(result: dict) -> None:
+    """The memory figures of issue #15 and every goal, each with what it measured."""
+    idle, big = result["idle_databases"], result["big_transaction"]
+    assert idle["databases"] == TINY.idle_databases and "not the goal's 10,000" in idle["note"]
+    assert result["idle_db_kib"] == idle["idle_db_kib"] and math.isfinite(idle["idle_db_kib"])
+    assert 1 <= idle["open_at_most"] <= TINY.idle_databases
+    assert big["megabytes"] == TINY.big_txn_mb and _positive(result["big_txn_peak_mib"])
+    assert set(result["goals"]) == set(runner.GOALS)
+    assert result["goals"]["durable_commit"]["goal"] == 0.5
+    assert result["goals"]["durable_commit_stretch"]["goal"] == 1.0
+    assert result["goals"]["durable_commit_stretch"]["measured"] == result["ratios"]["durable_commit"]
+    for goal in result["goals"].values():
+        assert goal["met"] == (goal["measured"] >= goal["goal"] if goal["comparison"] == ">="
+                               else goal["measured"] <= goal["goal"])
 
 
 def test_bench_text_report_on_memory_backend():
@@ -53,4 +70,5 @@ def test_bench_text_report_on_memory_backend():
     result = runner.run(quick=True, storage="memory:", sizes=TINY)
     text = report.text(result)
     assert "bulk insert" in text and "write amplification" in text and "concurrent commit" in text
+    assert "idle databases" in text and "big transaction" in text and "stretch" in text
     assert result["storage"] == "memory:"
