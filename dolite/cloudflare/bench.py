@@ -27,10 +27,11 @@ the same background load:
 * ``full_scan``: ``SELECT count(*), sum(length(v)) FROM t``; dolite *cold* (a fresh cache,
   once) and *hot* (``full_scan_hot``, alternating with native scans).
 
-Counted per transaction, for both sides: HTTP round trips and body bytes (an httpx event hook
-on each client), and the storage **rows read and written as counted in the Worker** (the
-storage Worker's ``x-dolite-rows`` answer header; the native cursors' ``rowsRead`` and
-``rowsWritten``), priced by :mod:`dolite.cloudflare.cost`.
+Counted per transaction, for both sides (both send through the same HTTP client,
+:class:`~dolite.storage.http_client.KeepAliveClient`): HTTP round trips and body bytes, and
+the storage **rows read and written as counted in the Worker** (the storage Worker's
+``x-dolite-rows`` answer header; the native cursors' ``rowsRead`` and ``rowsWritten``),
+priced by :mod:`dolite.cloudflare.cost`.
 
 ``rtt_ms`` puts a :class:`~dolite.cloudflare.rtt_proxy.RttProxy` between both clients and
 workerd, adding that round-trip delay to every request, as a client some distance from the
@@ -59,6 +60,7 @@ from urllib.parse import quote
 import dolite
 from dolite.cloudflare import bench_workloads as kinds
 from dolite.cloudflare.bench_clients import NativeSql, RequestCounter, Tally, counted_namespace
+from dolite.cloudflare.bench_cache import cached_cold_open
 from dolite.cloudflare.bench_report import goals, print_report
 from dolite.cloudflare.cost import MIX, PRICE_PER_MILLION, Usage, cost_per_million, mixed
 from dolite.cloudflare.dev import npm_dir, start_workerd
@@ -291,6 +293,7 @@ def run_do_bench(
                 base_url = f"http://127.0.0.1:{proxy.port}"
             say(f"workerd on {handle.url}" + (f", through a {rtt_ms:g} ms RTT proxy at {base_url}" if rtt_ms else ""))
             workloads, details = _measure(base_url, handle.secret, sizes, random.Random(seed), say)
+            cached = cached_cold_open(base_url, handle.secret, sizes, say)  # issue #15: the local chunk cache
     finally:
         shutil.rmtree(data, ignore_errors=True)
     result = {
@@ -312,6 +315,7 @@ def run_do_bench(
         "rows_written_per_commit": {s: f["rows_written"] for s, f in workloads["commit"].items()},
         "cost_per_million": _costs(workloads),
         "dolite_details": details,
+        "cached_cold_open": cached,
         "notes": NOTES,
         "seconds": time.perf_counter() - started,
     }

@@ -1,10 +1,11 @@
 """The two clients of the Durable Object benchmark, each counting what it costs.
 
-* :class:`RequestCounter` hooks an ``httpx.Client`` (the ``do+http`` backend's own, or the
-  native client's) and counts requests, body bytes, and the billed rows each answer reports:
-  the storage Worker's ``x-dolite-rows: read=N,written=M`` header, or the native route's
-  ``rowsRead``/``rowsWritten`` (added by :class:`NativeSql`).
-* :class:`NativeSql` sends SQL to the benchmark build's ``NativeSqlObject``.
+* :class:`RequestCounter` is told of every answer (by the ``do+http`` backend's
+  ``observers``, or by :class:`NativeSql`) and counts requests, body bytes, and the billed
+  rows each answer reports: the storage Worker's ``x-dolite-rows: read=N,written=M`` header,
+  or the native route's ``rowsRead``/``rowsWritten``.
+* :class:`NativeSql` sends SQL to the benchmark build's ``NativeSqlObject``, through the same
+  HTTP client as the ``do+http`` backend, so neither side gains from its client.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import httpx
-
 from dolite.cloudflare.cost import Usage
 from dolite.storage import open_storage
+from dolite.storage.http_client import KeepAliveClient, Reply
 
 ROWS_HEADER = "x-dolite-rows"
 
@@ -43,13 +43,13 @@ def parse_rows_header(value: str) -> tuple[int, int]:
 
 
 class RequestCounter:
-    """Counts requests, body bytes and billed rows on an ``httpx.Client`` via its event hooks.
+    """Counts requests, body bytes and billed rows of the answers it is shown (:meth:`saw`).
 
     ``uncounted`` is the number of answers that reported no rows (the storage Worker's drop,
     or a route that does not count): the row totals do not include them.
     """
 
-    def __init__(self, client: httpx.Client, *, rows_from_header: bool = True):
+    def __init__(self, *, rows_from_header: bool = True):
         self.requests = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -58,23 +58,17 @@ class RequestCounter:
         self.uncounted = 0
         self.rows_from_header = rows_from_header
         self.by_op: dict[str, int] = {}  # "POST commit" -> requests (method, last path segment)
-        hooks = client.event_hooks
-        hooks.setdefault("request", []).append(self._on_request)
-        hooks.setdefault("response", []).append(self._on_response)
-        client.event_hooks = hooks
 
-    def _on_request(self, request: httpx.Request) -> None:
+    def saw(self, method: str, path: str, sent: int, reply: Reply) -> None:
+        """One request of ``sent`` body bytes and its answer."""
         self.requests += 1
-        self.bytes_sent += len(request.content)
-        op = f"{request.method} {request.url.path.rsplit('/', 1)[-1]}"
+        self.bytes_sent += sent
+        op = f"{method} {path.rsplit('/', 1)[-1]}"
         self.by_op[op] = self.by_op.get(op, 0) + 1
-
-    def _on_response(self, response: httpx.Response) -> None:
-        response.read()  # the client reads it anyway; reading here lets us count it
-        self.bytes_received += len(response.content)
+        self.bytes_received += len(reply.content)
         if not self.rows_from_header:
             return
-        header = response.headers.get(ROWS_HEADER)
+        header = reply.headers.get(ROWS_HEADER)
         if header is None:
             self.uncounted += 1
             return
@@ -92,28 +86,26 @@ class RequestCounter:
 def counted_namespace(url: str):
     """A ``do+http`` namespace whose HTTP requests, bytes and billed rows are counted."""
     namespace = open_storage(url)
-    # The backend sends every storage call through this one client (see durable_object.py).
-    return namespace, RequestCounter(namespace._client)
+    counter = RequestCounter()
+    namespace.observers.append(counter.saw)
+    return namespace, counter
 
 
 class NativeSql:
     """The benchmark baseline client: SQL sent to the Worker's ``NativeSqlObject``."""
 
     def __init__(self, base_url: str, secret: str, name: str):
-        self.client = httpx.Client(
-            base_url=base_url,
-            headers={"authorization": f"Bearer {secret}"},
-            timeout=60,
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
-        )
-        self.counter = RequestCounter(self.client, rows_from_header=False)
+        self.client = KeepAliveClient(
+            base_url, {"authorization": f"Bearer {secret}", "content-type": "application/json"}, timeout=60)
+        self.counter = RequestCounter(rows_from_header=False)
         self.path = f"/v1/native/{quote(name, safe='')}/sql"
 
     def _send(self, body: dict) -> dict:
-        reply = self.client.post(self.path, content=json.dumps(body, separators=(",", ":")),
-                                 headers={"content-type": "application/json"})
-        if reply.status_code != 200:
-            raise RuntimeError(f"native SQL refused: {reply.status_code} {reply.text[:300]}")
+        content = json.dumps(body, separators=(",", ":")).encode()
+        reply = self.client.request("POST", self.path, content)
+        self.counter.saw("POST", self.path, len(content), reply)
+        if reply.status != 200:
+            raise RuntimeError(f"native SQL refused: {reply.status} {reply.text[:300]}")
         answer = reply.json()
         self.counter.add_rows(answer["rowsRead"], answer["rowsWritten"])
         return answer

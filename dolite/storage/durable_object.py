@@ -3,7 +3,8 @@
 The Worker in ``dolite/cloudflare/worker/src/worker.js`` runs one Durable Object per dolite object name
 and applies every call atomically inside it, the compare-and-set of ``commit`` included, so
 the check happens where the data lives. This module is a thin client: one storage call is
-one HTTP request on a shared keep-alive connection pool (safe to use from many threads).
+one HTTP request on a shared keep-alive connection pool (safe to use from many threads; see
+:mod:`dolite.storage.http_client`).
 
 URL: ``do+http://HOST:PORT[/PATH][?secret=S&prefix=P&timeout=SECONDS&cache=lmdb:DIR]``
 (``do+https://`` for TLS, e.g. a deployed ``*.workers.dev`` Worker). The shared secret may
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import quote, urlsplit
 
@@ -45,6 +46,7 @@ from dolite.storage.base import (
     check_keys,
     key_range,
 )
+from dolite.storage.http_client import HttpFailure, Reply, http_client
 
 DO_LIMITS = Limits(max_key_bytes=2048, max_value_bytes=131_072 - 8, max_keys_per_call=128, prefetch_chunks=32)
 """The Worker's limits. A KV-backed Durable Object caps the *serialized* value at 131,072
@@ -207,13 +209,12 @@ class DurableObjectNamespace:
         self.prefix = prefix
         self.local_cache = local_cache
         self.limits = DO_LIMITS
-        self._client = httpx.Client(
-            base_url=self.base_url,
-            headers={"authorization": f"Bearer {secret}", "content-type": "application/octet-stream"},
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-            transport=transport,
-        )
+        self._http = http_client(
+            self.base_url, {"authorization": f"Bearer {secret}", "content-type": "application/octet-stream"},
+            timeout, transport)
+        self.observers: list[Callable[[str, str, int, Reply], None]] = []
+        """Called with ``(method, path, bytes sent, reply)`` after every answer, errors
+        included: for metering (the benchmark counts requests, bytes and billed rows)."""
 
     def __repr__(self) -> str:
         return f"DurableObjectNamespace({self.base_url!r})"
@@ -237,21 +238,23 @@ class DurableObjectNamespace:
         self._request("POST", self.object(name)._path + "drop", b"")
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
-    def _request(self, method: str, path: str, content: bytes | None = None, params=None) -> httpx.Response:
+    def _request(self, method: str, path: str, content: bytes | None = None, params=None) -> Reply:
         """Send one request; map the Worker's answers to dolite errors."""
         try:
-            reply = self._client.request(method, path, content=content, params=params)
-        except httpx.TimeoutException as exc:
-            raise StorageError(f"Durable Object storage at {self.base_url}: {method} {path} timed out ({exc})") from exc
-        except httpx.HTTPError as exc:
+            reply = self._http.request(method, path, content, params)
+        except HttpFailure as exc:
+            if exc.timed_out:
+                raise StorageError(f"Durable Object storage at {self.base_url}: {method} {path} {exc}") from exc
             raise StorageError(f"Durable Object storage at {self.base_url} is unreachable: {exc}") from exc
-        if reply.status_code < 300:
+        for observe in self.observers:
+            observe(method, path, len(content or b""), reply)
+        if reply.status < 300:
             return reply
         raise self._error(reply, f"{method} {path}")
 
-    def _error(self, reply: httpx.Response, what: str) -> Error:
+    def _error(self, reply: Reply, what: str) -> Error:
         """The dolite error for the Worker's error answer, by its code (see :mod:`dolite.errors`):
         a conflict or a limit as itself, a refused secret as :class:`AuthError`, anything
         else as a :class:`StorageError` (the storage failed us)."""
@@ -261,10 +264,10 @@ class DurableObjectNamespace:
             return kind(message)
         if kind is Unauthorized:
             return AuthError(f"Durable Object storage at {self.base_url} refused the secret: {message}")
-        return StorageError(f"Durable Object storage at {self.base_url}: {what} -> {reply.status_code} {code}: {message}")
+        return StorageError(f"Durable Object storage at {self.base_url}: {what} -> {reply.status} {code}: {message}")
 
 
-def worker_error(reply: httpx.Response) -> tuple[str, str]:
+def worker_error(reply: Reply) -> tuple[str, str]:
     """``(code, message)`` of a Worker error answer: ``{"error": {"code", "message"}}`` (the
     service's shape), or the older ``{"error": code, "message"}``. Anything else (a proxy's
     page, a crash) is code ``http_error`` with the body's start as the message."""
@@ -275,7 +278,7 @@ def worker_error(reply: httpx.Response) -> tuple[str, str]:
             return str(error["code"]), str(error["message"])
         return str(error), str(doc["message"])
     except (ValueError, KeyError, TypeError):
-        return "http_error", reply.text[:500] or reply.reason_phrase
+        return "http_error", reply.text[:500] or reply.reason
 
 
 def open_url(url: str) -> DurableObjectNamespace:
