@@ -1,5 +1,5 @@
 """Memory figures of ``dolite bench`` (issue #15), each measured in a child process of its
-own (``python -m dolite.bench.memory``), so that the bench's own heap, grown and freed by
+own (running :func:`main`), so that the bench's own heap, grown and freed by
 the other workloads, neither hides nor inflates them.
 
 ``idle_databases``: the growth of the process's memory per database after ``count``
@@ -38,8 +38,8 @@ def resident_kib() -> dict[str, int]:
 
 def _child(*args: str) -> dict:
     """Run this module's ``main`` with ``args`` in a fresh interpreter; its JSON answer."""
-    done = subprocess.run([sys.executable, "-m", "dolite.bench.memory", *args], capture_output=True,
-                          text=True, timeout=CHILD_TIMEOUT)
+    code = f"from dolite.bench.memory import main; main({list(args)!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=CHILD_TIMEOUT)
     if done.returncode != 0:
         raise RuntimeError(f"memory measure {args[0]} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout)
@@ -155,6 +155,3 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"unknown measure {what!r}")
     print(json.dumps(out))
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -144,3 +144,18 @@ def test_the_least_recently_used_beyond_capacity_are_closed():
         assert sorted(host.objects) == ["new"]
         assert await sql(host, "old", "SELECT count(*) FROM t") == [[3]]
     run(body, idle_timeout=3600.0, max_objects=1)
+
+
+def test_the_capacity_bound_holds_between_sweep_rounds():
+    """A request that leaves more than max_objects loaded wakes the sweeper at once (its
+    rounds are an hour apart here)."""
+    async def body(host):
+        await host.start()
+        for name in ("a", "b", "c"):
+            await make(host, name, rows=0)
+        for _ in range(500):  # the woken sweeper closes the least recently used (bounded wait)
+            if sum(1 for o in host.objects.values() if o.conn is not None) <= 1:
+                break
+            await asyncio.sleep(0.01)
+        assert [name for name, o in host.objects.items() if o.conn is not None] == ["c"]
+    run(body, idle_timeout=3600.0, max_objects=1, sweep_every=3600.0)

@@ -74,6 +74,7 @@ class ObjectHost:
         if self.config.sqlite_heap_bytes:
             limit_sqlite_heap(self.config.sqlite_heap_bytes)
         self._sweeper: asyncio.Task | None = None
+        self._over_capacity = asyncio.Event()  # wakes the sweeper before its next round
         STORE_TOTALS.live = lambda: [o.store for o in list(self.objects.values()) if o.conn is not None]
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -148,7 +149,13 @@ class ObjectHost:
         finally:
             obj.last_used = time.monotonic()
             obj.lock.release()
-            OBJECTS_LOADED.set(sum(1 for o in self.objects.values() if o.conn is not None))
+            if self._count_loaded() > self.config.max_objects:
+                self._over_capacity.set()
+
+    def _count_loaded(self) -> int:
+        loaded = sum(1 for o in self.objects.values() if o.conn is not None)
+        OBJECTS_LOADED.set(loaded)
+        return loaded
 
     async def list_databases(self) -> list[str]:
         """Names of the databases (objects with a head: not a cluster's map or decision
@@ -240,8 +247,12 @@ class ObjectHost:
     # -- eviction --------------------------------------------------------------------------
 
     async def _sweep_loop(self) -> None:
+        """Sweep every ``sweep_every`` seconds, and at once when a request left more than
+        ``max_objects`` loaded (so the bound holds between rounds too)."""
         while True:
-            await asyncio.sleep(self.config.sweep_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._over_capacity.wait(), self.config.sweep_every)
+            self._over_capacity.clear()
             try:
                 await self.sweep()
             except Exception:
@@ -255,32 +266,33 @@ class ObjectHost:
             if min(session.expires, session.ends) < now and not session.lock.locked():
                 log.info("session on %s idled out or expired: rolled back", session.name)
                 await self._end_session(session, commit=False)
-        closed = await self._close_idle(now)
+        idled = await self._close_idle(now)
         for name, obj in list(self.objects.items()):
             if obj.conn is None and not obj.lock.locked() and obj.waiting == 0:
                 del self.objects[name]
-        OBJECTS_LOADED.set(sum(1 for o in self.objects.values() if o.conn is not None))
-        if closed:
+        self._count_loaded()
+        if idled:  # (memory of objects closed for capacity is reused by the ones loaded)
             await self._thread(give_back_freed_memory)
 
     async def _close_idle(self, now: float) -> int:
         """Close the connections of objects idle past ``idle_timeout``, and of the least
-        recently used beyond ``max_objects``; returns how many were closed. Never one that
-        is running or awaiting a request (its lock), holds a transaction (a write
-        session holds the lock; checked again on the connection), or whose database has
-        an open session (a read session's snapshot shares the object's page store)."""
+        recently used beyond ``max_objects``; returns how many were closed for being idle.
+        Never one that is running or awaiting a request (its lock), holds a transaction (a
+        write session holds the lock; checked again on the connection), or whose database
+        has an open session (a read session's snapshot shares the object's page store)."""
         in_session = {session.name for session in self.sessions.values()}
         loaded = sorted((o for o in self.objects.values() if o.conn is not None), key=lambda o: o.last_used)
         excess = len(loaded) - self.config.max_objects
-        closed = 0
+        idled = 0
         for obj in loaded:
             idle = now - obj.last_used > self.config.idle_timeout
             if not (idle or excess > 0) or obj.lock.locked() or obj.waiting or obj.name in in_session:
                 continue
             async with obj.lock:  # free and nobody waiting: taken without yielding
-                closed += await self._thread(obj.close_if_idle, "idle" if idle else "capacity")
+                closed = await self._thread(obj.close_if_idle, "idle" if idle else "capacity")
+            idled += closed and idle
             excess -= 1
-        return closed
+        return idled
 
 
 def _breaks_session(exc: Exception) -> bool:
