@@ -136,9 +136,9 @@ def _expected_new(shape: str, seed: int):
     return _NEW[key]
 
 
-@pytest.mark.parametrize("backend", ["memory", "lmdb"])
+@pytest.mark.parametrize("backend", ["memory", "lmdb", "sqlite"])
 def test_fault_at_every_operation_of_a_commit(backend, tmp_path, record):
-    inner = open_storage("memory:" if backend == "memory" else f"lmdb:{tmp_path}/lmdb")
+    inner = open_storage("memory:" if backend == "memory" else f"{backend}:{tmp_path}/{backend}")
     seeds = range(scale(1, 12))
     outcomes: dict[str, int] = {}
     trials = 0

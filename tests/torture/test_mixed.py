@@ -116,12 +116,12 @@ def _head_write_op(client: Client) -> int:
     return 1 if client.conn is not None and client.exclusive else 2
 
 
-@pytest.mark.parametrize("backend", ["memory", "lmdb"])
+@pytest.mark.parametrize("backend", ["memory", "lmdb", "sqlite"])
 def test_mixed_connections_in_one_process(backend, tmp_path, record):
     steps, seeds = scale(300, 3000), scale(2, 10)
     totals: dict[str, int] = {}
     for seed in range(seeds):
-        url = f"memory:{uuid.uuid4().hex}" if backend == "memory" else f"lmdb:{tmp_path}/s{seed}"
+        url = f"memory:{uuid.uuid4().hex}" if backend == "memory" else f"{backend}:{tmp_path}/s{seed}"
         for k, v in _run_model(url, seed, steps).items():
             totals[k] = totals.get(k, 0) + v
     assert totals["reads"] > 0 and totals["writes"] > 0
@@ -165,8 +165,9 @@ def _worker(url: str, me: int, exclusive: bool, acked, seconds: float, out: str)
     Path(out).write_text(f"{seq} {reads}")
 
 
-def test_mixed_connections_in_several_processes(tmp_path, record):
-    url = f"lmdb:{tmp_path}/lmdb"
+@pytest.mark.parametrize("backend", ["lmdb", "sqlite"])
+def test_mixed_connections_in_several_processes(backend, tmp_path, record):
+    url = f"{backend}:{tmp_path}/{backend}"
     conn = dolite.connect("p", storage=url, isolation_level=None)
     conn.execute("CREATE TABLE rows(p INTEGER, s INTEGER, PRIMARY KEY (p, s))")
     conn.close()
@@ -189,5 +190,5 @@ def test_mixed_connections_in_several_processes(tmp_path, record):
     for i, (seq, _) in enumerate(done):
         assert stored.get(i, 0) == seq, f"worker {i}: {seq} acknowledged, {stored.get(i, 0)} stored"
     assert sum(seq for seq, _ in done) > 0 and sum(r for _, r in done) > 0
-    record("mixed_processes", workers=workers, seconds=seconds, commits=sum(s for s, _ in done),
+    record("mixed_processes" if backend == "lmdb" else f"mixed_processes_{backend}", workers=workers, seconds=seconds, commits=sum(s for s, _ in done),
            reads=sum(r for _, r in done), lost_acknowledged=0, stale_reads=0)

@@ -30,7 +30,7 @@ class DoliteVsSqlite(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.tmp = tempfile.mkdtemp(prefix="dolite-model-")
-        url = f"memory:{uuid.uuid4().hex}" if self.backend == "memory" else f"lmdb:{self.tmp}/lmdb"
+        url = f"memory:{uuid.uuid4().hex}" if self.backend == "memory" else f"{self.backend}:{self.tmp}/{self.backend}"
         self.inner = open_storage(url)
         self.ref = sqlite3.connect(":memory:", isolation_level=None)
         self.ns, self.dol = self._open()
@@ -58,7 +58,7 @@ class DoliteVsSqlite(RuleBasedStateMachine):
     def teardown(self):
         self.dol.close()
         self.ref.close()
-        if self.backend == "lmdb":
+        if self.backend != "memory":
             self.inner.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -180,6 +180,10 @@ class DoliteVsSqliteLmdb(DoliteVsSqlite):
     backend = "lmdb"
 
 
+class DoliteVsSqliteOnSqlite(DoliteVsSqlite):
+    backend = "sqlite"
+
+
 def _run(machine, examples: int, steps: int):
     machine.TestCase.settings = settings(
         max_examples=examples, stateful_step_count=steps, deadline=None,
@@ -193,8 +197,8 @@ def test_model_memory(record):
     record("model_memory", examples=examples, steps_per_example=steps, mismatches=0)
 
 
-@pytest.mark.parametrize("backend", ["lmdb"])
-def test_model_lmdb(backend, record):
+@pytest.mark.parametrize("machine", [DoliteVsSqliteLmdb, DoliteVsSqliteOnSqlite], ids=["lmdb", "sqlite"])
+def test_model_durable(machine, record):
     examples, steps = scale(10, 200), scale(25, 60)
-    _run(DoliteVsSqliteLmdb, examples, steps)
-    record("model_lmdb", examples=examples, steps_per_example=steps, mismatches=0)
+    _run(machine, examples, steps)
+    record(f"model_{machine.backend}", examples=examples, steps_per_example=steps, mismatches=0)

@@ -1,0 +1,59 @@
+"""Killing a bank writer (tests/torture/bank.py) with SIGKILL and checking what survived:
+shared by the kill -9 torture tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import dolite
+from tests.torture import bank
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn_writer(url: str, name: str, wrapper: list[str] | tuple = ()) -> subprocess.Popen:
+    """Start ``python -m tests.torture.bank URL NAME`` (under ``wrapper``, e.g. strace): it
+    prints ``ready``, then each transfer's number once its commit returned."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([*wrapper, sys.executable, "-m", "tests.torture.bank", url, name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+
+
+def create_bank(url: str, name: str) -> None:
+    conn = dolite.connect(name, storage=url, isolation_level=None)
+    bank.create(conn)
+    conn.close()
+
+
+def verify(url: str, name: str) -> int:
+    """Every bank invariant and integrity_check; the number of committed transfers."""
+    conn = dolite.connect(name, storage=url, create=False, isolation_level=None)
+    try:
+        return bank.verify(conn)
+    finally:
+        conn.close()
+
+
+def acknowledged(out: bytes, before: int) -> int:
+    """The last transfer the killed writer acknowledged (``before`` if none)."""
+    return max((int(x) for x in out.split() if x.isdigit()), default=before)
+
+
+def check_survivor(url: str, name: str, last_ack: int, trial: object) -> int:
+    """Verify the store after a kill; return its committed transfers, which must be the
+    last acknowledged one or the one in flight, never fewer."""
+    now = verify(url, name)
+    assert now >= last_ack, f"trial {trial}: commit {last_ack} was acknowledged but is lost (have {now})"
+    assert now <= last_ack + 1, f"trial {trial}: {now} transfers, only {last_ack} were attempted"
+    return now
+
+
+def reap_killed(proc: subprocess.Popen) -> bytes:
+    """Wait for a writer that was SIGKILLed; return its stdout."""
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), (proc.returncode, err.decode())
+    return out
