@@ -190,5 +190,6 @@ def test_mixed_connections_in_several_processes(backend, tmp_path, record):
     for i, (seq, _) in enumerate(done):
         assert stored.get(i, 0) == seq, f"worker {i}: {seq} acknowledged, {stored.get(i, 0)} stored"
     assert sum(seq for seq, _ in done) > 0 and sum(r for _, r in done) > 0
-    record("mixed_processes" if backend == "lmdb" else f"mixed_processes_{backend}", workers=workers, seconds=seconds, commits=sum(s for s, _ in done),
-           reads=sum(r for _, r in done), lost_acknowledged=0, stale_reads=0)
+    record("mixed_processes" if backend == "lmdb" else f"mixed_processes_{backend}", workers=workers,
+           seconds=seconds, commits=sum(s for s, _ in done), reads=sum(r for _, r in done),
+           lost_acknowledged=0, stale_reads=0)
