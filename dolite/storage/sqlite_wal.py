@@ -231,7 +231,7 @@ class SqliteNamespace:
                 return
             with _write_transaction(conn):
                 conn.execute("DELETE FROM kv")
-            conn.execute("PRAGMA incremental_vacuum")
+            conn.execute("PRAGMA incremental_vacuum").fetchall()  # a row per page freed: step to the end
 
     def close(self) -> None:
         from dolite.storage import forget_shared
