@@ -72,7 +72,7 @@ class Bench:
     def __init__(self, sizes: Sizes, storage: str | None, progress=None):
         self.sizes = sizes
         self.tmp = tempfile.mkdtemp(prefix="dolite-bench-")
-        self.url = storage or f"lmdb:{self.tmp}/lmdb"
+        self.url = storage or f"sqlite:{self.tmp}/sqlite"
         self.ns = open_storage(self.url)
         self.progress = progress or (lambda message: None)
         self._serial = 0
@@ -383,7 +383,7 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
                         "write_amplification": wa["write_amplification"], "idle_db_kib": idle["idle_db_kib"],
                         "big_txn_peak_mib": big["big_txn_peak_mib"]}),
         "quick": quick,
-        "storage": bench.url if storage else "lmdb:<temporary directory> (sync on)",
+        "storage": bench.url if storage else "sqlite:<temporary directory> (WAL, synchronous=FULL)",
         "sizes": asdict(sizes),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "native_sqlite": sqlite3.sqlite_version, "apsw_sqlite": apsw.sqlite_lib_version(),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-DEFAULT_STORAGE = "lmdb:./.dolite"
+DEFAULT_STORAGE = "sqlite:./.dolite"
 
 
 def is_loopback(host: str) -> bool:

@@ -43,7 +43,7 @@ from dolite.sql.compat_connection import SQLite3ConnectionMethods, checked_isola
 from dolite.sql.optimistic import Optimistic
 from dolite.sql.vfs import Database, DoliteVFS, dolite_cause, vfs_for
 
-DEFAULT_STORAGE = "lmdb:./.dolite"
+DEFAULT_STORAGE = "sqlite:./.dolite"
 
 _ERRORS = [
     (apsw.ConstraintError, IntegrityError),
