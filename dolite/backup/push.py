@@ -86,7 +86,7 @@ class _Pusher:
                 "database (it was dropped and created again since): push to another target or prefix")
         if last.version == self.head.version:
             return self.result
-        records = read_records(self.store.storage, self.db, last.version + 1, self.head.version + 1)
+        records = read_records(self.store.storage, self.db, self.head, last.version + 1, self.head.version + 1)
         wanted = range(last.version + 1, self.head.version + 1)
         gone = [v for v in wanted if v not in records]
         if gone:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dolite.errors import AlreadyExists, SnapshotExpired
 from dolite.names import validate_name
 from dolite.pages import Head, PageStore, open_store
-from dolite.pages.format import LOG_PREFIX, decode_record, parse_log_key
 from dolite.pages.log import read_records
 from dolite.pages.publish import publish
 from dolite.storage import Namespace, open_storage
@@ -21,12 +20,7 @@ def retained_versions(storage: str | Namespace, name: str) -> list[tuple[int, fl
     """(version, commit time) of every version that can still be restored, oldest first."""
     store = open_store(storage, name)
     head = store.read_head()
-    out = {}
-    for key, raw in store.storage.list(prefix=LOG_PREFIX).items():
-        version = parse_log_key(key)
-        if version <= head.version and "#" not in key:
-            out[version] = decode_record(raw, key, name)["time"]
-    return sorted(out.items())
+    return [(v, record.time) for v, record in read_records(store.storage, name, head, 0, head.version + 1).items()]
 
 
 def version_at(storage: str | Namespace, name: str, at: float) -> int:
@@ -66,7 +60,7 @@ def restore(storage: str | Namespace, name: str, *, version: int | None = None,
 def _changed_since(store: PageStore, old: Head, current: Head) -> list[int]:
     """Chunks of the old file that any later commit rewrote, or that a truncation cut."""
     changed: set[int] = set(range(current.chunk_count, old.chunk_count))
-    for record in read_records(store.storage, store.name, old.version + 1, current.version + 1).values():
+    for record in read_records(store.storage, store.name, current, old.version + 1, current.version + 1).values():
         changed.update(record.chunks)
     return sorted(c for c in changed if c < old.chunk_count)
 

@@ -5,7 +5,8 @@
                             retention (JSON, sealed)
 ``lease``                   write lease: epoch, owner, expiry (JSON, sealed)
 ``c/<chunk>/<version>``     one chunk of the file as of that version, checksummed
-``log/<version>``           commit record: time, size, chunk ranges written (JSON, sealed)
+``log/<version>``           commit record: time, size, chunk ranges written (JSON, sealed);
+                            or a batch of the records a head carried (pages/log.py)
 ``gc``                      garbage-collection cursor (JSON, sealed)
 ==========================  ============================================================
 
@@ -29,7 +30,8 @@ from dataclasses import dataclass, replace
 from dolite.errors import CorruptChunk
 
 FORMAT = 1  # chunk encoding
-HEAD_FORMAT = 2  # head and record encoding: sealed, with an incarnation id
+HEAD_FORMAT = 3  # head and record encoding: sealed, with an incarnation id and recent records
+READABLE_HEAD_FORMATS = (2, 3)  # 2: before heads carried recent commit records
 HEAD = "head"
 LEASE = "lease"
 GC = "gc"
@@ -94,6 +96,9 @@ class Head:
     time: float
     id: int  # incarnation: new each time the database is created
     format: int = HEAD_FORMAT
+    # Commit records of the newest versions, carried here instead of one log row each
+    # (pages/log.py): (version, time, size, old size, chunk ranges), oldest first.
+    recent: tuple = ()
 
     @property
     def identity(self) -> tuple[int, int]:
@@ -105,23 +110,27 @@ class Head:
         return -(-self.size // self.chunk_size)
 
     def encode(self) -> bytes:
+        recent = f',"recent":{json.dumps(self.recent, separators=(",", ":"))}' if self.recent else ""
         return seal(HEAD, (f'{{"id":{self.id},"version":{self.version},"size":{self.size},'
                            f'"chunk_size":{self.chunk_size},"retention":{self.retention!r},'
-                           f'"time":{self.time!r},"format":{self.format}}}').encode())
+                           f'"time":{self.time!r},"format":{self.format}{recent}}}').encode())
 
     @classmethod
     def decode(cls, raw: bytes, where: str = "database") -> Head:
         payload = unseal(HEAD, raw, where)
         try:
             fields = json.loads(payload)
-            if fields.get("format") != HEAD_FORMAT:
+            if fields.get("format") not in READABLE_HEAD_FORMATS:
                 raise CorruptChunk(f"{where}: head has unknown format {fields.get('format')!r}")
+            fields["recent"] = tuple((v, t, s, o, tuple(map(tuple, ranges)))
+                                     for v, t, s, o, ranges in fields.get("recent", ()))
             return cls(**fields)
         except (ValueError, TypeError) as exc:
             raise CorruptChunk(f"{where}: head record is unreadable: {exc}") from exc
 
     def advance(self, size: int, time: float) -> Head:
-        return replace(self, version=self.version + 1, size=size, time=time)
+        """The next version's head, carrying no records (pages/log.py adds them)."""
+        return replace(self, version=self.version + 1, size=size, time=time, recent=(), format=HEAD_FORMAT)
 
 
 def encode_chunk(chunk: int, version: int, data: bytes) -> bytes:

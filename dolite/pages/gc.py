@@ -23,7 +23,8 @@ from dolite.pages.format import (
     log_key,
 )
 from dolite.pages.holds import read_holds
-from dolite.pages.log import check_head_not_behind, read_records, record_keys
+from dolite.pages.integrity import check_log_not_ahead
+from dolite.pages.log import read_records, record_keys
 from dolite.storage.base import Storage
 
 MAX_RECORDS_PER_RUN = 256
@@ -59,9 +60,9 @@ class Fenced:
 
 def remove_uncommitted(db: Fenced, head: Head) -> int:
     """Delete what commits newer than ``head`` left behind (their log records name it)."""
-    check_head_not_behind(db.storage, db.name, head)
+    check_log_not_ahead(db.storage, db.name, head)
     debris: list[str] = []
-    for version, record in read_records(db.storage, db.name, head.version + 1, 1 << 48).items():
+    for version, record in read_records(db.storage, db.name, head, head.version + 1, 1 << 48).items():
         debris += [chunk_key(c, version) for c in record.chunks]
         debris += record_keys(db.storage, version)
     if debris:
@@ -83,7 +84,7 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
     done = decode_record(cursor, GC, db.name)["done"] if cursor else 0
     limit = min(head.version, min(pinned, default=head.version))
     horizon = now - head.retention
-    oldest = read_records(db.storage, db.name, done + 1, limit + 1, most=1)
+    oldest = read_records(db.storage, db.name, head, done + 1, limit + 1, most=1)
     if not oldest or next(iter(oldest.values())).time > horizon:
         # The common case: nothing has aged out. Records only come newer, so nothing will
         # before the oldest one does (unless a pin held records back: then look again).
@@ -92,7 +93,7 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
     limit = min(limit, _held_back(db, now))
     deletes: list[str] = []
     processed = done
-    for version, record in read_records(db.storage, db.name, done + 1, limit + 1,
+    for version, record in read_records(db.storage, db.name, head, done + 1, limit + 1,
                                         most=MAX_RECORDS_PER_RUN).items():
         if record.time > horizon:
             break

@@ -2,19 +2,31 @@
 everything that needs to know what a version changed (debris cleanup, GC, point-in-time
 restore, backups).
 
-A record lives at ``log/<version>``; one too large for a value is split in parts
-``log/<version>#<n>``, each naming a share of the chunks. Every part carries the version's
-time, size and previous size. A record is written before (multi-call commits) or with
-(single-call commits) the chunks it names, so a crashed commit's debris can be found.
+Where a record is kept:
+
+- A single-call commit (chunks and head in one ``commit``) folds its record into the new
+  head (``Head.recent``): no row of its own, so such a commit writes its chunks and the
+  head only. When the head's records reach ``RECENT_MAX``, the commit that would add one
+  more writes them out as one batch row ``log/<v>`` (``v``: the newest version in it, the
+  base head's) and starts the new head's list with its own record.
+- Every other commit (multi-call commits, 2PC prepares, publishes) writes its record as a
+  row ``log/<version>`` before (or with) the chunks it names, so a crashed commit's debris
+  can be found, together with the base head's records as a batch row; its head carries none.
+  A record too large for a value is split in parts ``log/<version>#<n>``, each naming a
+  share of the chunks and carrying the version's time, size and previous size.
+
+Invariant: every committed version's record is in a row or in the current head's
+``recent`` (both, briefly, is harmless: the same record). So readers pass the head they
+read, and rows are keyed by the newest version they hold: a batch row keyed at or after
+``end`` may still hold versions before it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from dolite.errors import CorruptChunk
-from dolite.pages.format import LOG_PREFIX, Head, decode_record, encode_record, from_ranges, log_key, parse_log_key, to_ranges
+from dolite.pages.format import GC, LOG_PREFIX, Head, decode_record, encode_record, from_ranges, log_key, parse_log_key, to_ranges
 from dolite.storage.base import Limits, Storage
 
 
@@ -34,6 +46,26 @@ def spill_key(version: int, part: int) -> str:
     return f"{log_key(version)}#s{part:04d}"
 
 
+RECENT_MAX = 32  # records a head carries at most (about 60 bytes each)
+
+
+def folded(base: Head, new: Head, chunks: list[int]) -> tuple[Head, dict[str, bytes]]:
+    """``new`` carrying its own record in ``recent``, and the rows to write with it: none,
+    or the base head's records as one batch row once the head has ``RECENT_MAX``."""
+    own = (new.version, new.time, new.size, base.size, tuple(map(tuple, to_ranges(chunks))))
+    if len(base.recent) < RECENT_MAX:
+        return replace(new, recent=(*base.recent, own)), {}
+    return replace(new, recent=(own,)), flushed(base)
+
+
+def flushed(base: Head) -> dict[str, bytes]:
+    """The row holding the base head's records (none if it carries none)."""
+    if not base.recent:
+        return {}
+    key = log_key(base.recent[-1][0])
+    return {key: encode_record(key, {"batch": base.recent})}
+
+
 def record_writes(new: Head, chunks: list[int], old_size: int, limits: Limits) -> dict[str, bytes]:
     """The keys and values of ``new``'s record, split in as few parts as fit the limits."""
     fields = {"v": new.version, "time": new.time, "size": new.size, "old_size": old_size}
@@ -49,23 +81,37 @@ def record_writes(new: Head, chunks: list[int], old_size: int, limits: Limits) -
         step = max(1, step // 2)
 
 
-def read_records(storage: Storage, name: str, start: int, end: int,
+def read_records(storage: Storage, name: str, head: Head, start: int, end: int,
                  most: int | None = None) -> dict[int, CommitRecord]:
-    """The records of versions ``start <= v < end``, oldest first; with ``most``, only the
-    oldest ones that come whole within that many keys. Raises CorruptChunk on a damaged
-    record."""
+    """The records of versions ``start <= v < end``, oldest first, from the rows and from
+    ``head`` (the newest head the caller read); with ``most``, only the oldest ones that
+    come whole within that many rows. Raises CorruptChunk on a damaged record."""
+    cursor = storage.get([GC]).get(GC)  # GC has processed (and dropped) versions before it
+    start = max(start, decode_record(cursor, GC, name)["done"] if cursor else 0)
     raw = storage.list(start=log_key(start), end=log_key(end), prefix=LOG_PREFIX, limit=most)
+    truncated = most is not None and len(raw) >= most
+    if not truncated and end <= head.version:  # a batch row keyed at or after end?
+        raw.update(storage.list(start=log_key(end), prefix=LOG_PREFIX, limit=1))
     parts: dict[int, list[dict]] = defaultdict(list)
+    batched: dict[int, CommitRecord] = {}
     for key, value in raw.items():
-        parts[parse_log_key(key)].append(decode_record(value, key, name))
-    if most is not None and len(raw) >= most and len(parts) > 1:
+        fields = decode_record(value, key, name)
+        if "batch" in fields:
+            batched.update((r.version, r) for r in map(_from_tuple, fields["batch"]))
+        else:
+            parts[parse_log_key(key)].append(fields)
+    if truncated and len(parts) > 1:
         parts.pop(max(parts))  # its parts may run past the limit
-    return {version: _merge(version, fields) for version, fields in sorted(parts.items())}
+    found = {version: _merge(version, fields) for version, fields in parts.items()}
+    if not truncated:
+        batched.update((r.version, r) for r in map(_from_tuple, head.recent))
+    found.update((v, r) for v, r in batched.items() if v not in found)
+    return {v: found[v] for v in sorted(found) if start <= v < end}
 
 
-def read_record(storage: Storage, name: str, version: int) -> CommitRecord | None:
+def read_record(storage: Storage, name: str, head: Head, version: int) -> CommitRecord | None:
     """The record of ``version``, or None once GC removed it (or it never existed)."""
-    return read_records(storage, name, version, version + 1).get(version)
+    return read_records(storage, name, head, version, version + 1).get(version)
 
 
 def record_keys(storage: Storage, version: int) -> list[str]:
@@ -73,21 +119,14 @@ def record_keys(storage: Storage, version: int) -> list[str]:
     return list(storage.list(start=log_key(version), end=log_key(version + 1), prefix=LOG_PREFIX))
 
 
+def _from_tuple(record) -> CommitRecord:
+    version, time, size, old_size, ranges = record
+    return CommitRecord(version=version, time=time, size=size, old_size=old_size,
+                        chunks=from_ranges(ranges))
+
+
 def _merge(version: int, parts: list[dict]) -> CommitRecord:
     first = parts[0]
     chunks = [c for part in parts for c in from_ranges(part["chunks"])]
     return CommitRecord(version=version, time=first["time"], size=first["size"],
                         old_size=first["old_size"], chunks=chunks)
-
-
-def check_head_not_behind(storage: Storage, name: str, head: Head) -> None:
-    """Raise CorruptChunk if the log has records two or more versions past ``head``. A
-    failed commit leaves a record for head + 1 at most (the next writer removes it before
-    committing), so records further on mean the head went back: an intact older head was
-    put back, and treating the newer versions as debris would delete them for ever."""
-    ahead = storage.list(start=log_key(head.version + 2), prefix=LOG_PREFIX, limit=1)
-    if ahead:
-        raise CorruptChunk(
-            f"{name}: the head says v{head.version} but the commit log goes on to "
-            f"v{parse_log_key(next(iter(ahead)))}: the head was rolled back or damaged "
-            "(nothing was deleted; restore the head from a backup or repair it)")

@@ -13,10 +13,11 @@ created under it) deletes them first, like any uncommitted version's leftovers.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 
-from dolite.errors import AlreadyExists, Conflict
+from dolite.errors import AlreadyExists, Conflict, StorageError
 from dolite.pages.format import HEAD, LEASE, Head, new_incarnation
 from dolite.pages.gc import Fenced, remove_uncommitted
 from dolite.pages.lease import LeaseKeeper
@@ -24,6 +25,7 @@ from dolite.pages.log import record_writes
 from dolite.storage.base import Storage
 
 LEASE_SECONDS = 30.0
+logger = logging.getLogger("dolite.pages")
 
 
 def publish(storage: Storage, name: str, chunks: Iterable[tuple[int, bytes]], *, size: int,
@@ -50,6 +52,11 @@ def publish(storage: Storage, name: str, chunks: Iterable[tuple[int, bytes]], *,
             storage.commit({HEAD: head.encode()}, expect={HEAD: None, **fence})
         except Conflict as exc:
             raise AlreadyExists(f"database {name!r} was created by someone else meanwhile") from exc
-        return head
-    finally:
+    except BaseException:
         keeper.release()
+        raise
+    try:
+        keeper.release()
+    except StorageError as exc:  # published: a lease not given back just expires
+        logger.warning("%s: published, but its write lease was not given back: %s", name, exc)
+    return head

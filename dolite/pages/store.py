@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
-from dolite.pages import gc, log, twophase
+from dolite.pages import gc, integrity, log, twophase
 from dolite.pages.cache import ChunkCache
 from dolite.pages.format import (
     CHUNK_HEADER_BYTES,
@@ -52,7 +52,7 @@ class PageStore:
         self.storage = storage
         self.name = name
         self.limits = storage.limits
-        self.cache = ChunkCache(cache_bytes)
+        self.cache = ChunkCache(cache_bytes, disk=getattr(storage, "chunk_cache", None))
         self.lease = LeaseKeeper(storage, name, lease_ttl)
         self.stats = {"commits": 0, "chunks_written": 0, "bytes_written": 0,
                       "chunks_read": 0, "bytes_read": 0, "conflicts": 0, "gc_errors": 0}
@@ -115,8 +115,12 @@ class PageStore:
         if raw is None:
             raise DatabaseNotFound(f"database {self.name!r} does not exist")
         head = Head.decode(raw, self.name)
-        if self._latest is None:  # first look in this process: is the head current?
-            log.check_head_not_behind(self.storage, self.name, head)
+        latest = self._latest
+        if latest is None:  # first look in this process: is the head current?
+            integrity.check_log_not_ahead(self.storage, self.name, head)
+        elif latest.id == head.id and head.version < latest.version:
+            raise CorruptChunk(f"{self.name}: the head went back from v{latest.version} to "
+                               f"v{head.version}: it was rolled back or damaged")
         self._observe(head)
         return head
 
@@ -146,8 +150,8 @@ class PageStore:
                 self.cache.clear()  # the database was dropped and created again
                 latest = None
             if latest is None or head.version > latest.version:
-                if head.identity != self._where_at:
-                    self._where, self._where_at = {}, head.identity
+                if head.identity != self._where_at:  # a persistent cache may know its versions
+                    self._where, self._where_at = self.cache.versions(head.identity), head.identity
                 self._latest = head
 
     # -- reads ---------------------------------------------------------------------
@@ -168,7 +172,7 @@ class PageStore:
                 return data
             raw = self.storage.get([chunk_key(chunk, version)]).get(chunk_key(chunk, version))
             if raw is None:
-                raise self._missing(head, chunk, version)
+                raise integrity.missing_chunk(self.storage, self.name, head, chunk, version)
         else:
             version, raw = self._find(head, chunk)
         data = decode_chunk(raw, chunk, version, self.name)
@@ -198,10 +202,10 @@ class PageStore:
             return current
         if not 0 <= version < current.version:
             raise SnapshotExpired(f"{self.name}: no version {version} (current is {current.version})")
-        record = log.read_record(self.storage, self.name, version)
+        record = log.read_record(self.storage, self.name, current, version)
         if record is None:
             raise SnapshotExpired(f"{self.name}: version {version} is older than the retention window")
-        return replace(current, version=version, size=record.size, time=record.time)
+        return replace(current, version=version, size=record.size, time=record.time, recent=())
 
     def _find(self, head: Head, chunk: int) -> tuple[int, bytes]:
         """The newest stored version of ``chunk`` not newer than ``head``. Backends where a
@@ -212,28 +216,15 @@ class PageStore:
             found = self._prefetch(head, chunk, prefetch)
             if found is not None:
                 return found
-        found = self.storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, head.version + 1),
-                                  reverse=True, limit=1)
+        found = self.storage.list(prefix=chunk_prefix(chunk), reverse=True, limit=1)
+        if found and (newest := parse_chunk_key(next(iter(found)))[1]) > head.version:
+            integrity.check_not_behind(self.storage, self.name, head, newest)  # or a commit landed since head was read
+            found = self.storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, head.version + 1),
+                                      reverse=True, limit=1)
         if not found:
-            raise self._missing(head, chunk, None)
+            raise integrity.missing_chunk(self.storage, self.name, head, chunk, None)
         key, raw = next(iter(found.items()))
         return parse_chunk_key(key)[1], raw
-
-    def _missing(self, head: Head, chunk: int, version: int | None) -> Exception:
-        """Why the version of ``chunk`` that ``head`` needs is not in storage: the
-        database was dropped, GC removed a superseded version (the snapshot expired), or,
-        when neither explains it, the store is damaged."""
-        current = self.storage.get([HEAD]).get(HEAD)
-        if current is None or Head.decode(current, self.name).id != head.id:
-            return DatabaseNotFound(f"database {self.name!r} was dropped while this snapshot "
-                                    f"(v{head.version}) was open")
-        newer = self.storage.list(start=chunk_key(chunk, head.version + 1), end=chunk_prefix(chunk + 1), limit=1)
-        if newer:
-            return SnapshotExpired(
-                f"{self.name}: chunk {chunk} as of v{head.version} was garbage-collected: that "
-                "version is older than the retention window")
-        what = f"v{version}" if version is not None else f"at or before v{head.version}"
-        return CorruptChunk(f"{self.name}: chunk {chunk} {what} is missing from storage")
 
     def _prefetch(self, head: Head, chunk: int, count: int) -> tuple[int, bytes] | None:
         last = min(chunk + count, -(-head.size // head.chunk_size))
@@ -247,6 +238,7 @@ class PageStore:
             if v <= head.version:
                 newest[c] = (v, raw)
         complete_below = last if len(listed) < limit else last_seen  # chunks known in full
+        integrity.check_not_behind(self.storage, self.name, head, max((parse_chunk_key(k)[1] for k in listed), default=0))
         for c, (v, raw) in newest.items():
             if c != chunk and c < complete_below and self.cache.get((head.id, c, v)) is None:
                 try:
@@ -311,9 +303,10 @@ class PageStore:
                 raise Conflict(f"database {self.name!r}: the write lease lapsed during a large "
                                "transaction and its spilled pages were removed; run it again")
             new = base.advance(size, time.time())
-            head_writes = {HEAD: new.encode(), **self.lease.renewal()}
             expect = {HEAD: base.encode(), LEASE: self.lease.raw}
-            written = self._write_version(base, new, chunk_ids, chunks, head_writes, expect)
+            # A spilled version's record has parts in rows already: its own goes there too.
+            new, written = self._write_version(base, new, chunk_ids, chunks, self.lease.renewal(),
+                                               expect, moves_head=True, folds=spilled_at is None)
             self.lease.renewed()
             self._after_commit(base, new, [*chunk_ids, *spilled], written)
         self.collect_garbage_if_due()
@@ -321,19 +314,31 @@ class PageStore:
 
     def _write_version(self, base: Head, new: Head, chunk_ids: list[int],
                        chunks: Iterable[tuple[int, bytes]], last: dict[str, bytes],
-                       expect: dict[str, bytes | None]) -> list[int]:
-        """Write ``new``'s log record and chunks, and ``last`` in the final call, checked
-        against ``expect`` (every earlier call is fenced by the lease). Returns [chunks,
-        bytes] written. On failure the store forgets its head and cleans up before its
-        next write. Shared by commits (``last``: the head) and 2PC prepares (pages/twophase.py)."""
-        records = log.record_writes(new, chunk_ids, base.size, self.limits)
+                       expect: dict[str, bytes | None], *, moves_head: bool,
+                       folds: bool = True) -> tuple[Head, list[int]]:
+        """Write ``new``'s chunks and log record, and ``last`` in the final call, checked
+        against ``expect`` (every earlier call is fenced by the lease); with ``moves_head``
+        that call also writes the new head. Returns the head as written (a single-call
+        commit folds its record into it: pages/log.py) and [chunks, bytes] written. On
+        failure the store forgets its head and cleans up before its next write. Shared by
+        commits and 2PC prepares (pages/twophase.py, which moves the head later)."""
+        one_call = len(chunk_ids) + len(last) + 2 <= self.limits.max_keys_per_call
         try:
-            if len(chunk_ids) + len(records) + len(last) <= self.limits.max_keys_per_call:
+            if folds and moves_head and one_call:
+                new, rows = log.folded(base, new, chunk_ids)
+                # No row names these chunks before they land, so none may exist yet: one
+                # that does was written past a head that then went back (see _find).
+                expect = {**expect, **dict.fromkeys(chunk_key(c, new.version) for c in chunk_ids)}
+            else:
+                rows = {**log.flushed(base), **log.record_writes(new, chunk_ids, base.size, self.limits)}
+            if moves_head:
+                last = {**last, HEAD: new.encode()}
+            if len(chunk_ids) + len(rows) + len(last) <= self.limits.max_keys_per_call:
                 values = dict(encoded_chunks(new.version, chunks))
-                self.storage.commit({**values, **records, **last}, expect=expect)
+                self.storage.commit({**values, **rows, **last}, expect=expect)
                 written = [len(values), sum(map(len, values.values()))]
             else:
-                self.storage.commit(records, expect={LEASE: self.lease.raw})
+                self.storage.commit(rows, expect={LEASE: self.lease.raw})
                 written = list(self._fenced().write_chunks(new.version, chunks))
                 self.storage.commit(last, expect=expect)
         except Conflict as exc:
@@ -342,6 +347,7 @@ class PageStore:
             with self._lock:
                 self._latest = None
             self._needs_cleanup = True
+            integrity.check_conflict_explained(self.storage, self.name, expect, new)
             raise Conflict(
                 f"database {self.name!r}: commit of v{new.version} refused: another writer "
                 "committed or took over the write lease"
@@ -351,7 +357,7 @@ class PageStore:
                 self._latest = None  # the commit may have landed unheard: ask storage
             self._needs_cleanup = True
             raise
-        return written
+        return new, written
 
     def collect_garbage_if_due(self) -> None:
         """GC every ``GC_EVERY`` versions, once the head has moved: the commit has landed,
@@ -420,7 +426,11 @@ class PageStore:
             return done.deleted
 
     def close(self) -> None:
-        """Give the write lease back so other processes need not wait for it."""
+        """Give the write lease back so other processes need not wait for it, and leave
+        the version map to the next process opening this head (persistent cache only)."""
+        with self._lock:
+            identity, where = self._where_at, dict(self._where)
+        self.cache.save_versions(identity, where)
         with self._commit_lock:
             self.lease.release()
 

@@ -179,7 +179,7 @@ def _changed(store: PageStore, head: Head, since: int) -> set[int] | None:
     the commit log no longer tells (or ``since`` is unknown)."""
     if since < 0 or since > head.version:
         return None
-    records = log.read_records(store.storage, store.name, since + 1, head.version + 1)
+    records = log.read_records(store.storage, store.name, head, since + 1, head.version + 1)
     if len(records) != head.version - since:
         return None  # garbage-collected: no longer known
     changed: set[int] = set()

@@ -209,7 +209,7 @@ def _versions(namespace, name: str) -> dict:
     retained = restore_ops.retained_versions(namespace, name)[-MAX_VERSIONS:]
     store = open_store(namespace, name)
     head = store.read_head()
-    records = read_records(store.storage, name, retained[0][0], head.version + 1) if retained else {}
+    records = read_records(store.storage, name, head, retained[0][0], head.version + 1) if retained else {}
     listed = [{"version": v, "time": t, "size": records[v].size if v in records else None,
                "chunks_written": len(records[v].chunks) if v in records else None}
               for v, t in reversed(retained)]

@@ -156,7 +156,7 @@ def test_list_shows_every_pushed_version_with_its_commit_time(ns, db, target_url
     store = PageStore(ns.object(db), db)
     now = head(ns, db)
     from dolite.pages.log import read_records
-    records = read_records(store.storage, db, now.version - 2, now.version + 1)
+    records = read_records(store.storage, db, now, now.version - 2, now.version + 1)
     listed = backup.list_versions(db, from_=target_url)
     assert [v.version for v in listed] == sorted(records)
     for v in listed:

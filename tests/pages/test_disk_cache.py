@@ -4,52 +4,17 @@ disk, never a dropped database's bytes, never a damaged entry."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import uuid
 
 import pytest
 
 from dolite.pages import PageStore
-from dolite.pages.cache import ChunkCache
 from dolite.pages.disk_cache import DiskChunkCache
 from dolite.storage import open_storage
 from dolite.storage.durable_object import DO_LIMITS, LocalCache
 
 CHUNK = 4096
-
-
-def wire_page_store(set_attribute=setattr) -> None:
-    """Give PageStore its persistent level the way dolite/pages/store.py is to do it (the
-    three lines in the report of issue #15), if store.py does not yet: ChunkCache built
-    with the Storage's ``chunk_cache``, the version map seeded on a new head, saved on close."""
-    if "chunk_cache" in inspect.getsource(PageStore.__init__):
-        return
-    init, observe, close = PageStore.__init__, PageStore._observe, PageStore.close
-
-    def wired_init(self, storage, name, *, cache_bytes=64 << 20, **options):
-        init(self, storage, name, cache_bytes=cache_bytes, **options)
-        self.cache = ChunkCache(cache_bytes, disk=getattr(storage, "chunk_cache", None))
-
-    def wired_observe(self, head):
-        observe(self, head)
-        with self._lock:
-            if self._where_at == head.identity and not self._where:
-                self._where = self.cache.versions(head.identity)
-
-    def wired_close(self):
-        with self._lock:
-            identity, where = self._where_at, dict(self._where)
-        self.cache.save_versions(identity, where)
-        close(self)
-
-    for name, function in (("__init__", wired_init), ("_observe", wired_observe), ("close", wired_close)):
-        set_attribute(PageStore, name, function)
-
-
-@pytest.fixture(autouse=True)
-def wired(monkeypatch):
-    wire_page_store(monkeypatch.setattr)
 
 
 class RemoteObject:

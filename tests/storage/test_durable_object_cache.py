@@ -17,15 +17,9 @@ from dolite.errors import InvalidURL
 from dolite.pages import open_store
 from dolite.storage import open_storage
 from tests.backends import session_workerd
-from tests.pages.test_disk_cache import wire_page_store
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 250  # about 1 MB: one 4 KiB blob a row
-
-
-@pytest.fixture(autouse=True)
-def wired(monkeypatch):
-    wire_page_store(monkeypatch.setattr)
 
 
 @pytest.fixture
@@ -62,8 +56,6 @@ def test_a_second_process_cold_open_reads_at_least_90_percent_locally(url, tmp_p
     _, first, _ = read_everything(cached)  # this process warms it
     scan = textwrap.dedent(f"""
         import json, dolite
-        from tests.pages.test_disk_cache import wire_page_store
-        wire_page_store()
         conn = dolite.connect("db", storage={cached!r}, create=False)
         rows, size = conn.execute("SELECT count(*), sum(length(b)) FROM t").fetchone()
         store = conn.database.store

@@ -1,0 +1,65 @@
+"""Telling damage from the ordinary: why a chunk a reader needs is missing, and whether
+the stored head went back (an intact older head put in its place).
+
+A head that went back must never be served as current, and no writer may treat the newer
+versions as debris and delete or overwrite them. Heads carry their newest commit records
+(pages/log.py), so an older head put back takes those records with it; what gives it away
+is what the newer commits left in storage: log rows or chunk versions more than one
+version past it (a commit in flight may have written one version ahead, never two).
+"""
+
+from __future__ import annotations
+
+from dolite.errors import CorruptChunk, DatabaseNotFound, SnapshotExpired
+from dolite.pages.format import HEAD, LEASE, LOG_PREFIX, Head, chunk_key, chunk_prefix, log_key, parse_log_key
+from dolite.storage.base import Storage
+
+ROLLED_BACK = "the head was rolled back or damaged (nothing was deleted; restore the head from a backup or repair it)"
+
+
+def check_log_not_ahead(storage: Storage, name: str, head: Head) -> None:
+    """Raise CorruptChunk if the log has rows two or more versions past ``head``."""
+    ahead = storage.list(start=log_key(head.version + 2), prefix=LOG_PREFIX, limit=1)
+    if ahead:
+        raise CorruptChunk(f"{name}: the head says v{head.version} but the commit log goes on to "
+                           f"v{parse_log_key(next(iter(ahead)))}: {ROLLED_BACK}")
+
+
+def check_not_behind(storage: Storage, name: str, head: Head, seen: int) -> None:
+    """A reader of ``head`` saw a chunk of version ``seen``: raise CorruptChunk if that is
+    two or more versions past the stored head (not merely past ``head``: commits may have
+    landed since it was read)."""
+    if seen <= head.version + 1:
+        return
+    raw = storage.get([HEAD]).get(HEAD)
+    current = Head.decode(raw, name) if raw is not None else None
+    if current is not None and current.id == head.id and current.version + 1 < seen:
+        raise CorruptChunk(f"{name}: the head says v{current.version} but chunks of v{seen} exist: {ROLLED_BACK}")
+
+
+def check_conflict_explained(storage: Storage, name: str, expect: dict[str, bytes | None], new: Head) -> None:
+    """After a refused single-call commit, which expected its chunk keys absent: if neither
+    the head nor the lease changed, a chunk of ``new`` already existed, so the stored head
+    went back: raise CorruptChunk (a retry would be refused for ever)."""
+    try:
+        now = storage.get([HEAD, LEASE])
+    except Exception:  # noqa: BLE001 - the caller's Conflict says enough
+        return
+    if all(now.get(key) == expect[key] for key in (HEAD, LEASE) if key in expect):
+        raise CorruptChunk(f"{name}: chunks of v{new.version} exist although the head says "
+                           f"v{new.version - 1}: {ROLLED_BACK}")
+
+
+def missing_chunk(storage: Storage, name: str, head: Head, chunk: int, version: int | None) -> Exception:
+    """Why the version of ``chunk`` that ``head`` needs is not in storage: the database was
+    dropped, GC removed a superseded version (the snapshot expired), or, when neither
+    explains it, the store is damaged."""
+    current = storage.get([HEAD]).get(HEAD)
+    if current is None or Head.decode(current, name).id != head.id:
+        return DatabaseNotFound(f"database {name!r} was dropped while this snapshot (v{head.version}) was open")
+    newer = storage.list(start=chunk_key(chunk, head.version + 1), end=chunk_prefix(chunk + 1), limit=1)
+    if newer:
+        return SnapshotExpired(f"{name}: chunk {chunk} as of v{head.version} was garbage-collected: that "
+                               "version is older than the retention window")
+    what = f"v{version}" if version is not None else f"at or before v{head.version}"
+    return CorruptChunk(f"{name}: chunk {chunk} {what} is missing from storage")

@@ -1,0 +1,118 @@
+"""Single-call commits fold their log record into the head (issue #15: at most 2 rows
+written per single-page commit): the head carries up to RECENT_MAX records, then one
+batch row takes them. Every reader of the log sees the same records as before, and a head
+put back from the past is still caught although no log row is ahead of it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import dolite
+from dolite.errors import CorruptChunk
+from dolite.ops import restore
+from dolite.pages import PageStore
+from dolite.pages.format import HEAD, LOG_PREFIX
+from dolite.pages.log import RECENT_MAX, read_records
+from dolite.storage import open_storage
+from tests.torture.faulty import FaultyNamespace
+
+
+class CountingStorage:
+    """Counts the keys each commit writes (billed rows on a SQLite-backed object)."""
+
+    def __init__(self, inner):
+        self.inner, self.limits, self.rows = inner, inner.limits, []
+
+    def commit(self, writes, deletes=(), expect=None):
+        self.rows.append(len(writes) + len(list(deletes)))
+        return self.inner.commit(writes, deletes, expect)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _store(versions: int) -> tuple[PageStore, CountingStorage]:
+    storage = CountingStorage(open_storage("memory:").object("db"))
+    store = PageStore(storage, "db")
+    head = store.create(chunk_size=512)
+    store.ensure_writable()
+    storage.rows.clear()
+    for v in range(versions):
+        head = store.commit(head, {v % 3: bytes([v % 256]) * 512}, size=3 * 512)
+    return store, storage
+
+
+def test_a_single_page_commit_writes_two_rows_and_a_batch_row_every_recent_max():
+    commits = 3 * RECENT_MAX
+    store, storage = _store(commits)
+    assert sum(storage.rows) <= 2 * commits + commits // RECENT_MAX
+    assert max(storage.rows) == 3  # chunk, head, and now and then the batch row
+    batches = storage.inner.list(prefix=LOG_PREFIX)
+    assert len(batches) == commits // RECENT_MAX - 1 + (commits % RECENT_MAX > 0)
+    assert 0 < len(store.read_head().recent) <= RECENT_MAX
+
+
+@pytest.mark.parametrize("commits", [1, RECENT_MAX, RECENT_MAX + 1, 3 * RECENT_MAX + 5])
+def test_every_version_has_its_record_from_rows_or_the_head(commits):
+    store, _ = _store(commits)
+    head = store.read_head()
+    records = read_records(store.storage, "db", head, 0, head.version + 1)
+    assert sorted(records) == list(range(1, head.version + 1))
+    for v, record in records.items():
+        assert record.chunks == [(v - 1) % 3] and record.size == 3 * 512
+    middle = read_records(store.storage, "db", head, 2, head.version - 1)  # ranges inside batches
+    assert sorted(middle) == list(range(2, head.version - 1))
+    if head.version > 1:
+        old = store.version_head(1, head)
+        assert (old.version, old.size, old.recent) == (1, 3 * 512, ())
+
+
+def test_point_in_time_restore_reaches_versions_folded_into_the_head():
+    url = f"memory:{uuid.uuid4().hex}"
+    conn = dolite.connect("db", storage=url, isolation_level=None)
+    conn.execute("CREATE TABLE t(v)")
+    for i in range(RECENT_MAX + 3):
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    conn.close()
+    versions = [v for v, _ in restore.retained_versions(url, "db")]
+    assert versions == list(range(1, RECENT_MAX + 5))
+    restore.restore(url, "db", version=versions[-3])
+    conn = dolite.connect("db", storage=url)
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (RECENT_MAX + 1,)
+    conn.close()
+
+
+def _older_head_put_back(url: str) -> None:
+    conn = dolite.connect("db", storage=url, isolation_level=None)
+    conn.execute("CREATE TABLE t(v)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    obj = open_storage(url).object("db")
+    old = obj.get([HEAD])[HEAD]
+    for i in range(3):
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    conn.close()
+    assert not obj.list(prefix=LOG_PREFIX)  # nothing ahead of the old head in the log
+    obj.put({HEAD: old})
+
+
+def test_a_reader_of_an_older_head_put_back_gets_corruption_not_old_rows():
+    url = f"memory:{uuid.uuid4().hex}"
+    _older_head_put_back(url)
+    with pytest.raises(CorruptChunk, match="rolled back"):
+        dolite.connect("db", storage=FaultyNamespace(open_storage(url))).execute(
+            "SELECT count(*) FROM t").fetchall()
+
+
+def test_a_writer_on_an_older_head_put_back_overwrites_nothing():
+    url = f"memory:{uuid.uuid4().hex}"
+    _older_head_put_back(url)
+    obj = open_storage(url).object("db")
+    before = obj.list(prefix="c/")
+    store = PageStore(obj, "db")
+    head = store.read_head()
+    store.ensure_writable()
+    with pytest.raises(CorruptChunk, match="rolled back"):
+        store.commit(head, {0: b"x" * head.chunk_size, 1: b"y" * head.chunk_size}, size=head.size)
+    assert obj.list(prefix="c/") == before
