@@ -94,6 +94,29 @@ def interactive_txn(conn, native: NativeSql, pairs: list[tuple[int, int]]):
     return on_dolite, on_native
 
 
+def settle_gc(conn) -> int:
+    """Run the page store's garbage collection until it finds nothing more to delete (all
+    of it, with the benchmark's zero retention); the number of keys it deleted."""
+    store = conn.database.store
+    deleted = 0
+    while done := store.collect_garbage():
+        deleted += done
+    return deleted
+
+
+def then_settle_gc(conn, on_dolite, count: int):
+    """``on_dolite`` that, after the part ending the phase's ``count`` transactions, also
+    collects the garbage they left: the phase pays, in time, requests and rows, for all
+    the collection its commits cause (the rest ran inline, every few commits)."""
+
+    def work(part: range) -> None:
+        on_dolite(part)
+        if part.stop == count:
+            settle_gc(conn)
+
+    return work
+
+
 def fill_native(native: NativeSql, sizes: DoBenchSizes) -> None:
     native.execute(CREATE)
     for start in range(1, sizes.rows + 1, sizes.fill_batch):

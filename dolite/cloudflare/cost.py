@@ -1,24 +1,33 @@
 """What a workload costs on a SQLite-backed Durable Object, from the rows and requests it used.
 
-Cloudflare's published prices for SQLite-backed Durable Objects (Workers Paid plan, beyond
-the included amounts): **$1.00 per million rows written**, **$0.001 per million rows read**,
-**$0.15 per million requests**. The key-value API is billed in the same rows: each key a
-``get`` names is one row read, each entry a ``list`` returns one row read, each key a ``put``
-or ``delete`` names one row written. SQL is billed as its cursors report
-(``cursor.rowsRead``, ``cursor.rowsWritten``). Duration (GB-s) and stored bytes are billed
-too but are not modelled here.
+Cloudflare's published prices (Workers Paid plan, beyond the included amounts), for
+SQLite-backed Durable Objects: **$1.00 per million rows written**, **$0.001 per million rows
+read**, **$0.15 per million requests** to an object; and for the Worker in front of them
+(Workers Standard): **$0.30 per million requests**. A client cannot reach a Durable Object
+but through a Worker, so each HTTP request either side sends is one Worker request and one
+object request. The key-value API is billed in the same rows as SQL: each key a ``get``
+names is one row read, each entry a ``list`` returns one row read, each key a ``put``
+names one row written, and deletes count as rows written (the Worker counts the rows a
+delete removed). SQL is billed as its cursors report (``cursor.rowsRead``,
+``cursor.rowsWritten``). Duration (GB-s), Worker CPU time and stored bytes are billed too
+but are not modelled here.
 
 So the cost of one million transactions, in dollars, is simply::
 
-    rows_written * 1.00 + rows_read * 0.001 + requests * 0.15     (per-transaction counts)
+    rows_written * 1.00 + rows_read * 0.001 + requests * (0.15 + 0.30)   (per-transaction counts)
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-PRICE_PER_MILLION = {"rows_written": 1.00, "rows_read": 0.001, "requests": 0.15}
+PRICE_PER_MILLION = {"rows_written": 1.00, "rows_read": 0.001, "object_requests": 0.15, "worker_requests": 0.30}
 """US dollars per million of each billed unit (Cloudflare's published pricing)."""
+
+BILLED_AS = {"rows_written": "rows_written", "rows_read": "rows_read", "object_requests": "requests",
+             "worker_requests": "requests"}
+"""The :class:`Usage` field each priced unit counts: an HTTP request is both a Worker request
+and a Durable Object request."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ class Usage:
 
 def cost_per_million(per_transaction: Usage) -> float:
     """Dollars per million transactions that each use ``per_transaction``."""
-    return sum(getattr(per_transaction, unit) * price for unit, price in PRICE_PER_MILLION.items())
+    return sum(getattr(per_transaction, BILLED_AS[unit]) * price for unit, price in PRICE_PER_MILLION.items())
 
 
 MIX = {"point_read": 0.70, "commit": 0.20, "interactive_txn": 0.09, "full_scan": 0.01}

@@ -27,7 +27,8 @@ WORKLOADS = {"commit", "txn_100_rows", "interactive_txn", "point_read", "point_r
 
 def priced(figures: dict) -> float:
     """The cost per million transactions from a side's counts, at the published prices."""
-    return (figures["rows_written"] * 1.00 + figures["rows_read"] * 0.001 + figures["round_trips"] * 0.15)
+    # each round trip is one Worker request ($0.30) and one Durable Object request ($0.15)
+    return (figures["rows_written"] * 1.00 + figures["rows_read"] * 0.001 + figures["round_trips"] * 0.45)
 
 
 def test_run_do_bench_reports_counts_and_costs_of_both_sides():
@@ -53,7 +54,7 @@ def test_run_do_bench_reports_counts_and_costs_of_both_sides():
     assert result["round_trips_per_commit"]["dolite"] >= 1 and result["round_trips_per_commit"]["native"] == 1
     assert result["rows_written_per_commit"] == {s: f["rows_written"] for s, f in w["commit"].items()}
     cost = result["cost_per_million"]
-    assert cost["prices_usd_per_million"] == {"rows_written": 1.00, "rows_read": 0.001, "requests": 0.15}
+    assert cost["prices_usd_per_million"] == PRICE_PER_MILLION
     for side in ("dolite", "native"):
         expected = sum(share * priced(w[kind][side]) for kind, share in MIX.items())
         assert cost["mixed"][side] == pytest.approx(expected)
@@ -74,8 +75,9 @@ def test_run_do_bench_with_an_injected_round_trip_delays_both_sides():
 
 
 def test_cost_is_the_published_prices_times_the_counts():
-    assert PRICE_PER_MILLION == {"rows_written": 1.00, "rows_read": 0.001, "requests": 0.15}
-    assert cost_per_million(Usage(requests=1, rows_read=10, rows_written=3)) == pytest.approx(3.16)
+    assert PRICE_PER_MILLION == {"rows_written": 1.00, "rows_read": 0.001, "object_requests": 0.15,
+                                 "worker_requests": 0.30}
+    assert cost_per_million(Usage(requests=1, rows_read=10, rows_written=3)) == pytest.approx(3.46)
     assert Usage(4, 8, 2).per(2) == Usage(2, 4, 1)
     with pytest.raises(ValueError):
         Usage(1, 1, 1).per(0)
@@ -132,6 +134,11 @@ def test_storage_worker_reports_the_rows_each_call_reads_and_writes(client):
     conflict = client.post(path + "commit", content=refused)
     assert conflict.status_code == 409 and rows(conflict) == (1, 0)
     assert rows(client.post(path + "delete", content=encode_records([("e", None)]))) == (0, 1)
+    # A delete writes a row only where a key was there to delete (a repeated key once).
+    gone = encode_records([("a", None), ("e", None), ("a", None)])
+    assert rows(client.post(path + "delete", content=gone)) == (0, 1)
+    assert rows(client.post(path + "commit", content=encode_records([("f", b"6")]) + gone
+                            + encode_records([]))) == (0, 1)
     drop = client.post(path + "drop")
     assert drop.status_code == 204 and "x-dolite-rows" not in drop.headers  # deleteAll reports no count
 

@@ -21,8 +21,10 @@
 // Every object route's answer (errors included, drop excepted) carries the billed storage
 // rows the call used, as counted here: `x-dolite-rows: read=N,written=M`. On a SQLite-backed
 // object each key a get (or a commit's expectation) names is one row read, each entry a list
-// returns one row read, each key a put or delete names one row written (Cloudflare bills the
-// key-value API that way); the first write to an object also writes its name in the registry.
+// returns one row read, each key a put names one row written, and each key a delete finds and
+// removes one row written (Cloudflare bills the key-value API in rows, deletes as rows
+// written; a key already absent, or named twice, removes no further row); the first write to
+// an object also writes its name in the registry.
 //
 // Bodies use the binary framing of records.js. A body over MAX_REQUEST_BYTES is refused
 // unread. Errors are JSON {"error": {"code", "message"}}, the shape and codes of dolite's
@@ -100,8 +102,8 @@ export class DoliteObject extends DurableObject {
 
   async delete(body, rows) {
     const [keys] = decodeRecordLists(body, ["keys"]);
-    rows.written += keys.length;
     const deleted = keys.length ? await this.ctx.storage.delete(keys.map(([k]) => k)) : 0;
+    rows.written += deleted;
     return Response.json({ deleted });
   }
 
@@ -116,6 +118,7 @@ export class DoliteObject extends DurableObject {
     if (writes.length && (await this.ensureRegistered(name))) rows.written += 1;
     // Everything is validated; from here on the batch is applied whole or not at all. The
     // transaction makes the compare and the writes one atomic, isolated unit in this object.
+    let deleted = 0;
     const conflict = await this.ctx.storage.transaction(async (txn) => {
       if (expect.length) {
         const current = await txn.get(expect.map(([k]) => k));
@@ -126,7 +129,7 @@ export class DoliteObject extends DurableObject {
         }
       }
       const pending = [];
-      if (deletes.length) pending.push(txn.delete(deletes.map(([k]) => k)));
+      if (deletes.length) pending.push(txn.delete(deletes.map(([k]) => k)).then((n) => { deleted = n; }));
       if (writes.length) {
         const entries = Object.create(null);
         for (const [key, value] of writes) entries[key] = value;
@@ -137,7 +140,7 @@ export class DoliteObject extends DurableObject {
     });
     rows.read += expect.length; // a refused commit has read its expectations too
     if (conflict) throw new HttpError("conflict", conflict);
-    rows.written += deletes.length + writes.length;
+    rows.written += deleted + writes.length;
     return new Response(null, { status: 204 });
   }
 
