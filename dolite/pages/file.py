@@ -88,6 +88,8 @@ class PagedFile:
         if self.after_failure and self._restores_base():
             self.discard()
             return
+        if 0 in self.dirty and self.volatile and self._masked(0, self.dirty[0]) == self._masked(0, self._base_chunk(0)):
+            del self.dirty[0]  # only SQLite's change counter moved: the VFS shows its own
         size, chunk_size = self.size, head.chunk_size
         try:
             # Chunks between the old and new end of file that were not written must be
