@@ -10,18 +10,16 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import apsw
 
-from dolite.errors import Conflict, DatabaseNotFound, DoliteError, LeaseHeld
+from dolite.errors import Conflict, DatabaseNotFound, DoliteError
 from dolite.names import validate_name
 from dolite.sql.pep249 import (
     ConnectionBase,
-    CursorBase,
     DatabaseError,
     DataError,
     Error,
@@ -33,7 +31,6 @@ from dolite.sql.pep249 import (
     ProgrammingError,
     Warning,
     apilevel,
-    is_dml,
     paramstyle,
     threadsafety,
 )
@@ -110,17 +107,15 @@ class Connection(SQLite3ConnectionMethods, ConnectionBase):
     def _stay_fresh(self) -> None:
         """Exclusive mode: SQLite trusts its page cache across transactions. If someone
         else committed since our cache was filled (possible when our lease lapsed, or
-        while another process held it), reopen so that cache is dropped. An exclusive
-        connection owns its database, so it keeps the write lease: then no check needs
-        any I/O."""
+        while another process held it), reopen so that cache is dropped. While we hold the
+        write lease (taken by our last commit) no check needs any I/O; otherwise one head
+        read, never a write: read-only work does not take the lease."""
         store = self.database.store
         if store.still_newest(self._seen):
             return  # we hold the lease and nobody committed since: the common case
         if self.raw.in_transaction:
             return
         try:
-            with contextlib.suppress(LeaseHeld):
-                store.ensure_writable()  # take or renew the lease (another process may hold it)
             identity = store.current_head().identity
         except DoliteError:
             return  # the statement itself will report the storage error

@@ -30,3 +30,48 @@ def test_a_single_row_commit_writes_one_chunk_and_the_head(exclusive):
     assert other.execute("SELECT count(*) FROM sqlite_master").fetchone() == (2,)
     conn.close()
     other.close()
+
+
+class WriteCounting:
+    """One object of a namespace, counting the calls that write (issue #15: read-only
+    work must not take or renew the write lease)."""
+
+    def __init__(self, namespace):
+        self.namespace, self.url, self.limits = namespace, namespace.url + "#counting", namespace.limits
+        self.writes: list[list[str]] = []
+
+    def object(self, name):
+        inner, writes = self.namespace.object(name), self.writes
+
+        class Counted:
+            limits = inner.limits
+
+            def commit(self, puts, deletes=(), expect=None):
+                writes.append(sorted(puts))
+                return inner.commit(puts, deletes, expect)
+
+            def __getattr__(self, attr):
+                return getattr(inner, attr)
+        return Counted()
+
+    def __getattr__(self, attr):
+        return getattr(self.namespace, attr)
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_read_only_work_writes_nothing(exclusive):
+    url = f"memory:{uuid.uuid4().hex}"
+    conn = dolite.connect("db", storage=url, isolation_level=None)
+    conn.execute("CREATE TABLE t(v)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.close()
+    counting = WriteCounting(open_storage(url))
+    reader = dolite.connect("db", storage=counting, exclusive=exclusive, create=False)
+    for _ in range(3):
+        assert reader.execute("SELECT v FROM t").fetchall() == [(1,)]
+    reader.close()
+    assert counting.writes == []
+    writer = dolite.connect("db", storage=counting, exclusive=exclusive, isolation_level=None)
+    writer.execute("INSERT INTO t VALUES (2)")  # a write takes the lease, as it must
+    assert any("lease" in keys for keys in counting.writes)
+    writer.close()
