@@ -108,14 +108,29 @@ def _adapted(value, key):
 def bind_parameters(parameters):
     """The parameters of one statement, adapted: a sequence binds by position, a dict by
     name; anything else is refused as sqlite3 refuses it."""
-    if type(parameters) in (tuple, list) or (not isinstance(parameters, dict) and _is_sequence(parameters)):
-        if type(parameters) in (tuple, list) and not _base_types_adapted(len(adapters)) \
-                and all(type(v) in _PLAIN for v in parameters):
-            return parameters
+    kind = type(parameters)
+    if (kind is tuple or kind is list) and _PLAIN.issuperset(map(type, parameters)) \
+            and not _base_types_adapted(len(adapters)):
+        return parameters  # the common case, kept cheap: executemany calls this per row
+    if kind in (tuple, list) or (not isinstance(parameters, dict) and _is_sequence(parameters)):
         return tuple(_adapted(value, index) for index, value in enumerate(parameters, 1))
     if isinstance(parameters, dict):
         return {name: _adapted(value, f":{name}") for name, value in parameters.items()}
     raise ProgrammingError("parameters are of unsupported type")
+
+
+def bind_all(seq_of_parameters):
+    """``bind_parameters`` of each row (executemany), with the adapter check made once."""
+    if _base_types_adapted(len(adapters)):
+        return map(bind_parameters, seq_of_parameters)
+    return map(_bind_plain, seq_of_parameters)
+
+
+def _bind_plain(parameters):
+    kind = type(parameters)
+    if (kind is tuple or kind is list) and _PLAIN.issuperset(map(type, parameters)):
+        return parameters
+    return bind_parameters(parameters)
 
 
 def _is_sequence(value) -> bool:

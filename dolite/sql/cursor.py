@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 import apsw
 
 from dolite.errors import ProgrammingError
-from dolite.sql.compat import RowShaper, bind_parameters, check_one_statement, check_script, column_converters
+from dolite.sql.compat import RowShaper, bind_all, bind_parameters, check_one_statement, check_script, column_converters
 from dolite.sql.pep249 import CursorBase, is_dml
 
 def _missing_binding(exc: KeyError) -> ProgrammingError:
@@ -118,7 +118,7 @@ class Cursor(CursorBase):
         before = conn.raw.total_changes()
         self._cursor.exec_trace = _refuse_read_only
         try:
-            for _ in self._cursor.executemany(sql, (bind_parameters(p) for p in seq_of_parameters)):
+            for _ in self._cursor.executemany(sql, bind_all(seq_of_parameters)):
                 pass
         except apsw.ExecTraceAbort:
             raise ProgrammingError("executemany() can only execute DML statements.") from None
