@@ -32,6 +32,11 @@ def _remember_description(cell: list, cursor, statement, bindings) -> bool:
     return True
 
 
+# (columns, text_factory, row_factory, plain) -> (description, RowShaper or None); both
+# immutable. Without detect_types nothing else decides them.
+_SHAPES: dict[tuple, tuple] = {}
+
+
 class Cursor(CursorBase):
     """PEP 249 cursor over an APSW cursor, with sqlite3.Cursor's semantics (one statement
     per execute, sqlite3's adapters, converters, row_factory and text_factory)."""
@@ -73,10 +78,22 @@ class Cursor(CursorBase):
             self.description, self._shape = None, None
             return
         conn = self.connection
+        key = (described, conn.text_factory, self.row_factory, self._plain)
+        try:
+            known = None if conn.detect_types else _SHAPES.get(key)
+        except TypeError:  # an unhashable factory: described every time
+            known, key = None, None
+        if known is not None:
+            self.description, self._shape = known  # the same query again: the common case
+            return
         converters, names = column_converters(conn.detect_types, described)
         self.description = tuple((name, None, None, None, None, None, None) for name in names)
         shape = RowShaper(converters, conn.text_factory, self.row_factory)
         self._shape = shape if shape.needed and not self._plain else None
+        if key is not None and not conn.detect_types:  # (converters: a registry that may change)
+            if len(_SHAPES) >= 512:
+                _SHAPES.clear()
+            _SHAPES[key] = self.description, self._shape
 
     def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
         conn = self._ready(sql)

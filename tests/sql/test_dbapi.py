@@ -127,3 +127,27 @@ def test_closing_the_last_connection_frees_the_database_state(storage_url):
     with pytest.raises(dolite.DatabaseNotFound):
         dolite.connect("never-made", storage=ns, create=False)
     assert "never-made" not in vfs.databases
+
+
+def test_row_shapes_follow_each_cursor_factory_and_text_factory(conn):
+    """Descriptions and row shapes are remembered per query shape: a change of
+    row_factory or text_factory, or an unhashable factory, still takes effect."""
+
+    class Unhashable:
+        __hash__ = None
+
+        def __call__(self, cursor, row):
+            return list(row)
+
+    conn.execute("CREATE TABLE s(a, b)")
+    conn.execute("INSERT INTO s VALUES ('x', 1)")
+    assert conn.execute("SELECT a, b FROM s").fetchone() == ("x", 1)
+    conn.row_factory = dolite.Row
+    row = conn.execute("SELECT a, b FROM s").fetchone()
+    assert (row["a"], row["b"]) == ("x", 1)
+    conn.row_factory = Unhashable()
+    assert conn.execute("SELECT a, b FROM s").fetchone() == ["x", 1]
+    conn.row_factory = None
+    conn.text_factory = bytes
+    cursor = conn.execute("SELECT a, b FROM s")
+    assert cursor.fetchone() == (b"x", 1) and [d[0] for d in cursor.description] == ["a", "b"]
