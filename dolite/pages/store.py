@@ -66,6 +66,7 @@ class PageStore:
         self._gc_due = 0.0  # collect_garbage has nothing to do before this time
         self.cleanups = 0  # debris cleanups run: a spilled transaction checks none ran since
         self._pins: dict[int, int] = {}  # pinned head version -> readers
+        self._last_miss = (-1 << 62, 1)  # (chunk, prefetch window) of the last cold read
         # -- two-phase commit (dolite/pages/twophase.py) --
         self.objects = objects  # other objects of the namespace: where 2PC decisions are read
         self.stage: twophase.Stage | None = None  # set: the next commit stops at "prepared"
@@ -209,9 +210,10 @@ class PageStore:
 
     def _find(self, head: Head, chunk: int) -> tuple[int, bytes]:
         """The newest stored version of ``chunk`` not newer than ``head``. Backends where a
-        call is a network round trip set ``prefetch_chunks``: the following chunks' versions
-        come back in the same call and are cached for the reads that usually follow."""
-        prefetch = self.limits.prefetch_chunks
+        call is a network round trip set ``prefetch_chunks``: when misses run in sequence
+        (a scan), the following chunks' versions come back in the same call and are cached
+        for the reads that follow; a random lookup fetches just its chunk."""
+        prefetch = self._prefetch_window(chunk)
         if prefetch > 1:
             found = self._prefetch(head, chunk, prefetch)
             if found is not None:
@@ -225,6 +227,18 @@ class PageStore:
             raise integrity.missing_chunk(self.storage, self.name, head, chunk, None)
         key, raw = next(iter(found.items()))
         return parse_chunk_key(key)[1], raw
+
+    def _prefetch_window(self, chunk: int) -> int:
+        """Chunks to fetch for a miss of ``chunk``: doubling (up to ``prefetch_chunks``)
+        while each miss falls just past what the last fetch brought, else one."""
+        most = self.limits.prefetch_chunks
+        if most <= 1:
+            return 0
+        with self._lock:
+            last, window = self._last_miss
+            window = min(most, window * 2) if 0 < chunk - last <= window else 1
+            self._last_miss = (chunk, window)
+        return window
 
     def _prefetch(self, head: Head, chunk: int, count: int) -> tuple[int, bytes] | None:
         last = min(chunk + count, -(-head.size // head.chunk_size))

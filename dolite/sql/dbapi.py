@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import apsw
 
-from dolite.errors import Conflict, DatabaseNotFound, DoliteError
+from dolite.errors import Conflict, DatabaseNotFound, DoliteError, LeaseHeld
 from dolite.names import validate_name
 from dolite.sql.pep249 import (
     ConnectionBase,
@@ -40,6 +41,7 @@ from dolite.sql.compat_connection import SQLite3ConnectionMethods, checked_isola
 from dolite.sql.optimistic import Optimistic
 from dolite.sql.vfs import Database, DoliteVFS, dolite_cause, vfs_for
 
+HOT_STATEMENTS = 8  # exclusive mode: statements in half a lease period before reads take it
 DEFAULT_STORAGE = "sqlite:./.dolite"
 
 _ERRORS = [
@@ -103,25 +105,40 @@ class Connection(SQLite3ConnectionMethods, ConnectionBase):
         # Exclusive mode: a head identity no newer than what our SQLite cache holds (None:
         # nothing cached yet). Never newer, so a commit by anyone else is never missed.
         self._seen: tuple[int, int] | None = None
+        self._unleased = (0.0, 0)  # (since, statements) that read the head without the lease
 
     def _stay_fresh(self) -> None:
         """Exclusive mode: SQLite trusts its page cache across transactions. If someone
         else committed since our cache was filled (possible when our lease lapsed, or
         while another process held it), reopen so that cache is dropped. While we hold the
-        write lease (taken by our last commit) no check needs any I/O; otherwise one head
-        read, never a write: read-only work does not take the lease."""
+        write lease no check needs any I/O; otherwise one head read. Read-only work takes
+        the lease (a write) only once it is hot: more than ``HOT_STATEMENTS`` statements
+        within half a lease period, when one lease write is cheaper than a head read each;
+        a cold lookup never writes."""
         store = self.database.store
         if store.still_newest(self._seen):
             return  # we hold the lease and nobody committed since: the common case
         if self.raw.in_transaction:
             return
         try:
+            if self._hot(store.lease.ttl):
+                with contextlib.suppress(LeaseHeld):
+                    store.ensure_writable()
             identity = store.current_head().identity
         except DoliteError:
             return  # the statement itself will report the storage error
         if self._seen is not None and identity != self._seen:
             self._reopen()
         self._seen = identity  # taken before the statement pins: never newer than it
+
+    def _hot(self, ttl: float) -> bool:
+        """Count a statement that needed a head read; True once they come often."""
+        now = time.monotonic()
+        since, count = self._unleased
+        if now - since > ttl / 2:
+            since, count = now, 0
+        self._unleased = (since, count + 1)
+        return count + 1 > HOT_STATEMENTS
 
     def _wrote(self) -> None:
         """After a statement that may have committed: our own commit is what our cache

@@ -113,7 +113,7 @@ def test_exclusive_connection_notices_a_commit_made_during_its_first_statement()
         w.close()
 
     ns_x.faults.on_stall = commit_elsewhere
-    ns_x.faults.arm(at=4, mode="stall")  # lease look-up, head, head (pin), first chunk
+    ns_x.faults.arm(at=3, mode="stall")  # head, head (pin), first chunk
     try:
         assert _balance(x) == 3
         assert fired

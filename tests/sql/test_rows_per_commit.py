@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 import dolite
+from dolite.sql.dbapi import HOT_STATEMENTS
 from dolite.storage import open_storage
 
 
@@ -75,3 +76,24 @@ def test_read_only_work_writes_nothing(exclusive):
     writer.execute("INSERT INTO t VALUES (2)")  # a write takes the lease, as it must
     assert any("lease" in keys for keys in counting.writes)
     writer.close()
+
+
+def test_a_hot_exclusive_reader_takes_the_lease_once_and_then_reads_without_io():
+    url = f"memory:{uuid.uuid4().hex}"
+    conn = dolite.connect("db", storage=url, isolation_level=None)
+    conn.execute("CREATE TABLE t(v)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.close()
+    counting = WriteCounting(open_storage(url))
+    reader = dolite.connect("db", storage=counting, exclusive=True, create=False)
+    for _ in range(HOT_STATEMENTS):
+        reader.execute("SELECT v FROM t").fetchall()
+    assert counting.writes == []  # cold: a head read a statement, no write
+    reader.execute("SELECT v FROM t").fetchall()
+    assert [keys for keys in counting.writes] == [["lease"]]  # hot: one lease write...
+    store = reader.database.store
+    reads = store.stats["chunks_read"]
+    for _ in range(20):
+        assert reader.execute("SELECT v FROM t").fetchall() == [(1,)]
+    assert store.still_newest(reader._seen) and store.stats["chunks_read"] == reads
+    reader.close()
