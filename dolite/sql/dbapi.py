@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import apsw
 
-from dolite.errors import Conflict, DatabaseNotFound, DoliteError, LeaseHeld
+from dolite.errors import Conflict, DatabaseNotFound, DoliteError
 from dolite.names import validate_name
+from dolite.sql.freshness import CacheFreshness
 from dolite.sql.pep249 import (
     ConnectionBase,
     DatabaseError,
@@ -41,7 +41,6 @@ from dolite.sql.compat_connection import SQLite3ConnectionMethods, checked_isola
 from dolite.sql.optimistic import Optimistic
 from dolite.sql.vfs import Database, DoliteVFS, dolite_cause, vfs_for
 
-HOT_STATEMENTS = 8  # exclusive mode: statements in half a lease period before reads take it
 DEFAULT_STORAGE = "sqlite:./.dolite"
 
 _ERRORS = [
@@ -102,49 +101,16 @@ class Connection(SQLite3ConnectionMethods, ConnectionBase):
         self._init_compat(detect_types)
         self.optimistic: Optimistic | None = None  # set by connect(concurrency="optimistic")
         self.raw = self._open_raw()
-        # Exclusive mode: a head identity no newer than what our SQLite cache holds (None:
-        # nothing cached yet). Never newer, so a commit by anyone else is never missed.
-        self._seen: tuple[int, int] | None = None
-        self._unleased = (0.0, 0)  # (since, statements) that read the head without the lease
+        self._freshness = CacheFreshness()  # exclusive mode: may SQLite's page cache be trusted?
 
     def _stay_fresh(self) -> None:
-        """Exclusive mode: SQLite trusts its page cache across transactions. If someone
-        else committed since our cache was filled (possible when our lease lapsed, or
-        while another process held it), reopen so that cache is dropped. While we hold the
-        write lease no check needs any I/O; otherwise one head read. Read-only work takes
-        the lease (a write) only once it is hot: more than ``HOT_STATEMENTS`` statements
-        within half a lease period, when one lease write is cheaper than a head read each;
-        a cold lookup never writes."""
-        store = self.database.store
-        if store.still_newest(self._seen):
-            return  # we hold the lease and nobody committed since: the common case
-        if self.raw.in_transaction:
-            return
-        try:
-            if self._hot(store.lease.ttl):
-                with contextlib.suppress(LeaseHeld):
-                    store.ensure_writable()
-            identity = store.current_head().identity
-        except DoliteError:
-            return  # the statement itself will report the storage error
-        if self._seen is not None and identity != self._seen:
+        """Exclusive mode, before a statement: drop SQLite's page cache if someone else
+        committed since it was filled (sql/freshness.py)."""
+        if self._freshness.stale(self.database.store, self.raw.in_transaction):
             self._reopen()
-        self._seen = identity  # taken before the statement pins: never newer than it
-
-    def _hot(self, ttl: float) -> bool:
-        """Count a statement that needed a head read; True once they come often."""
-        now = time.monotonic()
-        since, count = self._unleased
-        if now - since > ttl / 2:
-            since, count = now, 0
-        self._unleased = (since, count + 1)
-        return count + 1 > HOT_STATEMENTS
 
     def _wrote(self) -> None:
-        """After a statement that may have committed: our own commit is what our cache
-        now holds, known for sure only while we hold the lease (else check next time)."""
-        latest = self.database.store.known_newest()
-        self._seen = latest.identity if latest is not None else (-1, -1)
+        self._freshness.wrote(self.database.store)
 
     def _reopen(self) -> None:
         """A new APSW connection in place of the old one (dropping SQLite's page cache).
@@ -197,7 +163,7 @@ class Connection(SQLite3ConnectionMethods, ConnectionBase):
             if self._closed:
                 raise ProgrammingError("Cannot operate on a closed connection.")
             self._reopen()
-            self._seen = None
+            self._freshness.forget()
         return self.raw
 
     def _failed(self, exc: apsw.Error) -> Exception:
@@ -206,7 +172,7 @@ class Connection(SQLite3ConnectionMethods, ConnectionBase):
         and after someone else committed that cache is stale."""
         error = translated(exc)
         if isinstance(error, Conflict) and self._setup.exclusive and self.raw is not None:
-            self._seen = None
+            self._freshness.forget()
             with contextlib.suppress(Error):
                 self._reopen()  # else left for the next statement (see _usable_raw)
         return error

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 import dolite
-from dolite.sql.dbapi import HOT_STATEMENTS
+from dolite.sql.freshness import HOT_STATEMENTS
 from dolite.storage import open_storage
 
 
@@ -95,5 +95,5 @@ def test_a_hot_exclusive_reader_takes_the_lease_once_and_then_reads_without_io()
     reads = store.stats["chunks_read"]
     for _ in range(20):
         assert reader.execute("SELECT v FROM t").fetchall() == [(1,)]
-    assert store.still_newest(reader._seen) and store.stats["chunks_read"] == reads
+    assert store.still_newest(reader._freshness.seen) and store.stats["chunks_read"] == reads
     reader.close()
