@@ -17,22 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
-from dolite.pages import gc, integrity, log, twophase
+from dolite.pages import gc, integrity, locate, log, twophase
 from dolite.pages.cache import ChunkCache
-from dolite.pages.format import (
-    CHUNK_HEADER_BYTES,
-    HEAD,
-    LEASE,
-    Head,
-    chunk_key,
-    chunk_prefix,
-    decode_chunk,
-    encoded_chunks,
-    encode_record,
-    new_incarnation,
-    parse_chunk_key,
-    to_ranges,
-)
+from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, LEASE, Head, chunk_key, decode_chunk, encode_record,
+                                 encoded_chunks, new_incarnation, to_ranges)
 from dolite.pages.lease import LeaseKeeper
 from dolite.storage.base import Storage
 
@@ -66,7 +54,7 @@ class PageStore:
         self._gc_due = 0.0  # collect_garbage has nothing to do before this time
         self.cleanups = 0  # debris cleanups run: a spilled transaction checks none ran since
         self._pins: dict[int, int] = {}  # pinned head version -> readers
-        self._last_miss = (-1 << 62, 1)  # (chunk, prefetch window) of the last cold read
+        self._window = locate.PrefetchWindow(self.limits.prefetch_chunks)
         # -- two-phase commit (dolite/pages/twophase.py) --
         self.objects = objects  # other objects of the namespace: where 2PC decisions are read
         self.stage: twophase.Stage | None = None  # set: the next commit stops at "prepared"
@@ -209,50 +197,20 @@ class PageStore:
         return replace(current, version=version, size=record.size, time=record.time, recent=())
 
     def _find(self, head: Head, chunk: int) -> tuple[int, bytes]:
-        """The newest stored version of ``chunk`` not newer than ``head``. Backends where a
-        call is a network round trip set ``prefetch_chunks``: when misses run in sequence
-        (a scan), the following chunks' versions come back in the same call and are cached
-        for the reads that follow; a random lookup fetches just its chunk."""
-        prefetch = self._prefetch_window(chunk)
-        if prefetch > 1:
-            found = self._prefetch(head, chunk, prefetch)
+        """The newest stored version of ``chunk`` not newer than ``head``, with the
+        chunks after it when misses run in sequence (pages/locate.py), cached."""
+        window = self._window.next(chunk)
+        if window > 1:
+            found = self._prefetch(head, chunk, window)
             if found is not None:
                 return found
-        found = self.storage.list(prefix=chunk_prefix(chunk), reverse=True, limit=1)
-        if found and (newest := parse_chunk_key(next(iter(found)))[1]) > head.version:
-            integrity.check_not_behind(self.storage, self.name, head, newest)  # or a commit landed since head was read
-            found = self.storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, head.version + 1),
-                                      reverse=True, limit=1)
-        if not found:
+        found = locate.newest_version(self.storage, self.name, head, chunk)
+        if found is None:
             raise integrity.missing_chunk(self.storage, self.name, head, chunk, None)
-        key, raw = next(iter(found.items()))
-        return parse_chunk_key(key)[1], raw
-
-    def _prefetch_window(self, chunk: int) -> int:
-        """Chunks to fetch for a miss of ``chunk``: doubling (up to ``prefetch_chunks``)
-        while each miss falls just past what the last fetch brought, else one."""
-        most = self.limits.prefetch_chunks
-        if most <= 1:
-            return 0
-        with self._lock:
-            last, window = self._last_miss
-            window = min(most, window * 2) if 0 < chunk - last <= window else 1
-            self._last_miss = (chunk, window)
-        return window
+        return found
 
     def _prefetch(self, head: Head, chunk: int, count: int) -> tuple[int, bytes] | None:
-        last = min(chunk + count, -(-head.size // head.chunk_size))
-        limit = count * 4
-        listed = self.storage.list(start=chunk_prefix(chunk), end=chunk_prefix(last), limit=limit)
-        newest: dict[int, tuple[int, bytes]] = {}
-        last_seen = chunk
-        for key, raw in listed.items():
-            c, v = parse_chunk_key(key)
-            last_seen = c
-            if v <= head.version:
-                newest[c] = (v, raw)
-        complete_below = last if len(listed) < limit else last_seen  # chunks known in full
-        integrity.check_not_behind(self.storage, self.name, head, max((parse_chunk_key(k)[1] for k in listed), default=0))
+        newest, complete_below = locate.following_versions(self.storage, self.name, head, chunk, count)
         for c, (v, raw) in newest.items():
             if c != chunk and c < complete_below and self.cache.get((head.id, c, v)) is None:
                 try:

@@ -252,3 +252,28 @@ def test_exclusive_reader_sees_commits_of_other_connections():
     assert reader.execute("SELECT count(*) FROM t").fetchone() == (2,)
     writer.close()
     reader.close()
+
+
+def test_prefetch_window_doubles_on_a_scan_and_falls_back_on_a_jump():
+    from dolite.pages.locate import PrefetchWindow
+
+    window = PrefetchWindow(32)
+    scan, at = [], 10
+    for _ in range(7):
+        scan.append(window.next(at))
+        at += scan[-1]  # the next miss falls just past what this one fetched
+    assert scan == [1, 2, 4, 8, 16, 32, 32]
+    assert window.next(5000) == 1 and window.next(70) == 1  # random lookups: their chunk only
+    assert PrefetchWindow(0).next(3) == 0
+
+
+def test_a_cold_point_lookup_fetches_only_the_chunks_it_needs():
+    base = open_storage("memory:")
+    writer = dolite.connect("look", storage=base)
+    _fill(writer, 2000)
+    writer.close()
+    reader = dolite.connect("look", storage=_CountingNamespace(base, 32))
+    assert reader.execute("SELECT count(*) FROM t WHERE id = 1500").fetchone() == (1,)
+    store = reader.database.store
+    assert store.stats["chunks_read"] <= 8, store.stats  # page 1, schema, a B-tree path
+    reader.close()
