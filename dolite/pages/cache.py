@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 
 from dolite.pages.disk_cache import CacheSpec, DiskChunkCache
+from dolite.pages.format import Head, from_ranges
 
 Key = tuple[int, int, int]  # (Head.id, chunk, version)
 
@@ -71,10 +72,24 @@ class ChunkCache:
             self._entries.clear()
             self.bytes = 0
 
-    def versions(self, identity: tuple[int, int]) -> dict[int, int]:
-        """chunk -> newest version as of the head ``identity`` (Head.identity), as saved
-        on disk for exactly that head by :meth:`save_versions`; empty if unknown."""
-        return self.disk.versions(identity) if self.disk is not None else {}
+    def versions(self, head: Head) -> dict[int, int]:
+        """chunk -> newest version as of ``head``, from the map saved on disk by
+        :meth:`save_versions` for that head, or for an older one of the same incarnation
+        whose later commits ``head`` carries the records of (pages/log.py): the chunks
+        they wrote are left out (found in storage), the others are unchanged. Empty if
+        unknown."""
+        if self.disk is None:
+            return {}
+        version, where = self.disk.saved_versions(head.id)
+        if version is None or version > head.version:
+            return {}
+        later = [record for record in head.recent if record[0] > version]
+        if len(later) != head.version - version:
+            return {}  # the head's records do not reach back that far
+        for _, _, _, _, ranges in later:
+            for chunk in from_ranges(ranges):
+                where.pop(chunk, None)
+        return {c: v for c, v in where.items() if c < head.chunk_count}
 
     def save_versions(self, identity: tuple[int, int], where: dict[int, int]) -> None:
         """Persist the page store's version map (newest version of each chunk as of the

@@ -178,12 +178,21 @@ class DiskChunkCache:
     def versions(self, identity: tuple[int, int]) -> dict[int, int]:
         """chunk -> newest version as of the head ``identity`` (incarnation, version), as
         saved by :meth:`save_versions` for exactly that head; else empty."""
+        version, where = self.saved_versions(identity[0])
+        return where if version == identity[1] else {}
+
+    def saved_versions(self, incarnation: int) -> tuple[int | None, dict[int, int]]:
+        """(head version, chunk -> newest version as of it) last saved for this
+        incarnation of the database; (None, {}) if none."""
         payload = self._unsealed(b"v" + self._tag)
-        if payload is None or payload[:_INDEX_HEAD.size] != _INDEX_HEAD.pack(*identity):
-            return {}
+        if payload is None:
+            return None, {}
+        saved_incarnation, version = _INDEX_HEAD.unpack_from(payload)
+        if saved_incarnation != incarnation:
+            return None, {}
         flat = zlib.decompress(payload[_INDEX_HEAD.size:])
         numbers = struct.unpack(f">{len(flat) // 8}Q", flat)
-        return dict(zip(numbers[::2], numbers[1::2]))
+        return version, dict(zip(numbers[::2], numbers[1::2]))
 
     def save_versions(self, identity: tuple[int, int], where: dict[int, int]) -> None:
         """Remember ``where`` (chunk -> newest version as of head ``identity``), keeping

@@ -140,7 +140,7 @@ class PageStore:
                 latest = None
             if latest is None or head.version > latest.version:
                 if head.identity != self._where_at:  # a persistent cache may know its versions
-                    self._where, self._where_at = self.cache.versions(head.identity), head.identity
+                    self._where, self._where_at = self.cache.versions(head), head.identity
                 self._latest = head
 
     # -- reads ---------------------------------------------------------------------

@@ -162,3 +162,25 @@ def test_the_version_index_is_only_for_its_exact_head(cache_dir):
     disk.save_versions((7, 3), {0: 3, 1: 2})  # chunk 1's bytes are not here: left out
     assert disk.versions((7, 3)) == {0: 3}
     assert disk.versions((7, 4)) == {} and disk.versions((8, 3)) == {}
+
+
+@pytest.mark.parametrize("later_commits", [1, 5])
+def test_a_cold_open_after_other_commits_catches_up_from_the_head_records(namespace, cache_dir, later_commits):
+    data = content(6, 300)
+    write_db(namespace, None, data)
+    warm = fresh_store(namespace, cache_dir)
+    read_all(warm)
+    warm.close()
+    writer = fresh_store(namespace, None)  # commits elsewhere, without this cache
+    head = writer.read_head()
+    for n in range(later_commits):
+        changed = {7 * n % 300: bytes([99, n]) * (CHUNK // 2)}
+        head = writer.commit(head, changed, head.size)
+        data.update(changed)
+    head = writer.commit(head, {}, head.size - CHUNK)  # and a truncation
+    del data[299]
+    writer.close()
+    cold = fresh_store(namespace, cache_dir)
+    assert read_all(cold) == data
+    assert cold.stats["chunks_read"] <= later_commits + 1  # only what changed (and prefetch)
+    assert cold.cache.disk_hits >= 0.9 * 299
