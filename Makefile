@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup worker-npm console-deps run test torture bench clean
+.PHONY: all setup worker-npm debian-deps run test torture bench clean
 
 all: test
 
@@ -19,23 +19,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(STAMP) worker-npm console-deps
+setup: $(STAMP) worker-npm debian-deps
 
-# The web console's browser tests (tests/console) drive Debian's chromium headless through
-# Selenium (a dev extra) and chromedriver. apt runs only when one of them is missing (and
-# only as root: otherwise this says what to install).
-console-deps: $(STAMP)
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+# Debian packages some tests drive: chromium and chromedriver (the web console's browser
+# tests, tests/console, through Selenium) and strace (kill -9 at every step of a storage
+# checkpoint, tests/torture/test_checkpoint_kill.py). apt runs only when one is missing
+# (and only as root: otherwise this says what to install).
+DEBIAN_DEPS := chromium chromium-driver strace
+debian-deps: $(STAMP)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v strace >/dev/null || \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -q && apt-get install -y -q chromium chromium-driver; \
-	  else echo "console tests need chromium and chromedriver: apt-get install chromium chromium-driver"; fi
+	    apt-get update -q && apt-get install -y -q $(DEBIAN_DEPS); \
+	  else echo "some tests need: apt-get install $(DEBIAN_DEPS)"; fi
 
 # npm ci on first use only (a no-op once installed); a new package-lock gets a new directory.
 worker-npm: $(STAMP)
 	$(BIN)/dolite cloudflare install
 
 run: setup
-	$(BIN)/dolite serve --storage lmdb:./.dolite --host 127.0.0.1 --port 8787
+	$(BIN)/dolite serve --host 127.0.0.1 --port 8787
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -17,7 +17,7 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes; finishes in under 45 s.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     storage: Annotated[str, typer.Option("--storage", help="Storage URL for dolite "
-                                         "(default: LMDB, sync on, in a temporary directory).")] = "",
+                                         "(default: sqlite:, WAL with synchronous=FULL, in a temporary directory).")] = "",
 ) -> None:
     """Measure dolite against stdlib sqlite3 (WAL file) and the naive base64 baseline."""
     from dolite.bench import report, runner

@@ -263,7 +263,7 @@ def connect(
     on_conflict=None,
     retries: int | None = None,
 ) -> Connection:
-    """Open database ``name`` in ``storage`` (a URL or Namespace; default ``lmdb:./.dolite``).
+    """Open database ``name`` in ``storage`` (a URL or Namespace; default ``sqlite:./.dolite``).
 
     ``create``: make the database if it is missing (else raise DatabaseNotFound).
     ``exclusive``: this connection owns the database (SQLite locking_mode=EXCLUSIVE):

@@ -28,7 +28,7 @@ def start_browser():
     except ImportError:
         webdriver = None
     if found is None or webdriver is None:
-        message = ("chromium, chromedriver and selenium are needed: make console-deps "
+        message = ("chromium, chromedriver and selenium are needed: make debian-deps "
                    "(apt-get install chromium chromium-driver; pip install selenium)")
         if os.environ.get("CI"):
             pytest.fail(message)
