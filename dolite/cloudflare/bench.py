@@ -140,14 +140,17 @@ def _write_phases(conn, counter: RequestCounter, native: NativeSql, sizes: DoBen
     }
     out = {}
     kinds.settle_gc(conn)  # untimed: what the fill left to collect
-    for name, (count, (on_dolite, on_native)) in phases.items():
-        ops_before = dict(counter.by_op)
-        on_dolite = kinds.then_settle_gc(conn, on_dolite, count)
-        out[name] = _timed(count, {"dolite": (on_dolite, counter), "native": (on_native, native.counter)})
-        if name == "commit":  # besides one commit call each: the page store's reads and GC
-            out[name]["dolite"]["requests_by_op"] = {
-                op: n - ops_before.get(op, 0) for op, n in counter.by_op.items() if n > ops_before.get(op, 0)}
-        say(_line(name, out[name]))
+    with kinds.GcMeter(conn.database.store, counter) as gc:
+        for name, (count, (on_dolite, on_native)) in phases.items():
+            ops_before = dict(counter.by_op)
+            gc.reset()
+            on_dolite = kinds.then_settle_gc(conn, on_dolite, count)
+            out[name] = _timed(count, {"dolite": (on_dolite, counter), "native": (on_native, native.counter)})
+            out[name]["dolite"]["gc"] = gc.figures(count, out[name]["dolite"]["per_s"])
+            if name == "commit":  # besides one commit call each: the page store's reads and GC
+                out[name]["dolite"]["requests_by_op"] = {
+                    op: n - ops_before.get(op, 0) for op, n in counter.by_op.items() if n > ops_before.get(op, 0)}
+            say(_line(name, out[name]))
     return out
 
 

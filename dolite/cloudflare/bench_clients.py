@@ -33,6 +33,10 @@ class Tally:
         return Tally(self.usage - other.usage, self.bytes_sent - other.bytes_sent,
                      self.bytes_received - other.bytes_received)
 
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(self.usage + other.usage, self.bytes_sent + other.bytes_sent,
+                     self.bytes_received + other.bytes_received)
+
 
 def parse_rows_header(value: str) -> tuple[int, int]:
     """``(read, written)`` from ``read=N,written=M``; ValueError if it is anything else."""

@@ -81,6 +81,12 @@ def print_report(result: dict, console=None) -> None:
     for name, goal in result["goals"].items():
         console.print(f"goal {name}: {goal['measured']:.3g} {goal['target']}: "
                       + ("met" if goal["met"] else "[bold red]missed[/]"))
+    for workload, sides in result["workloads"].items():
+        gc = sides["dolite"].get("gc")
+        if gc:
+            console.print(f"{WORKLOAD_TITLES.get(workload, workload)}: of dolite's figures, garbage collection "
+                          f"took {gc['ms']:.2f} ms, {gc['round_trips']:.2f} round trips, {gc['rows_written']:.2f} "
+                          f"rows written a transaction; without it {gc['per_s_without_gc']:,.0f}/s")
     details, sizes = result["dolite_details"], result["sizes"]
     ops = ", ".join(f"{op} {count}" for op, count in
                     sorted(result["workloads"]["commit"]["dolite"].get("requests_by_op", {}).items()))

@@ -8,9 +8,11 @@ same table, filled by :func:`fill_dolite` and :func:`fill_native`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from dolite.cloudflare.bench_clients import NativeSql
+from dolite.cloudflare.bench_clients import NativeSql, RequestCounter, Tally
+from dolite.cloudflare.cost import Usage
 
 ROW = "x" * 60
 CREATE = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)"
@@ -115,6 +117,47 @@ def then_settle_gc(conn, on_dolite, count: int):
             settle_gc(conn)
 
     return work
+
+
+class GcMeter:
+    """Within ``with``, times the page store's garbage collection (inline after commits, or
+    settling) and counts the requests and rows it spends, so a phase can say which share
+    of its figures was collection."""
+
+    def __init__(self, store, counter: RequestCounter):
+        self.store = store
+        self.counter = counter
+        self.reset()
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+        self.spent = Tally(Usage(), 0, 0)
+
+    def __enter__(self) -> GcMeter:
+        collect = self.store.collect_garbage
+
+        def metered(*args, **kwargs):
+            before, t0 = self.counter.snapshot(), time.perf_counter()
+            try:
+                return collect(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+                self.spent = self.spent + (self.counter.snapshot() - before)
+
+        self.store.collect_garbage = metered  # the store calls it through self: this one
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.store.collect_garbage
+
+    def figures(self, count: int, per_s: float) -> dict:
+        """The collection's share of ``count`` transactions done at ``per_s`` (with it), per
+        transaction, and the rate without it."""
+        usage = self.spent.usage.per(count)
+        rest = count / per_s - self.seconds
+        return {"per_s_without_gc": count / rest if rest > 0 else float("inf"),
+                "ms": self.seconds / count * 1000, "round_trips": usage.requests,
+                "rows_read": usage.rows_read, "rows_written": usage.rows_written}
 
 
 def fill_native(native: NativeSql, sizes: DoBenchSizes) -> None:

@@ -60,6 +60,11 @@ def test_run_do_bench_reports_counts_and_costs_of_both_sides():
     for side in ("dolite", "native"):
         expected = sum(share * priced(w[kind][side]) for kind, share in MIX.items())
         assert cost["mixed"][side] == pytest.approx(expected)
+    for kind in ("commit", "txn_100_rows", "interactive_txn"):  # the collection's share, within
+        d = w[kind]["dolite"]
+        assert 0 < d["gc"]["round_trips"] < d["round_trips"] and 0 < d["gc"]["ms"], kind
+        assert 0 < d["gc"]["rows_written"] < d["rows_written"] and d["gc"]["per_s_without_gc"] > d["per_s"], kind
+    assert "gc" not in w["point_read"]["dolite"]
     assert result["dolite_details"]["responses_without_row_counts"] == 0
     assert set(result["goals"]) >= {"commit", "interactive_txn", "rows_written_per_commit", "cost_mixed"}
     assert result["goals"]["cost_txn_100_rows"]["met"] == (cost["txn_100_rows"]["dolite"]
