@@ -42,6 +42,11 @@ def newest_key(ns, chunk, name="db") -> tuple[str, bytes]:
     return next(reversed(PageStore(ns.object(name), name).storage.list(prefix=chunk_prefix(chunk)).items()))
 
 
+def written_at(ns, version, name="db") -> list[str]:
+    """Keys of the chunk versions that ``version`` wrote."""
+    return [k for k in ns.object(name).list(prefix=CHUNK_PREFIX) if parse_chunk_key(k)[1] == version]
+
+
 def damage(ns, key, where="data", name="db"):
     """Flip bytes of a stored chunk value: in its data, its header's CRC, or both."""
     obj = ns.object(name)
@@ -63,8 +68,9 @@ def test_corrupt_versions_are_repaired_from_the_backup(ns, target_url):
     before = {v: file_of(ns, version=v) for v in range(head.version - 2, head.version + 1)}
     count = head.chunk_count
     victims = [newest_key(ns, count // 2)[0], newest_key(ns, count - 1)[0]]  # current versions
-    old = [k for k in PageStore(ns.object("db"), "db").storage.list(prefix=CHUNK_PREFIX)
-           if parse_chunk_key(k) == (0, head.version - 1)]  # an older version, backed up
+    row5 = parse_chunk_key(written_at(ns, head.version - 1)[0])[0]  # the chunk the update of row 5 wrote
+    old = [k for k in ns.object("db").list(prefix=chunk_prefix(row5))
+           if parse_chunk_key(k)[1] < head.version - 1]  # an older version of it, backed up
     for key, where in zip(victims + old[:1], ["data", "header", "data"]):
         damage(ns, key, where)
     assert not admin.check(ns, "db").ok
@@ -79,7 +85,7 @@ def test_what_cannot_be_repaired_is_named_and_left_alone(ns, target_url):
     make_db(ns)
     backup.push(ns, "db", to=target_url)
     update(ns, 40)  # committed after the last push: not in any manifest
-    unbacked, _ = newest_key(ns, 0)  # every commit rewrites the header's chunk
+    unbacked = written_at(ns, PageStore(ns.object("db"), "db").read_head().version)[0]
     both, _ = newest_key(ns, 2)
     damage(ns, unbacked)
     damage(ns, both, "both")  # neither its checksum nor its data can vouch for the backup's bytes
