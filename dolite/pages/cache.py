@@ -86,8 +86,8 @@ class ChunkCache:
         later = [record for record in head.recent if record[0] > version]
         if len(later) != head.version - version:
             return {}  # the head's records do not reach back that far
-        for _, _, _, _, ranges in later:
-            for chunk in from_ranges(ranges):
+        for record in later:
+            for chunk in from_ranges(record[4]):
                 where.pop(chunk, None)
         return {c: v for c, v in where.items() if c < head.chunk_count}
 

@@ -97,7 +97,7 @@ class Head:
     id: int  # incarnation: new each time the database is created
     format: int = HEAD_FORMAT
     # Commit records of the newest versions, carried here instead of one log row each
-    # (pages/log.py): (version, time, size, old size, chunk ranges), oldest first.
+    # (pages/log.py): (version, time, size, old size, chunk ranges[, replaced versions]).
     recent: tuple = ()
 
     @property
@@ -122,8 +122,8 @@ class Head:
             fields = json.loads(payload)
             if fields.get("format") not in READABLE_HEAD_FORMATS:
                 raise CorruptChunk(f"{where}: head has unknown format {fields.get('format')!r}")
-            fields["recent"] = tuple((v, t, s, o, tuple(map(tuple, ranges)))
-                                     for v, t, s, o, ranges in fields.get("recent", ()))
+            fields["recent"] = tuple((v, t, s, o, tuple(map(tuple, ranges)), *map(tuple, replaced))
+                                     for v, t, s, o, ranges, *replaced in fields.get("recent", ()))
             return cls(**fields)
         except (ValueError, TypeError) as exc:
             raise CorruptChunk(f"{where}: head record is unreadable: {exc}") from exc

@@ -84,7 +84,7 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
     done = decode_record(cursor, GC, db.name)["done"] if cursor else 0
     limit = min(head.version, min(pinned, default=head.version))
     horizon = now - head.retention
-    oldest = read_records(db.storage, db.name, head, done + 1, limit + 1, most=1)
+    oldest = read_records(db.storage, db.name, head, done + 1, limit + 1, most=1, gc_done=done)
     if not oldest or next(iter(oldest.values())).time > horizon:
         # The common case: nothing has aged out. Records only come newer, so nothing will
         # before the oldest one does (unless a pin held records back: then look again).
@@ -94,10 +94,11 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
     deletes: list[str] = []
     processed = done
     for version, record in read_records(db.storage, db.name, head, done + 1, limit + 1,
-                                        most=MAX_RECORDS_PER_RUN).items():
+                                        most=MAX_RECORDS_PER_RUN, gc_done=done).items():
         if record.time > horizon:
             break
-        deletes += _superseded(db.storage, record.chunks, version)
+        deletes += [chunk_key(c, v) for c, v in record.replaced.items() if 0 <= v < version]
+        deletes += _superseded(db.storage, [c for c in record.chunks if c not in record.replaced], version)
         if record.size < record.old_size:
             cut = range(-(-record.size // head.chunk_size), -(-record.old_size // head.chunk_size))
             deletes += _superseded(db.storage, cut, version)

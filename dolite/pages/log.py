@@ -24,7 +24,7 @@ read, and rows are keyed by the newest version they hold: a batch row keyed at o
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from dolite.pages.format import GC, LOG_PREFIX, Head, decode_record, encode_record, from_ranges, log_key, parse_log_key, to_ranges
 from dolite.storage.base import Limits, Storage
@@ -39,6 +39,9 @@ class CommitRecord:
     size: int  # file size after the commit
     old_size: int  # file size before it
     chunks: list[int]  # chunks written
+    # chunk -> the version this one superseded (-1: none), where the writer knew it (folded
+    # records): GC deletes those keys without listing the chunk's versions
+    replaced: dict[int, int] = field(default_factory=dict)
 
 
 def spill_key(version: int, part: int) -> str:
@@ -49,10 +52,14 @@ def spill_key(version: int, part: int) -> str:
 RECENT_MAX = 32  # records a head carries at most (about 60 bytes each)
 
 
-def folded(base: Head, new: Head, chunks: list[int]) -> tuple[Head, dict[str, bytes]]:
+def folded(base: Head, new: Head, chunks: list[int],
+           replaced: dict[int, int]) -> tuple[Head, dict[str, bytes]]:
     """``new`` carrying its own record in ``recent``, and the rows to write with it: none,
-    or the base head's records as one batch row once the head has ``RECENT_MAX``."""
+    or the base head's records as one batch row once the head has ``RECENT_MAX``.
+    ``replaced``: chunk -> its newest version as of ``base``, where known."""
     own = (new.version, new.time, new.size, base.size, tuple(map(tuple, to_ranges(chunks))))
+    if replaced:
+        own += (tuple(n for c in sorted(replaced) for n in (c, replaced[c])),)
     if len(base.recent) < RECENT_MAX:
         return replace(new, recent=(*base.recent, own)), {}
     return replace(new, recent=(own,)), flushed(base)
@@ -82,12 +89,15 @@ def record_writes(new: Head, chunks: list[int], old_size: int, limits: Limits) -
 
 
 def read_records(storage: Storage, name: str, head: Head, start: int, end: int,
-                 most: int | None = None) -> dict[int, CommitRecord]:
+                 most: int | None = None, gc_done: int | None = None) -> dict[int, CommitRecord]:
     """The records of versions ``start <= v < end``, oldest first, from the rows and from
     ``head`` (the newest head the caller read); with ``most``, only the oldest ones that
-    come whole within that many rows. Raises CorruptChunk on a damaged record."""
-    cursor = storage.get([GC]).get(GC)  # GC has processed (and dropped) versions before it
-    start = max(start, decode_record(cursor, GC, name)["done"] if cursor else 0)
+    come whole within that many rows. GC has dropped the versions before its cursor
+    (``gc_done``, read here unless given). Raises CorruptChunk on a damaged record."""
+    if gc_done is None:
+        cursor = storage.get([GC]).get(GC)
+        gc_done = decode_record(cursor, GC, name)["done"] if cursor else 0
+    start = max(start, gc_done)
     raw = storage.list(start=log_key(start), end=log_key(end), prefix=LOG_PREFIX, limit=most)
     truncated = most is not None and len(raw) >= most
     if not truncated and end <= head.version:  # a batch row keyed at or after end?
@@ -120,9 +130,10 @@ def record_keys(storage: Storage, version: int) -> list[str]:
 
 
 def _from_tuple(record) -> CommitRecord:
-    version, time, size, old_size, ranges = record
+    version, time, size, old_size, ranges, *replaced = record
+    flat = replaced[0] if replaced else ()
     return CommitRecord(version=version, time=time, size=size, old_size=old_size,
-                        chunks=from_ranges(ranges))
+                        chunks=from_ranges(ranges), replaced=dict(zip(flat[::2], flat[1::2])))
 
 
 def _merge(version: int, parts: list[dict]) -> CommitRecord:

@@ -297,7 +297,7 @@ class PageStore:
         one_call = len(chunk_ids) + len(last) + 2 <= self.limits.max_keys_per_call
         try:
             if folds and moves_head and one_call:
-                new, rows = log.folded(base, new, chunk_ids)
+                new, rows = log.folded(base, new, chunk_ids, self._versions_as_of(base, chunk_ids))
                 # No row names these chunks before they land, so none may exist yet: one
                 # that does was written past a head that then went back (see _find).
                 expect = {**expect, **dict.fromkeys(chunk_key(c, new.version) for c in chunk_ids)}
@@ -330,6 +330,16 @@ class PageStore:
             self._needs_cleanup = True
             raise
         return new, written
+
+    def _versions_as_of(self, head: Head, chunk_ids: list[int]) -> dict[int, int]:
+        """chunk -> its newest version as of ``head`` (-1: none, past the end of file), for
+        those of ``chunk_ids`` known without I/O: what a commit on ``head`` supersedes, so
+        GC deletes just that. (Versions of chunks a truncation cut are found by listing.)"""
+        known = {c: -1 for c in chunk_ids if c >= head.chunk_count}
+        with self._lock:
+            if self._where_at == head.identity:
+                known.update((c, self._where[c]) for c in chunk_ids if c in self._where)
+        return known
 
     def collect_garbage_if_due(self) -> None:
         """GC every ``GC_EVERY`` versions, once the head has moved: the commit has landed,

@@ -38,8 +38,9 @@ def _store(versions: int) -> tuple[PageStore, CountingStorage]:
     store = PageStore(storage, "db")
     head = store.create(chunk_size=512)
     store.ensure_writable()
+    head = store.commit(head, {c: bytes(512) for c in range(3)}, size=3 * 512)  # v1: the file
     storage.rows.clear()
-    for v in range(versions):
+    for v in range(1, versions + 1):
         head = store.commit(head, {v % 3: bytes([v % 256]) * 512}, size=3 * 512)
     return store, storage
 
@@ -50,7 +51,7 @@ def test_a_single_page_commit_writes_two_rows_and_a_batch_row_every_recent_max()
     assert sum(storage.rows) <= 2 * commits + commits // RECENT_MAX
     assert max(storage.rows) == 3  # chunk, head, and now and then the batch row
     batches = storage.inner.list(prefix=LOG_PREFIX)
-    assert len(batches) == commits // RECENT_MAX - 1 + (commits % RECENT_MAX > 0)
+    assert len(batches) == commits // RECENT_MAX  # (v1 and the commits: one flush each 32)
     assert 0 < len(store.read_head().recent) <= RECENT_MAX
 
 
@@ -61,7 +62,7 @@ def test_every_version_has_its_record_from_rows_or_the_head(commits):
     records = read_records(store.storage, "db", head, 0, head.version + 1)
     assert sorted(records) == list(range(1, head.version + 1))
     for v, record in records.items():
-        assert record.chunks == [(v - 1) % 3] and record.size == 3 * 512
+        assert record.chunks == ([0, 1, 2] if v == 1 else [(v - 1) % 3]) and record.size == 3 * 512
     middle = read_records(store.storage, "db", head, 2, head.version - 1)  # ranges inside batches
     assert sorted(middle) == list(range(2, head.version - 1))
     if head.version > 1:
@@ -116,3 +117,24 @@ def test_a_writer_on_an_older_head_put_back_overwrites_nothing():
     with pytest.raises(CorruptChunk, match="rolled back"):
         store.commit(head, {0: b"x" * head.chunk_size, 1: b"y" * head.chunk_size}, size=head.size)
     assert obj.list(prefix="c/") == before
+
+
+def test_gc_deletes_what_folded_commits_superseded_without_listing_chunks():
+    """A folded record names the version each chunk replaced (the writer knew it), so GC
+    deletes exactly those keys: no list of a chunk's versions per record."""
+    store, storage = _store(2 * RECENT_MAX)
+    head = store.read_head()
+    lists = []
+    storage.list = lambda **kw: lists.append(kw) or storage.inner.list(**kw)
+    deleted = store.collect_garbage(now=head.time + head.retention + 1)
+    chunk_lists = [kw for kw in lists if str(kw.get("start", "")).startswith("c/")
+                   or str(kw.get("prefix", "")).startswith("c/")]
+    assert chunk_lists == []
+    versions = {}
+    for key in storage.inner.list(prefix="c/"):
+        chunk, version = (int(part, 16) for part in key.split("/")[1:])
+        versions.setdefault(chunk, []).append(version)
+    assert all(len(v) == 1 for v in versions.values()), versions  # only the newest is left
+    assert deleted >= 2 * RECENT_MAX - 3
+    fresh = PageStore(storage.inner, "db")
+    assert [fresh.read_chunk(head, c) for c in range(3)] == [store.read_chunk(head, c) for c in range(3)]
