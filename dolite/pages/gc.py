@@ -49,11 +49,19 @@ class Fenced:
         return count, size
 
     def delete(self, keys: list[str], final_writes: dict[str, bytes] | None = None) -> None:
-        """Delete ``keys`` in order, in batches, then write ``final_writes``."""
-        fence = {LEASE: self.lease}
+        """Delete ``keys`` in order, in batches, then write ``final_writes`` (with the last
+        batch when they fit in one call)."""
+        fence, most = {LEASE: self.lease}, self.storage.limits.max_keys_per_call
+        final_writes = final_writes or {}
         items = iter(keys)
-        while batch := list(islice(items, self.storage.limits.max_keys_per_call)):
-            self.storage.commit({}, deletes=batch, expect=fence)
+        batch = list(islice(items, most))
+        while batch:
+            following = list(islice(items, most))
+            last = not following and len(batch) + len(final_writes) <= most
+            self.storage.commit(final_writes if last else {}, deletes=batch, expect=fence)
+            if last:
+                return
+            batch = following
         if final_writes:
             self.storage.commit(final_writes, expect=fence)
 

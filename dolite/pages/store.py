@@ -26,7 +26,7 @@ from dolite.storage.base import Storage
 
 DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_RETENTION = 600.0
-GC_EVERY = 64
+GC_EVERY = 256  # commits between GC runs: a run costs ~5 calls plus its deletes
 MAX_WHERE = 1 << 18  # chunks whose newest version is remembered (~25 MB at most)
 logger = logging.getLogger("dolite.pages")
 

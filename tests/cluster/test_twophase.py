@@ -13,6 +13,7 @@ from dolite.errors import LeaseHeld
 from dolite.cluster import coordinator
 from dolite.pages import PageStore, twophase
 from dolite.pages.format import HEAD, Head, parse_chunk_key, parse_log_key
+from dolite.pages.store import GC_EVERY
 from dolite.storage import open_storage
 from tests.torture.faulty import FaultyNamespace
 
@@ -229,9 +230,9 @@ def test_garbage_collection_runs_on_a_shard_only_written_by_two_phase_commits():
     ns = open_storage("memory:")
     store = PageStore(ns.object("db"), "db", objects=ns.object)
     store.create(chunk_size=512, retention=0.0)
-    for n in range(70):  # more than GC_EVERY applies, with a retention of 0 s
+    for n in range(GC_EVERY + 6):  # more than GC_EVERY applies, with a retention of 0 s
         head = store.read_head()
-        prepared = twophase.prepare(store, head, {0: bytes([n]) * 512}, 512,
+        prepared = twophase.prepare(store, head, {0: bytes([n % 256]) * 512}, 512,
                                     twophase.TxnRef(id=f"t{n}", coordinator="co"))
         coordinator.apply_and_collect(prepared)
-    assert len(ns.object("db").list(prefix="c/")) < 70
+    assert len(ns.object("db").list(prefix="c/")) < GC_EVERY + 6
