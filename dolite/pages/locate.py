@@ -4,9 +4,11 @@ A reader of head ``h`` needs, for chunk ``c``, the newest version ``<= h.version
 last key before ``c/<c>/<h.version + 1>``. Listing the newest key of the chunk first costs
 the same call and also shows a head that went back (pages/integrity.py).
 
-Where every call is a network round trip (``Limits.prefetch_chunks``), a miss that falls
-just past the previous fetch (a scan) lists the following chunks too, doubling the window
-up to that limit; a random lookup fetches its own chunk only.
+Where every call is a network round trip (``Limits.prefetch_chunks``), a miss also lists
+the chunks that follow it, when that pays: a miss just past the previous fetch (a scan)
+doubles the window up to that limit; any other miss fetches the whole window while
+prefetched chunks keep getting read (a small or hot database: a few calls warm it all),
+and its own chunk only once most of them go unread (random lookups in a large one).
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from dolite.storage.base import Storage
 
 
 class PrefetchWindow:
-    """How many chunks a miss fetches, from where the previous misses fell."""
+    """How many chunks a miss fetches, from where the previous misses fell and how many
+    prefetched chunks were read since."""
 
     def __init__(self, most: int):
         self.most = most
         self._last = (-1 << 62, 1)  # (chunk, window) of the last miss
+        self._unread: set[int] = set()  # prefetched chunks not read yet
+        self._fetched = self._read = 0  # prefetched chunks, and how many were read (decaying)
         self._lock = threading.Lock()
 
     def next(self, chunk: int) -> int:
@@ -32,9 +37,35 @@ class PrefetchWindow:
             return 0
         with self._lock:
             last, window = self._last
-            window = min(self.most, window * 2) if 0 < chunk - last <= window else 1
+            if 0 < chunk - last <= window:
+                window = min(self.most, window * 2)
+            else:
+                window = self.most if self._paying() else 1
             self._last = (chunk, window)
         return window
+
+    def fetched(self, chunks: list[int]) -> None:
+        """A prefetch brought ``chunks`` (besides the one missed)."""
+        with self._lock:
+            if len(self._unread) > 8 * self.most:
+                self._unread.clear()
+            self._unread.update(chunks)
+            self._fetched += len(chunks)
+
+    def read(self, chunk: int) -> None:
+        """A reader asked for ``chunk`` (cached or not)."""
+        if chunk in self._unread:
+            with self._lock:
+                if chunk in self._unread:
+                    self._unread.discard(chunk)
+                    self._read += 1
+
+    def _paying(self) -> bool:
+        if not self._fetched:
+            return True  # nothing learned yet: prefetch
+        paying = self._read * 4 >= self._fetched
+        self._fetched, self._read = self._fetched // 2, self._read // 2  # recent misses count most
+        return paying
 
 
 def newest_version(storage: Storage, name: str, head: Head, chunk: int) -> tuple[int, bytes] | None:

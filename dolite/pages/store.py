@@ -150,6 +150,7 @@ class PageStore:
         caller pads and masks past ``head.size``). ``cache=False`` for one-pass scans."""
         if chunk * head.chunk_size >= head.size:
             return b""
+        self._window.read(chunk)
         with self._lock:
             version = self._where.get(chunk)
             if version is not None and head.identity != self._where_at and (
@@ -211,6 +212,7 @@ class PageStore:
 
     def _prefetch(self, head: Head, chunk: int, count: int) -> tuple[int, bytes] | None:
         newest, complete_below = locate.following_versions(self.storage, self.name, head, chunk, count)
+        self._window.fetched([c for c in newest if c != chunk and c < complete_below])
         for c, (v, raw) in newest.items():
             if c != chunk and c < complete_below and self.cache.get((head.id, c, v)) is None:
                 try:

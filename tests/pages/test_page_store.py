@@ -258,22 +258,37 @@ def test_prefetch_window_doubles_on_a_scan_and_falls_back_on_a_jump():
     from dolite.pages.locate import PrefetchWindow
 
     window = PrefetchWindow(32)
+    assert window.next(0) == 32  # nothing known yet: prefetch
+    window.fetched(list(range(1, 32)))
+    for c in range(1, 8):
+        window.read(c)
+    assert window.next(5000) == 1  # most of what it brought went unread: random lookups
+    window.fetched([5001])
     scan, at = [], 10
     for _ in range(7):
         scan.append(window.next(at))
         at += scan[-1]  # the next miss falls just past what this one fetched
     assert scan == [1, 2, 4, 8, 16, 32, 32]
-    assert window.next(5000) == 1 and window.next(70) == 1  # random lookups: their chunk only
+    warm = PrefetchWindow(32)
+    for start in (0, 100, 300):  # random misses whose neighbours get read: a hot database
+        assert warm.next(start) == 32
+        warm.fetched(list(range(start + 1, start + 32)))
+        for c in range(start + 1, start + 20):
+            warm.read(c)
     assert PrefetchWindow(0).next(3) == 0
 
 
-def test_a_cold_point_lookup_fetches_only_the_chunks_it_needs():
+def test_random_point_lookups_in_a_large_database_stop_prefetching():
     base = open_storage("memory:")
     writer = dolite.connect("look", storage=base)
-    _fill(writer, 2000)
+    _fill(writer, 8000)
     writer.close()
     reader = dolite.connect("look", storage=_CountingNamespace(base, 32))
-    assert reader.execute("SELECT count(*) FROM t WHERE id = 1500").fetchone() == (1,)
+    assert reader.execute("SELECT count(*) FROM t WHERE id = 100").fetchone() == (1,)
     store = reader.database.store
-    assert store.stats["chunks_read"] <= 8, store.stats  # page 1, schema, a B-tree path
+    assert store.stats["chunks_read"] <= 32 + 8  # the first miss prefetches: nothing known yet
+    for row in (7000, 3000, 5500, 1500, 4200):
+        before = store.stats["chunks_read"]
+        assert reader.execute("SELECT count(*) FROM t WHERE id = ?", (row,)).fetchone() == (1,)
+        assert store.stats["chunks_read"] - before <= 3, store.stats  # its B-tree path only
     reader.close()
