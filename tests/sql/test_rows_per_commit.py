@@ -59,14 +59,18 @@ class WriteCounting:
         return getattr(self.namespace, attr)
 
 
-@pytest.mark.parametrize("exclusive", [False, True])
-def test_read_only_work_writes_nothing(exclusive):
+def _one_row_database() -> str:
     url = f"memory:{uuid.uuid4().hex}"
     conn = dolite.connect("db", storage=url, isolation_level=None)
     conn.execute("CREATE TABLE t(v)")
     conn.execute("INSERT INTO t VALUES (1)")
     conn.close()
-    counting = WriteCounting(open_storage(url))
+    return url
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_read_only_work_writes_nothing(exclusive):
+    counting = WriteCounting(open_storage(_one_row_database()))
     reader = dolite.connect("db", storage=counting, exclusive=exclusive, create=False)
     for _ in range(3):
         assert reader.execute("SELECT v FROM t").fetchall() == [(1,)]
@@ -79,12 +83,7 @@ def test_read_only_work_writes_nothing(exclusive):
 
 
 def test_a_hot_exclusive_reader_takes_the_lease_once_and_then_reads_without_io():
-    url = f"memory:{uuid.uuid4().hex}"
-    conn = dolite.connect("db", storage=url, isolation_level=None)
-    conn.execute("CREATE TABLE t(v)")
-    conn.execute("INSERT INTO t VALUES (1)")
-    conn.close()
-    counting = WriteCounting(open_storage(url))
+    counting = WriteCounting(open_storage(_one_row_database()))
     reader = dolite.connect("db", storage=counting, exclusive=True, create=False)
     for _ in range(HOT_STATEMENTS):
         reader.execute("SELECT v FROM t").fetchall()
