@@ -20,6 +20,7 @@ again, so caches are keyed by ``(id, chunk, version)``, never by version alone.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
@@ -109,11 +110,16 @@ class Head:
     def chunk_count(self) -> int:
         return -(-self.size // self.chunk_size)
 
-    def encode(self) -> bytes:
-        recent = f',"recent":{json.dumps(self.recent, separators=(",", ":"))}' if self.recent else ""
+    @functools.cached_property
+    def encoded(self) -> bytes:
+        """The stored bytes (computed once: a commit compares and writes them)."""
+        recent = f',"recent":[{",".join(map(_record_json, self.recent))}]' if self.recent else ""
         return seal(HEAD, (f'{{"id":{self.id},"version":{self.version},"size":{self.size},'
                            f'"chunk_size":{self.chunk_size},"retention":{self.retention!r},'
                            f'"time":{self.time!r},"format":{self.format}{recent}}}').encode())
+
+    def encode(self) -> bytes:
+        return self.encoded
 
     @classmethod
     def decode(cls, raw: bytes, where: str = "database") -> Head:
@@ -124,13 +130,22 @@ class Head:
                 raise CorruptChunk(f"{where}: head has unknown format {fields.get('format')!r}")
             fields["recent"] = tuple((v, t, s, o, tuple(map(tuple, ranges)), *map(tuple, replaced))
                                      for v, t, s, o, ranges, *replaced in fields.get("recent", ()))
-            return cls(**fields)
+            head = cls(**fields)
+            head.__dict__["encoded"] = bytes(raw)  # exactly what storage holds (compare-and-set)
+            return head
         except (ValueError, TypeError) as exc:
             raise CorruptChunk(f"{where}: head record is unreadable: {exc}") from exc
 
     def advance(self, size: int, time: float) -> Head:
         """The next version's head, carrying no records (pages/log.py adds them)."""
         return replace(self, version=self.version + 1, size=size, time=time, recent=(), format=HEAD_FORMAT)
+
+
+@functools.lru_cache(maxsize=1024)
+def _record_json(record: tuple) -> str:
+    """One of ``Head.recent``'s records as JSON (a head carries up to 32 of them, each
+    written again by the next 31 heads: encoded once)."""
+    return json.dumps(record, separators=(",", ":"))
 
 
 def encode_chunk(chunk: int, version: int, data: bytes) -> bytes:
