@@ -154,3 +154,20 @@ def test_a_head_with_records_encodes_to_the_same_bytes_after_a_round_trip():
     decoded = Head.decode(raw)
     assert decoded == head and decoded.encode() == raw
     assert replace(decoded, id=decoded.id).encode() == raw  # encoded afresh, not the bytes read
+
+
+def test_a_format_2_head_is_read_and_the_next_commit_writes_format_3():
+    import json
+
+    from dolite.pages.format import HEAD, Head, seal
+
+    storage = open_storage("memory:").object("db")
+    fields = {"id": 5, "version": 0, "size": 0, "chunk_size": 512, "retention": 600.0, "time": 1.0, "format": 2}
+    storage.put({HEAD: seal(HEAD, json.dumps(fields, separators=(",", ":")).encode())})
+    store = PageStore(storage, "db")
+    head = store.read_head()
+    assert (head.format, head.recent) == (2, ())
+    store.ensure_writable()
+    new = store.commit(head, {0: b"x" * 512}, size=512)
+    stored = Head.decode(storage.get([HEAD])[HEAD])
+    assert stored == new and stored.format == 3 and [r[0] for r in stored.recent] == [1]
