@@ -20,11 +20,11 @@ from dolite.pages.format import (
     decode_record,
     encode_record,
     encoded_chunks,
-    log_key,
+    parse_log_key,
 )
 from dolite.pages.holds import read_holds
 from dolite.pages.integrity import check_log_not_ahead
-from dolite.pages.log import read_records, record_keys
+from dolite.pages.log import read_log, read_records, record_keys
 from dolite.storage.base import Storage
 
 MAX_RECORDS_PER_RUN = 256
@@ -92,18 +92,20 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
     done = decode_record(cursor, GC, db.name)["done"] if cursor else 0
     limit = min(head.version, min(pinned, default=head.version))
     horizon = now - head.retention
-    oldest = read_records(db.storage, db.name, head, done + 1, limit + 1, most=1, gc_done=done)
-    if not oldest or next(iter(oldest.values())).time > horizon:
-        # The common case: nothing has aged out. Records only come newer, so nothing will
-        # before the oldest one does (unless a pin held records back: then look again).
-        first = next(iter(oldest.values())).time if oldest else now
+    # From ``done``, not after it: the row keyed there, which the last run kept, goes now.
+    records, rows = read_log(db.storage, db.name, head, done, limit + 1, most=MAX_RECORDS_PER_RUN, gc_done=done)
+    records = {v: r for v, r in records.items() if v > done}
+    oldest = next(iter(records.values()), None)
+    if oldest is None or oldest.time > horizon:
+        # Nothing has aged out. Records only come newer, so nothing will before the oldest
+        # one does (unless a pin held records back: then look again).
+        first = oldest.time if oldest else now
         return Collected(0, first + head.retention if limit == head.version else 0.0)
     limit = min(limit, _held_back(db, now))
     deletes: list[str] = []
     processed = done
-    for version, record in read_records(db.storage, db.name, head, done + 1, limit + 1,
-                                        most=MAX_RECORDS_PER_RUN, gc_done=done).items():
-        if record.time > horizon:
+    for version, record in records.items():
+        if record.time > horizon or version > limit:
             break
         deletes += [chunk_key(c, v) for c, v in record.replaced.items() if 0 <= v < version]
         deletes += _superseded(db.storage, [c for c in record.chunks if c not in record.replaced], version)
@@ -113,7 +115,7 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
         processed = version
     if processed == done:
         return Collected(0, 0.0)
-    old_logs = list(db.storage.list(start=log_key(0), end=log_key(processed), prefix="log/"))
+    old_logs = [key for key in rows if parse_log_key(key) < processed]
     db.delete(deletes + old_logs, {GC: encode_record(GC, {"done": processed})})
     return Collected(len(deletes) + len(old_logs), 0.0)
 

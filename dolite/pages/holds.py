@@ -11,7 +11,9 @@ learns on its next run that versions are gone (a backup then takes a full snapsh
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from dolite.pages.format import decode_record, encode_record
@@ -51,3 +53,26 @@ def read_holds(storage: Storage, name: str = "database") -> dict[str, Hold]:
         holder = key[len(HOLD_PREFIX):]
         holds[holder] = Hold(holder, fields["version"], fields["time"])
     return holds
+
+
+class Pins:
+    """The versions readers in this process have pinned (a holder's hold, in memory): GC
+    keeps every version one of them may still read. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._readers: Counter[int] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, version: int) -> None:
+        with self._lock:
+            self._readers[version] += 1
+
+    def remove(self, version: int) -> None:
+        with self._lock:
+            self._readers[version] -= 1
+            if self._readers[version] <= 0:
+                del self._readers[version]
+
+    def versions(self) -> list[int]:
+        with self._lock:
+            return list(self._readers)

@@ -94,6 +94,12 @@ def read_records(storage: Storage, name: str, head: Head, start: int, end: int,
     ``head`` (the newest head the caller read); with ``most``, only the oldest ones that
     come whole within that many rows. GC has dropped the versions before its cursor
     (``gc_done``, read here unless given). Raises CorruptChunk on a damaged record."""
+    return read_log(storage, name, head, start, end, most, gc_done)[0]
+
+
+def read_log(storage: Storage, name: str, head: Head, start: int, end: int, most: int | None = None,
+             gc_done: int | None = None) -> tuple[dict[int, CommitRecord], list[str]]:
+    """:func:`read_records`, and the keys of the rows it read them from."""
     if gc_done is None:
         cursor = storage.get([GC]).get(GC)
         gc_done = decode_record(cursor, GC, name)["done"] if cursor else 0
@@ -116,7 +122,7 @@ def read_records(storage: Storage, name: str, head: Head, start: int, end: int,
     if not truncated:
         batched.update((r.version, r) for r in map(_from_tuple, head.recent))
     found.update((v, r) for v, r in batched.items() if v not in found)
-    return {v: found[v] for v in sorted(found) if start <= v < end}
+    return {v: found[v] for v in sorted(found) if start <= v < end}, list(raw)
 
 
 def read_record(storage: Storage, name: str, head: Head, version: int) -> CommitRecord | None:

@@ -21,6 +21,7 @@ from dolite.pages import gc, integrity, locate, log, twophase
 from dolite.pages.cache import ChunkCache
 from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, LEASE, Head, chunk_key, decode_chunk, encode_record,
                                  encoded_chunks, new_incarnation, to_ranges)
+from dolite.pages.holds import Pins
 from dolite.pages.lease import LeaseKeeper
 from dolite.storage.base import Storage
 
@@ -53,7 +54,7 @@ class PageStore:
         self._commits_since_gc = 0
         self._gc_due = 0.0  # collect_garbage has nothing to do before this time
         self.cleanups = 0  # debris cleanups run: a spilled transaction checks none ran since
-        self._pins: dict[int, int] = {}  # pinned head version -> readers
+        self.pins = Pins()
         self._window = locate.PrefetchWindow(self.limits.prefetch_chunks)
         # -- two-phase commit (dolite/pages/twophase.py) --
         self.objects = objects  # other objects of the namespace: where 2PC decisions are read
@@ -63,20 +64,10 @@ class PageStore:
     # -- readers' pins: garbage collection keeps every version a reader here may need --
 
     def pin(self, head: Head) -> None:
-        with self._lock:
-            self._pins[head.version] = self._pins.get(head.version, 0) + 1
+        self.pins.add(head.version)
 
     def unpin(self, head: Head) -> None:
-        with self._lock:
-            left = self._pins.get(head.version, 0) - 1
-            if left > 0:
-                self._pins[head.version] = left
-            else:
-                self._pins.pop(head.version, None)
-
-    def pinned_versions(self) -> list[int]:
-        with self._lock:
-            return list(self._pins)
+        self.pins.remove(head.version)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -405,7 +396,7 @@ class PageStore:
                 return 0  # known without I/O: nothing can have aged out yet
             head = self.known_newest() or self.read_head()
             self._hold_lease()
-            done = gc.collect(self._fenced(), head, self.pinned_versions(), now)
+            done = gc.collect(self._fenced(), head, self.pins.versions(), now)
             self._gc_due = done.due
             return done.deleted
 

@@ -171,3 +171,20 @@ def test_a_format_2_head_is_read_and_the_next_commit_writes_format_3():
     new = store.commit(head, {0: b"x" * 512}, size=512)
     stored = Head.decode(storage.get([HEAD])[HEAD])
     assert stored == new and stored.format == 3 and [r[0] for r in stored.recent] == [1]
+
+
+def test_a_gc_run_costs_a_few_calls_and_leaves_no_log_row_behind():
+    store, storage = _store(3 * RECENT_MAX)
+    head = store.read_head()
+    calls = []
+    for op in ("get", "list", "commit"):
+        inner = getattr(storage.inner, op)
+        setattr(storage, op, lambda *a, _op=op, _inner=inner, **kw: calls.append(_op) or _inner(*a, **kw))
+    store.collect_garbage(now=head.time + head.retention + 1)
+    assert calls.count("get") + calls.count("list") <= 3, calls  # cursor, holds, log rows
+    assert calls.count("commit") <= 2, calls  # the deletes (about 100 keys) and the cursor
+    for v in range(3):  # more commits, then everything processed again
+        head = store.commit(head, {v: bytes(512)}, size=3 * 512)
+    store.collect_garbage(now=head.time + head.retention + 1)
+    assert storage.inner.list(prefix=LOG_PREFIX) == {}  # the batch rows, all processed, are gone
+    assert sorted(read_records(storage.inner, "db", head, 0, head.version + 1)) == [head.version]
