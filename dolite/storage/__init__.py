@@ -29,7 +29,7 @@ SCHEMES = {
 }
 
 _shared_lock = threading.Lock()
-_shared: dict[str, Namespace] = {}
+_shared: dict[str, tuple[Namespace, dict]] = {}  # key -> (namespace, the options it was opened with)
 
 
 def open_storage(url: str | Namespace) -> Namespace:
@@ -50,12 +50,23 @@ def open_storage(url: str | Namespace) -> Namespace:
     return opener(url)
 
 
-def shared(url: str, factory) -> Namespace:
-    """Return the process-wide namespace for ``url``, creating it with ``factory()``."""
+def shared(url: str, factory, options: dict | None = None) -> Namespace:
+    """Return the process-wide namespace for ``url`` (a backend's key for one store),
+    creating it with ``factory()``. ``options``: what it is opened with; asking again with
+    other options is refused (InvalidURL), never silently given the first ones."""
+    options = options or {}
     with _shared_lock:
         if url not in _shared:
-            _shared[url] = factory()
-        return _shared[url]
+            _shared[url] = (factory(), options)
+        namespace, opened_with = _shared[url]
+        if opened_with != options:
+            raise InvalidURL(f"{url} is already open in this process with {_shown(opened_with)}, "
+                             f"not {_shown(options)}: open it with the same options, or close it first")
+        return namespace
+
+
+def _shown(options: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "the defaults"
 
 
 def forget_shared(url: str) -> None:

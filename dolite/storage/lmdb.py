@@ -416,4 +416,5 @@ def open_url(url: str) -> LmdbNamespace:
     sync = parse_bool(options.get("sync", "on"), "sync")
     map_size = parse_size(options.get("map_size", str(DEFAULT_MAP_SIZE)), "map_size")
     real = os.path.realpath(path)
-    return shared(f"lmdb:{real}", lambda: LmdbNamespace(path, url=url, sync=sync, map_size=map_size))
+    return shared(f"lmdb:{real}", lambda: LmdbNamespace(path, url=url, sync=sync, map_size=map_size),
+                  {"sync": sync, "map_size": map_size})

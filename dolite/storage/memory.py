@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from sortedcontainers import SortedDict
 
-from dolite.errors import Conflict
+from dolite.errors import Conflict, InvalidURL
 from dolite.storage.base import (
     DURABLE_OBJECT_LIMITS,
     Limits,
@@ -98,7 +98,9 @@ def open_url(url: str) -> MemoryNamespace:
     """``memory:`` is private to the caller; ``memory:NAME`` is shared in this process."""
     from dolite.storage import shared, url_options
 
-    name, _ = url_options(url)
+    name, options = url_options(url)
+    if options:
+        raise InvalidURL(f"{url!r}: memory: takes no options (got {', '.join(sorted(options))})")
     if not name:
         return MemoryNamespace(url)
     return shared(url, lambda: MemoryNamespace(url))

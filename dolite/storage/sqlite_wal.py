@@ -264,7 +264,8 @@ def open_url(url: str) -> SqliteNamespace:
     autocheckpoint = _count(options.get("autocheckpoint", str(DEFAULT_AUTOCHECKPOINT)), "autocheckpoint", 0)
     real = os.path.realpath(path)
     return shared(f"sqlite:{real}", lambda: SqliteNamespace(path, url=url, max_open=max_open,
-                                                            autocheckpoint=autocheckpoint))
+                                                            autocheckpoint=autocheckpoint),
+                  {"max_open": max_open, "autocheckpoint": autocheckpoint})
 
 
 def _count(value: str, name: str, least: int) -> int:

@@ -97,3 +97,31 @@ def test_an_lmdb_directory_is_refused_with_the_url_to_use(tmp_path):
 def test_bad_sqlite_urls_are_refused(url):
     with pytest.raises(InvalidURL):
         open_storage(url)
+
+
+@pytest.mark.parametrize("scheme, first, second", [
+    ("sqlite", "", "?max_open=2"),
+    ("sqlite", "?autocheckpoint=10", "?autocheckpoint=20"),
+    ("lmdb", "", "?sync=off"),
+])
+def test_a_store_open_with_other_options_is_refused_not_silently_given_the_first(tmp_path, scheme, first, second):
+    from dolite.errors import InvalidURL
+    from dolite.storage import open_storage
+
+    url = f"{scheme}:{tmp_path}/store"
+    ns = open_storage(url + first)
+    try:
+        assert open_storage(url + first) is ns  # the same options: the same namespace
+        with pytest.raises(InvalidURL, match="already open in this process"):
+            open_storage(url + second)
+    finally:
+        ns.close()
+    open_storage(url + second).close()  # once closed, other options are fine
+
+
+def test_memory_urls_take_no_options():
+    from dolite.errors import InvalidURL
+    from dolite.storage import open_storage
+
+    with pytest.raises(InvalidURL, match="takes no options"):
+        open_storage("memory:x?cache=lmdb:/tmp/c")
