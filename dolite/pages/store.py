@@ -91,16 +91,16 @@ class PageStore:
 
     def read_head(self) -> Head:
         """The committed head, read from storage."""
+        latest = self._latest  # before the read: a commit landing meanwhile is no "going back"
         raw = self.storage.get([HEAD]).get(HEAD)
         if raw is None:
             raise DatabaseNotFound(f"database {self.name!r} does not exist")
         head = Head.decode(raw, self.name)
-        latest = self._latest
         if latest is None:  # first look in this process: is the head current?
             integrity.check_log_not_ahead(self.storage, self.name, head)
         elif latest.id == head.id and head.version < latest.version:
             raise CorruptChunk(f"{self.name}: the head went back from v{latest.version} to "
-                               f"v{head.version}: it was rolled back or damaged")
+                               f"v{head.version}: {integrity.ROLLED_BACK}")
         self._observe(head)
         return head
 
@@ -403,9 +403,10 @@ class PageStore:
     def close(self) -> None:
         """Give the write lease back so other processes need not wait for it, and leave
         the version map to the next process opening this head (persistent cache only)."""
-        with self._lock:
-            identity, where = self._where_at, dict(self._where)
-        self.cache.save_versions(identity, where)
+        if self.cache.disk is not None:
+            with self._lock:
+                identity, where = self._where_at, dict(self._where)
+            self.cache.save_versions(identity, where)
         with self._commit_lock:
             self.lease.release()
 

@@ -188,3 +188,22 @@ def test_a_gc_run_costs_a_few_calls_and_leaves_no_log_row_behind():
     store.collect_garbage(now=head.time + head.retention + 1)
     assert storage.inner.list(prefix=LOG_PREFIX) == {}  # the batch rows, all processed, are gone
     assert sorted(read_records(storage.inner, "db", head, 0, head.version + 1)) == [head.version]
+
+
+def test_a_commit_landing_while_another_thread_reads_the_head_is_no_going_back():
+    """read_head compares with the newest head known *before* its read: a commit made by
+    another thread meanwhile must not make the head it read look rolled back."""
+    store, storage = _store(2)
+    base = store.read_head()
+    inner_get = storage.inner.get
+
+    def get_then_commit_elsewhere(keys):
+        found = inner_get(keys)  # the head as of now ...
+        if HEAD in keys and storage.get is get_then_commit_elsewhere:
+            storage.get = inner_get
+            store.commit(base, {0: b"z" * 512}, size=3 * 512)  # ... then a commit lands
+        return found
+
+    storage.get = get_then_commit_elsewhere
+    assert store.read_head().version == base.version  # the head read, not an error
+    assert store.read_head().version == base.version + 1
