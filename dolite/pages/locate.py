@@ -90,11 +90,11 @@ def following_versions(storage: Storage, name: str, head: Head, chunk: int,
     limit = count * 4
     listed = storage.list(start=chunk_prefix(chunk), end=chunk_prefix(last), limit=limit)
     newest: dict[int, tuple[int, bytes]] = {}
-    last_seen = chunk
+    last_seen, newest_version = chunk, 0
     for key, raw in listed.items():
         c, v = parse_chunk_key(key)
-        last_seen = c
+        last_seen, newest_version = c, max(newest_version, v)
         if v <= head.version:
             newest[c] = (v, raw)
-    integrity.check_not_behind(storage, name, head, max((parse_chunk_key(k)[1] for k in listed), default=0))
+    integrity.check_not_behind(storage, name, head, newest_version)
     return newest, (last if len(listed) < limit else last_seen)

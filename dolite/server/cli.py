@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-DEFAULT_STORAGE = "sqlite:./.dolite"
+from dolite.storage import DEFAULT_STORAGE
 
 
 def is_loopback(host: str) -> bool:

@@ -108,10 +108,9 @@ def _adapted(value, key):
 def bind_parameters(parameters):
     """The parameters of one statement, adapted: a sequence binds by position, a dict by
     name; anything else is refused as sqlite3 refuses it."""
+    if _is_plain(parameters) and not _base_types_adapted(len(adapters)):
+        return parameters  # the common case, kept cheap
     kind = type(parameters)
-    if (kind is tuple or kind is list) and _PLAIN.issuperset(map(type, parameters)) \
-            and not _base_types_adapted(len(adapters)):
-        return parameters  # the common case, kept cheap: executemany calls this per row
     if kind in (tuple, list) or (not isinstance(parameters, dict) and _is_sequence(parameters)):
         return tuple(_adapted(value, index) for index, value in enumerate(parameters, 1))
     if isinstance(parameters, dict):
@@ -127,10 +126,13 @@ def bind_all(seq_of_parameters):
 
 
 def _bind_plain(parameters):
+    return parameters if _is_plain(parameters) else bind_parameters(parameters)
+
+
+def _is_plain(parameters) -> bool:
+    """A tuple or list of values SQLite binds as they are (no adapter is consulted)."""
     kind = type(parameters)
-    if (kind is tuple or kind is list) and _PLAIN.issuperset(map(type, parameters)):
-        return parameters
-    return bind_parameters(parameters)
+    return (kind is tuple or kind is list) and _PLAIN.issuperset(map(type, parameters))
 
 
 def _is_sequence(value) -> bool:

@@ -35,13 +35,12 @@ from dolite.sql.pep249 import (
     paramstyle,
     threadsafety,
 )
-from dolite.storage import Namespace, open_storage
+from dolite.storage import DEFAULT_STORAGE, Namespace, open_storage
 from dolite.sql.cursor import Cursor
 from dolite.sql.compat_connection import SQLite3ConnectionMethods, checked_isolation_level
 from dolite.sql.optimistic import Optimistic
 from dolite.sql.vfs import Database, DoliteVFS, dolite_cause, vfs_for
 
-DEFAULT_STORAGE = "sqlite:./.dolite"
 
 _ERRORS = [
     (apsw.ConstraintError, IntegrityError),

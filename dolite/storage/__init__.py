@@ -17,7 +17,9 @@ from urllib.parse import parse_qs
 from dolite.errors import InvalidURL
 from dolite.storage.base import DURABLE_OBJECT_LIMITS, Limits, Namespace, Storage
 
-__all__ = ["DURABLE_OBJECT_LIMITS", "Limits", "Namespace", "Storage", "open_storage", "SCHEMES"]
+__all__ = ["DEFAULT_STORAGE", "DURABLE_OBJECT_LIMITS", "Limits", "Namespace", "Storage", "open_storage", "SCHEMES"]
+
+DEFAULT_STORAGE = "sqlite:./.dolite"  # the embedded default, for connect(), the CLI and `dolite serve`
 
 # scheme -> "module:function" taking (url) and returning a Namespace.
 SCHEMES = {
