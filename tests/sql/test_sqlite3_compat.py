@@ -280,6 +280,24 @@ def test_adapters_and_converters(connect, mod):
         del sqlite3.converters["POINT"]
 
 
+def test_executemany_adapts_values_behind_plain_rows(connect, mod):
+    """A list of plain rows is handed to SQLite whole; one value needing an adapter (last
+    row, or a row that is not a tuple) still goes through sqlite3's adapters."""
+    mod.register_adapter(Money, lambda m: f"${m.cents}")
+    try:
+        conn = connect()
+        conn.execute("CREATE TABLE t(n INTEGER, m TEXT)")
+        rows = [(i, "x") for i in range(1000)] + [(1000, Money(7))]
+        conn.executemany("INSERT INTO t VALUES (?, ?)", rows)
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [[1001, "y"], (1002, Point(1, 2))])
+        assert conn.execute("SELECT m FROM t WHERE n >= 1000 ORDER BY n").fetchall() == [
+            ("$7",), ("y",), ("1;2",)]
+        with raises(mod.ProgrammingError, "type 'set' is not supported"):
+            conn.executemany("INSERT INTO t VALUES (?, ?)", [(1, "a"), (2, {3})])
+    finally:
+        del sqlite3.adapters[(Money, sqlite3.PrepareProtocol)]
+
+
 def test_default_date_adapters_and_converters(connect, mod):
     conn = connect(detect_types=mod.PARSE_DECLTYPES)
     conn.execute("CREATE TABLE t(d date, ts timestamp)")
