@@ -2,15 +2,22 @@
 versions superseded before the retention horizon. Written once, over the storage contract
 and the commit log; the caller (the page store) holds the write lease and passes its
 bytes as the fence, so every delete is refused once another writer took over.
+
+:class:`Collector` runs a store's passes, one at a time: on the committing thread, or, where
+every storage call is a network round trip, on a thread of its own so commits need not
+wait for the pass's round trips.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
+from dolite.errors import Conflict
 from dolite.pages.format import (
     GC,
     LEASE,
@@ -28,6 +35,8 @@ from dolite.pages.log import read_log, read_records, record_keys
 from dolite.storage.base import Storage
 
 MAX_RECORDS_PER_RUN = 256
+ATTEMPTS = 3  # passes tried when our own lease's bytes moved on under one (a renewal)
+THREAD_PREFIX = "dolite-gc:"  # names the background pass's thread
 log = logging.getLogger("dolite.pages")
 
 
@@ -140,3 +149,94 @@ def _superseded(storage: Storage, chunks: Iterable[int], version: int) -> list[s
     for chunk in chunks:
         keys += storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, version))
     return keys
+
+
+
+class Collector:
+    """Runs one page store's GC passes, never two at once (``_pass_lock``, held for a
+    whole pass). After a commit: on the committing thread, or, where every storage call is
+    a round trip (``Limits.remote``), on a thread of its own (one at most: a pass due
+    while one is in flight is left to the next due commit), so that commit returns
+    without waiting. The store's commit lock is held only while a pass takes its
+    snapshot (the newest head, our lease's bytes as the fence, the pinned versions): its
+    reads and fenced deletes run while commits go on. A commit meanwhile only adds
+    versions newer than the snapshot's head, which the pass never touches; the pins keep
+    what readers here still read."""
+
+    def __init__(self, store):
+        self.store = store
+        self.background = store.limits.remote
+        self.due = 0.0  # a pass has nothing to do before this time
+        self._pass_lock = threading.Lock()
+        self._thread_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """A pass after a commit (which has landed: a failure is logged and counted in
+        ``stats["gc_errors"]``, never raised; the next pass picks up where it stopped)."""
+        if not self.background:
+            self._after_commit()
+            return
+        with self._thread_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._after_commit, daemon=True,
+                                            name=THREAD_PREFIX + self.store.name)
+            self._thread.start()
+
+    def wait(self) -> None:
+        """Return once the background pass (if any) has finished."""
+        with self._thread_lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _after_commit(self) -> None:
+        try:
+            self.run_pass(time.time(), acquire=not self.background)
+        except Exception as exc:  # noqa: BLE001 - reported, never raised: see start
+            self.store.stats["gc_errors"] += 1
+            log.warning("%s: garbage collection after commit failed (will retry): %s", self.store.name, exc)
+
+    def run_pass(self, now: float, *, acquire: bool) -> int:
+        """One pass; the number of keys deleted. With ``acquire`` it takes the write lease
+        if need be; without (a background pass), it runs only while we hold it. A delete
+        refused because our own lease's bytes changed meanwhile (a renewal, a new term)
+        removed nothing: the pass starts again from a new snapshot. One refused after
+        another writer took over raises Conflict."""
+        with self._pass_lock:
+            for attempt in range(ATTEMPTS):
+                taken = self._snapshot(now, acquire)
+                if taken is None:
+                    return 0
+                db, head, pinned = taken
+                try:
+                    done = collect(db, head, pinned, now)
+                except Conflict:
+                    if attempt + 1 == ATTEMPTS or not self._lease_moved_on(db.lease):
+                        raise
+                    continue
+                self.due = done.due
+                return done.deleted
+        raise AssertionError("unreachable")
+
+    def _snapshot(self, now: float, acquire: bool) -> tuple[Fenced, Head, list[int]] | None:
+        store = self.store
+        with store._commit_lock:
+            if now < self.due:
+                store._commits_since_gc = 0
+                return None  # known without I/O: nothing can have aged out yet
+            if acquire:
+                head = store.known_newest() or store.read_head()
+                store._hold_lease()
+            else:
+                head = store.known_newest()
+                if head is None or store._needs_cleanup or store.in_doubt is not None:
+                    return None  # left to the next due commit (GC stays due)
+            store._commits_since_gc = 0
+            return store._fenced(), head, store.pins.versions()
+
+    def _lease_moved_on(self, fence: bytes) -> bool:
+        """Whether we still hold the lease, under other bytes than ``fence``."""
+        lease = self.store.lease
+        return lease.raw is not None and lease.raw != fence and lease.valid()

@@ -52,7 +52,7 @@ class PageStore:
         self._where_at: tuple[int, int] = (-1, -1)  # a Head.identity
         self._needs_cleanup = True
         self._commits_since_gc = 0
-        self._gc_due = 0.0  # collect_garbage has nothing to do before this time
+        self._gc = gc.Collector(self)  # runs the GC passes: gc.py
         self.cleanups = 0  # debris cleanups run: a spilled transaction checks none ran since
         self.pins = Pins()
         self._window = locate.PrefetchWindow(self.limits.prefetch_chunks)
@@ -335,17 +335,16 @@ class PageStore:
         return known
 
     def collect_garbage_if_due(self) -> None:
-        """GC every ``GC_EVERY`` versions, once the head has moved: the commit has landed,
-        so nothing here may turn it into an error (the caller would retry and apply it
-        twice). A failure is logged and counted; the next run picks up where this one
-        stopped."""
-        if self._commits_since_gc < GC_EVERY:
-            return
-        try:
-            self.collect_garbage()
-        except Exception as exc:  # noqa: BLE001 - reported, never raised: see above
-            self.stats["gc_errors"] += 1
-            logger.warning("%s: garbage collection after commit failed (will retry): %s", self.name, exc)
+        """A GC pass every ``GC_EVERY`` versions, once the head has moved: on a thread of
+        its own where storage calls are round trips (``Limits.remote``), else here. The
+        commit has landed, so nothing here may turn it into an error (the caller would
+        retry and apply it twice)."""
+        if self._commits_since_gc >= GC_EVERY:
+            self._gc.start()
+
+    def wait_for_gc(self) -> None:
+        """Return once no background GC pass is in flight."""
+        self._gc.wait()
 
     def ensure_writable(self) -> None:
         """Hold the write lease (raise LeaseHeld if a live writer elsewhere has it)."""
@@ -387,22 +386,15 @@ class PageStore:
         self._commits_since_gc += 1
 
     def collect_garbage(self, now: float | None = None) -> int:
-        """Delete chunk versions superseded before the retention horizon. Returns the
-        number of keys deleted."""
-        now = now if now is not None else time.time()
-        with self._commit_lock:
-            self._commits_since_gc = 0
-            if now < self._gc_due:
-                return 0  # known without I/O: nothing can have aged out yet
-            head = self.known_newest() or self.read_head()
-            self._hold_lease()
-            done = gc.collect(self._fenced(), head, self.pins.versions(), now)
-            self._gc_due = done.due
-            return done.deleted
+        """Delete chunk versions superseded before the retention horizon (one pass, taking
+        the write lease if need be). Returns the number of keys deleted."""
+        return self._gc.run_pass(now if now is not None else time.time(), acquire=True)
 
     def close(self) -> None:
         """Give the write lease back so other processes need not wait for it, and leave
-        the version map to the next process opening this head (persistent cache only)."""
+        the version map to the next process opening this head (persistent cache only).
+        A GC pass in flight finishes first: it deletes under our lease."""
+        self.wait_for_gc()
         if self.cache.disk is not None:
             with self._lock:
                 identity, where = self._where_at, dict(self._where)
@@ -412,6 +404,7 @@ class PageStore:
 
     def release_lease(self) -> None:
         """Give the write lease back now, keeping the store open (optimistic writers hold
-        it only while they commit: dolite/sql/optimistic.py)."""
+        it only while they commit: dolite/sql/optimistic.py), after a GC pass in flight."""
+        self.wait_for_gc()
         with self._commit_lock:
             self.lease.release()

@@ -28,6 +28,9 @@ class Limits:
     # Where every call is a network round trip, a cold chunk read also fetches this many
     # following chunks in the same call (the reads that usually come next). 0: no prefetch.
     prefetch_chunks: int = 0
+    # Every call is a network round trip: the page store keeps work a commit does not need
+    # (garbage collection) off the committing thread.
+    remote: bool = False
 
 
 DURABLE_OBJECT_LIMITS = Limits()

@@ -48,7 +48,8 @@ from dolite.storage.base import (
 )
 from dolite.storage.http_client import HttpFailure, Reply, http_client
 
-DO_LIMITS = Limits(max_key_bytes=2048, max_value_bytes=131_072 - 8, max_keys_per_call=128, prefetch_chunks=32)
+DO_LIMITS = Limits(max_key_bytes=2048, max_value_bytes=131_072 - 8, max_keys_per_call=128, prefetch_chunks=32,
+                   remote=True)
 """The Worker's limits. A KV-backed Durable Object caps the *serialized* value at 131,072
 bytes; V8 serialization adds 6 bytes to a binary value of this size, and 2 more are kept
 as margin. The Worker enforces the same numbers before any write."""
