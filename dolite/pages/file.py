@@ -24,7 +24,7 @@ class PagedFile:
         self.head: Head | None = None
         self.size = 0
         self.low = 0  # lowest size this transaction truncated to: zeros past it
-        self.dirty: dict[int, bytearray] = {}
+        self.dirty: dict[int, bytes | bytearray] = {}
         self.written = False  # any write (not just truncation) since the last commit
         # After a failed commit SQLite rolls back by writing the journal's pages back and
         # syncing. Storage already holds the committed state (the failed commit may even
@@ -195,13 +195,11 @@ class PagedFile:
         while pos < end:
             c, within = divmod(pos, cs)
             take = min(cs - within, end - pos)
-            if within == 0 and take == cs:
-                self.dirty[c] = bytearray(data[pos - offset: pos - offset + cs])
+            if within == 0 and take == cs:  # kept as the immutable bytes it came in
+                whole = take == len(data) and type(data) is bytes
+                self.dirty[c] = data if whole else bytes(data[pos - offset: pos - offset + cs])
             else:
-                chunk = self.dirty.get(c)
-                if chunk is None:
-                    chunk = self.dirty[c] = self._base_chunk(c)
-                chunk[within: within + take] = data[pos - offset: pos - offset + take]
+                self._writable(c)[within: within + take] = data[pos - offset: pos - offset + take]
             pos += take
         self.size = max(self.size, end)
         self._spill_if_big()
@@ -230,10 +228,14 @@ class PagedFile:
         c, within = divmod(size, cs)
         if within == 0:
             return
+        self._writable(c)[within:] = bytes(cs - within)
+
+    def _writable(self, c: int) -> bytearray:
+        """Dirty chunk ``c`` as a bytearray to write into (whole-chunk writes keep bytes)."""
         chunk = self.dirty.get(c)
-        if chunk is None:
-            chunk = self.dirty[c] = self._base_chunk(c)
-        chunk[within:] = bytes(cs - within)
+        if type(chunk) is not bytearray:
+            chunk = self.dirty[c] = self._base_chunk(c) if chunk is None else bytearray(chunk)
+        return chunk
 
     def _chunk(self, c: int, head: Head):
         data = self.dirty.get(c)

@@ -52,6 +52,10 @@ class ObjectFile:
         self.autocheckpoint = autocheckpoint
         self.lock = threading.Lock()
         self.conn: apsw.Connection | None = None
+        self.wal_pages = 0  # pages in the WAL after the last commit (set by SQLite's WAL hook)
+        self.wal_added = 0  # pages the commits since the namespace last looked added to it
+        self.last_commit = 0.0  # time.monotonic() of the last commit through this process
+        self.big_commit_at = -1.0  # time.monotonic() of the last big one (sqlite_checkpoint.py)
 
     def open(self, create_as: str | None) -> apsw.Connection | None:
         """The connection, opened if needed. Without ``create_as`` (the object's name) a
@@ -74,7 +78,8 @@ class ObjectFile:
                 conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes on a new file
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA wal_autocheckpoint={self.autocheckpoint}")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the namespace checkpoints (sqlite_checkpoint.py)
+            conn.set_wal_hook(self._wal_hook)
             if create_as is not None:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute(_SCHEMA, (create_as,))
@@ -86,6 +91,11 @@ class ObjectFile:
             conn.close()
             raise
         return conn
+
+    def _wal_hook(self, _conn, _db, pages: int) -> int:
+        self.wal_added += pages - self.wal_pages if pages >= self.wal_pages else pages  # else: restarted
+        self.wal_pages = pages
+        return apsw.SQLITE_OK
 
     def close(self) -> None:
         """Close the connection (the caller holds ``lock``); the last one to close a file
