@@ -109,16 +109,23 @@ def _usage(figures: dict) -> Usage:
     return Usage(figures["round_trips"], figures["rows_read"], figures["rows_written"])
 
 
-def _timed(count: int, sides: dict[str, tuple[Callable[[range], None], RequestCounter]]) -> dict[str, dict]:
-    """Run each side's ``work(part)`` over ``range(count)`` in alternating rounds; its figures."""
+def _timed(count: int, sides: dict[str, tuple[Callable[[range], None], RequestCounter]],
+           after_part: dict[str, Callable[[bool], None]] | None = None) -> dict[str, dict]:
+    """Run each side's ``work(part)`` over ``range(count)`` in alternating rounds; its figures.
+    ``after_part[side](last)``, if given, runs untimed after each of that side's parts, and
+    its requests and rows count in the side's figures."""
+    after_part = after_part or {}
     seconds = dict.fromkeys(sides, 0.0)
     before = {name: counter.snapshot() for name, (_, counter) in sides.items()}
     names = list(sides)
-    for r, part in enumerate(_rounds(count, ROUNDS)):
+    parts = _rounds(count, ROUNDS)
+    for r, part in enumerate(parts):
         for name in names if r % 2 == 0 else reversed(names):
             t0 = time.perf_counter()
             sides[name][0](part)
             seconds[name] += time.perf_counter() - t0
+            if name in after_part:
+                after_part[name](r == len(parts) - 1)
     return {name: _figures(count, seconds[name], counter.snapshot() - before[name])
             for name, (_, counter) in sides.items()}
 
@@ -131,27 +138,30 @@ def _alone(count: int, work: Callable[[], None], counter: RequestCounter) -> dic
     return _figures(count, time.perf_counter() - t0, counter.snapshot() - before)
 
 
-def _write_phases(conn, counter: RequestCounter, native: NativeSql, sizes: DoBenchSizes,
+def _write_phases(conn, namespace, counter: RequestCounter, native: NativeSql, sizes: DoBenchSizes,
                   pairs: list[tuple[int, int]], say: Callable[[str], None]) -> dict[str, dict]:
-    """The timed write workloads on the filled database: ``{workload: {side: figures}}``."""
+    """The timed write workloads on the filled database: ``{workload: {side: figures}}``.
+    dolite's time covers its transactions (garbage collection runs on its own thread
+    meanwhile); the collection's requests and rows count in full, what the phase's commits
+    left being drained, untimed, after its last part (:class:`~.bench_workloads.GcMeter`)."""
     phases = {
         "commit": (sizes.commits, kinds.commit(conn, native)),
         "txn_100_rows": (sizes.batches, kinds.txn_100_rows(conn, native)),
         "interactive_txn": (sizes.txns, kinds.interactive_txn(conn, native, pairs)),
     }
     out = {}
-    kinds.settle_gc(conn)  # untimed: what the fill left to collect
-    with kinds.GcMeter(conn.database.store, counter) as gc:
-        for name, (count, (on_dolite, on_native)) in phases.items():
-            ops_before = dict(counter.by_op)
-            gc.reset()
-            on_dolite = kinds.then_settle_gc(conn, on_dolite, count)
-            out[name] = _timed(count, {"dolite": (on_dolite, counter), "native": (on_native, native.counter)})
-            out[name]["dolite"]["gc"] = gc.figures(count, out[name]["dolite"]["per_s"])
-            if name == "commit":  # besides one commit call each: the page store's reads and GC
-                out[name]["dolite"]["requests_by_op"] = {
-                    op: n - ops_before.get(op, 0) for op, n in counter.by_op.items() if n > ops_before.get(op, 0)}
-            say(_line(name, out[name]))
+    kinds.settle_gc(conn)  # untimed, uncounted: what the fill left to collect
+    gc = kinds.GcMeter(conn, namespace, counter)
+    for name, (count, (on_dolite, on_native)) in phases.items():
+        ops_before = dict(counter.by_op)
+        gc.reset()
+        out[name] = _timed(count, {"dolite": (on_dolite, counter), "native": (on_native, native.counter)},
+                           after_part={"dolite": gc.after_part})
+        out[name]["dolite"]["gc"] = gc.figures(count, out[name]["dolite"]["per_s"])
+        if name == "commit":  # besides one commit call each: the page store's reads and GC
+            out[name]["dolite"]["requests_by_op"] = {
+                op: n - ops_before.get(op, 0) for op, n in counter.by_op.items() if n > ops_before.get(op, 0)}
+        say(_line(name, out[name]))
     return out
 
 
@@ -246,7 +256,7 @@ def _measure(base_url: str, secret: str, sizes: DoBenchSizes, rng: random.Random
             try:
                 kinds.fill_dolite(conn, sizes)
                 say(f"filled {sizes.rows:,} rows on each side")
-                workloads = _write_phases(conn, counter, native, sizes, pairs, say)
+                workloads = _write_phases(conn, ns, counter, native, sizes, pairs, say)
                 page_size = conn.execute("PRAGMA page_size").fetchone()[0]
                 details = {"database_bytes": conn.execute("PRAGMA page_count").fetchone()[0] * page_size}
             finally:
@@ -350,8 +360,11 @@ NOTES = [
      "reads and scans at their cold figures (hot ones need no request)"),
     (f"dolite's database keeps {RETENTION:g} s of old versions, so the garbage collection its "
      "commits cause (deletes of superseded chunk versions and log records, and the requests "
-     "that find them) runs, and is counted, inside each write phase, as in steady state; the "
-     "phase ends by collecting what its last commits left"),
+     "that find them) is counted inside each write phase, as in steady state: over do+http it "
+     "runs on a thread of its own while commits go on, so the timed part covers the "
+     "transactions; a pass still running when a timed part ends is waited for, and what the "
+     "phase's commits left is collected after its last part, both untimed but counted in "
+     "requests and rows (gc.drain_ms; gc.per_s_with_drain is the rate had they been timed)"),
     ("native interactive_txn: one request to read, then one batch with both writes, the first "
      "guarded by the value read (UPDATE ... AND n = ? RETURNING id, which must return one row)"),
     ("dolite runs SQLite in the client: an exclusive connection answers hot reads from its page "

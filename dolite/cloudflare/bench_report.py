@@ -85,8 +85,10 @@ def print_report(result: dict, console=None) -> None:
         gc = sides["dolite"].get("gc")
         if gc:
             console.print(f"{WORKLOAD_TITLES.get(workload, workload)}: of dolite's figures, garbage collection "
-                          f"took {gc['ms']:.2f} ms, {gc['round_trips']:.2f} round trips, {gc['rows_written']:.2f} "
-                          f"rows written a transaction; without it {gc['per_s_without_gc']:,.0f}/s")
+                          f"spent {gc['round_trips']:.3f} round trips and {gc['rows_written']:.2f} rows written a "
+                          f"transaction ({gc['background_passes']} background passes while timed; the untimed "
+                          f"drain took {gc['drain_ms']:.2f} ms a transaction: "
+                          f"{gc['per_s_with_drain']:,.0f}/s had it been timed)")
     details, sizes = result["dolite_details"], result["sizes"]
     ops = ", ".join(f"{op} {count}" for op, count in
                     sorted(result["workloads"]["commit"]["dolite"].get("requests_by_op", {}).items()))

@@ -8,11 +8,12 @@ same table, filled by :func:`fill_dolite` and :func:`fill_native`.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
-from dolite.cloudflare.bench_clients import NativeSql, RequestCounter, Tally
-from dolite.cloudflare.cost import Usage
+from dolite.cloudflare.bench_clients import NativeSql, RequestCounter
+from dolite.pages import gc
 
 ROW = "x" * 60
 CREATE = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)"
@@ -97,67 +98,62 @@ def interactive_txn(conn, native: NativeSql, pairs: list[tuple[int, int]]):
 
 
 def settle_gc(conn) -> int:
-    """Run the page store's garbage collection until it finds nothing more to delete (all
-    of it, with the benchmark's zero retention); the number of keys it deleted."""
+    """Wait for a background GC pass in flight, then run passes until one finds nothing
+    more to delete (all of it, with the benchmark's zero retention); the keys deleted."""
     store = conn.database.store
+    store.wait_for_gc()
     deleted = 0
     while done := store.collect_garbage():
         deleted += done
     return deleted
 
 
-def then_settle_gc(conn, on_dolite, count: int):
-    """``on_dolite`` that, after the part ending the phase's ``count`` transactions, also
-    collects the garbage they left: the phase pays, in time, requests and rows, for all
-    the collection its commits cause (the rest ran inline, every few commits)."""
-
-    def work(part: range) -> None:
-        on_dolite(part)
-        if part.stop == count:
-            settle_gc(conn)
-
-    return work
-
-
 class GcMeter:
-    """Within ``with``, times the page store's garbage collection (inline after commits, or
-    settling) and counts the requests and rows it spends, so a phase can say which share
-    of its figures was collection."""
+    """Counts what the page store's garbage collection spends in a write phase, so the
+    phase can say which share of its figures was collection. Over ``do+http`` a pass runs
+    on its own thread while commits go on (``Limits.remote``): its requests are told apart
+    by that thread's name. :meth:`after_part` is run, untimed, after each timed part of the
+    phase: it waits for a pass still running (so it does not run into the other side's
+    timed part) and, after the last part, drains what the phase's commits left; the drain's
+    requests and rows count in the phase's figures, its time is reported apart."""
 
-    def __init__(self, store, counter: RequestCounter):
-        self.store = store
-        self.counter = counter
+    def __init__(self, conn, namespace, counter: RequestCounter):
+        self.conn, self.store, self.counter = conn, conn.database.store, counter
+        self.gc_requests = RequestCounter()
+        self._draining = False
+        namespace.observers.append(self._saw)
         self.reset()
 
+    def _saw(self, method, path, sent, reply) -> None:
+        if self._draining or threading.current_thread().name.startswith(gc.THREAD_PREFIX):
+            self.gc_requests.saw(method, path, sent, reply)
+
     def reset(self) -> None:
-        self.seconds = 0.0
-        self.spent = Tally(Usage(), 0, 0)
+        self.drain_seconds, self.background_passes = 0.0, 0
+        self._start = (self.gc_requests.snapshot(), self.store.stats["gc_passes"], self.store.stats["gc_seconds"])
 
-    def __enter__(self) -> GcMeter:
-        collect = self.store.collect_garbage
-
-        def metered(*args, **kwargs):
-            before, t0 = self.counter.snapshot(), time.perf_counter()
-            try:
-                return collect(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - t0
-                self.spent = self.spent + (self.counter.snapshot() - before)
-
-        self.store.collect_garbage = metered  # the store calls it through self: this one
-        return self
-
-    def __exit__(self, *exc) -> None:
-        del self.store.collect_garbage
+    def after_part(self, last: bool) -> None:
+        """Untimed: wait for the background pass; after the ``last`` part, drain."""
+        t0, self._draining = time.perf_counter(), True
+        try:
+            self.store.wait_for_gc()
+            self.background_passes = self.store.stats["gc_passes"] - self._start[1]
+            if last:
+                settle_gc(self.conn)
+        finally:
+            self.drain_seconds += time.perf_counter() - t0
+            self._draining = False
 
     def figures(self, count: int, per_s: float) -> dict:
-        """The collection's share of ``count`` transactions done at ``per_s`` (with it), per
-        transaction, and the rate without it."""
-        usage = self.spent.usage.per(count)
-        rest = count / per_s - self.seconds
-        return {"per_s_without_gc": count / rest if rest > 0 else float("inf"),
-                "ms": self.seconds / count * 1000, "round_trips": usage.requests,
-                "rows_read": usage.rows_read, "rows_written": usage.rows_written}
+        """Per transaction: the collection's requests and rows (background passes and the
+        drain), its time, the passes that ran while the phase was timed, and the rate if
+        the untimed waits and drain had been timed too."""
+        usage = (self.gc_requests.snapshot() - self._start[0]).usage.per(count)
+        seconds = self.store.stats["gc_seconds"] - self._start[2]
+        return {"round_trips": usage.requests, "rows_read": usage.rows_read, "rows_written": usage.rows_written,
+                "ms": seconds / count * 1000, "drain_ms": self.drain_seconds / count * 1000,
+                "background_passes": self.background_passes,
+                "per_s_with_drain": count / (count / per_s + self.drain_seconds)}
 
 
 def fill_native(native: NativeSql, sizes: DoBenchSizes) -> None:

@@ -205,19 +205,27 @@ class Collector:
         removed nothing: the pass starts again from a new snapshot. One refused after
         another writer took over raises Conflict."""
         with self._pass_lock:
-            for attempt in range(ATTEMPTS):
-                taken = self._snapshot(now, acquire)
-                if taken is None:
-                    return 0
-                db, head, pinned = taken
-                try:
-                    done = collect(db, head, pinned, now)
-                except Conflict:
-                    if attempt + 1 == ATTEMPTS or not self._lease_moved_on(db.lease):
-                        raise
-                    continue
-                self.due = done.due
-                return done.deleted
+            started = time.perf_counter()
+            try:
+                return self._pass(now, acquire)
+            finally:
+                self.store.stats["gc_passes"] += 1
+                self.store.stats["gc_seconds"] += time.perf_counter() - started
+
+    def _pass(self, now: float, acquire: bool) -> int:
+        for attempt in range(ATTEMPTS):
+            taken = self._snapshot(now, acquire)
+            if taken is None:
+                return 0
+            db, head, pinned = taken
+            try:
+                done = collect(db, head, pinned, now)
+            except Conflict:
+                if attempt + 1 == ATTEMPTS or not self._lease_moved_on(db.lease):
+                    raise
+                continue
+            self.due = done.due
+            return done.deleted
         raise AssertionError("unreachable")
 
     def _snapshot(self, now: float, acquire: bool) -> tuple[Fenced, Head, list[int]] | None:

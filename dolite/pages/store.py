@@ -44,7 +44,8 @@ class PageStore:
         self.cache = ChunkCache(cache_bytes, disk=getattr(storage, "chunk_cache", None))
         self.lease = LeaseKeeper(storage, name, lease_ttl)
         self.stats = {"commits": 0, "chunks_written": 0, "bytes_written": 0,
-                      "chunks_read": 0, "bytes_read": 0, "conflicts": 0, "gc_errors": 0}
+                      "chunks_read": 0, "bytes_read": 0, "conflicts": 0, "gc_errors": 0,
+                      "gc_passes": 0, "gc_seconds": 0.0}
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._latest: Head | None = None

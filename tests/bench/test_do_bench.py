@@ -61,7 +61,7 @@ def test_run_do_bench_reports_counts_and_costs_of_both_sides():
     for kind in ("commit", "txn_100_rows", "interactive_txn"):  # the collection's share, within
         d = w[kind]["dolite"]
         assert 0 < d["gc"]["round_trips"] < d["round_trips"] and 0 < d["gc"]["ms"], kind
-        assert 0 < d["gc"]["rows_written"] < d["rows_written"] and d["gc"]["per_s_without_gc"] > d["per_s"], kind
+        assert 0 < d["gc"]["rows_written"] < d["rows_written"] and d["gc"]["per_s_with_drain"] < d["per_s"], kind
     assert "gc" not in w["point_read"]["dolite"]
     assert result["dolite_details"]["responses_without_row_counts"] == 0
     assert set(result["goals"]) >= {"commit", "interactive_txn", "rows_written_per_commit", "cost_mixed"}
@@ -73,9 +73,12 @@ def test_run_do_bench_with_an_injected_round_trip_delays_both_sides():
     result = run_do_bench(quick=True, rtt_ms=20, sizes=TINY)
     assert result["rtt_ms"] == 20 and "20 ms round trip injected" in result["environment"]["runtime"]
     w = result["workloads"]
-    # Every request pays the delay, so no side can do more than 1 / 20 ms of them a second.
+    # Every request on a transaction's path pays the delay, so no side can do more than
+    # 1 / 20 ms of those a second (dolite's garbage collection runs beside that path).
+    on_path = {"dolite": w["commit"]["dolite"]["round_trips"] - w["commit"]["dolite"]["gc"]["round_trips"],
+               "native": w["commit"]["native"]["round_trips"]}
     for side in ("dolite", "native"):
-        assert w["commit"][side]["per_s"] <= 1000 / 20 / w["commit"][side]["round_trips"]
+        assert on_path[side] >= 1 and w["commit"][side]["per_s"] <= 1000 / 20 / on_path[side]
     assert w["interactive_txn"]["native"]["per_s"] <= 1000 / 20 / 2
 
 
