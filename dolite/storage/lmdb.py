@@ -1,4 +1,5 @@
-"""``lmdb:PATH`` — the embedded default: a durable LMDB environment in a directory.
+"""``lmdb:PATH`` — an embedded store in one durable LMDB environment (a directory); the
+default is ``sqlite:`` (dolite/storage/sqlite_wal.py: one sync per commit, not two).
 
 Objects share one environment. Each object name gets a fixed 8-byte id (sub-database
 ``objects``); its keys live in sub-database ``data`` as ``id + utf8(key)``. LMDB's

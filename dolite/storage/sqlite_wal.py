@@ -40,7 +40,9 @@ to 30 s for another process's write lock), so compare-and-set ``expect`` is chec
 applied under the write lock: serializable. ``drop`` deletes an object's keys (its file
 stays, emptied: another process may have it open) and returns the pages to the file
 system (``auto_vacuum=INCREMENTAL``). A full file system raises :class:`StorageFull`
-(SQLITE_FULL) and the transaction rolls back: nothing is written.
+(SQLITE_FULL) and the transaction rolls back: nothing is written. A drop needs room for its
+WAL frames too: the directory keeps a 1 MiB ballast file (``reserve.dolite``) that a drop
+gives up when it finds the disk full (dolite/storage/space.py).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ import apsw
 from dolite.errors import Conflict, InvalidURL, StorageError, StorageFull
 from dolite.storage.base import Limits, check_commit, check_keys, key_range
 from dolite.storage.sqlite_checkpoint import BIG_COMMIT_PAGES, INLINE_FACTOR, QUIET_S, Checkpointer, checkpoint
-from dolite.storage.sqlite_files import SUFFIX, ObjectFile, file_name
+from dolite.storage.sqlite_files import BUSY_TIMEOUT_MS, SUFFIX, ObjectFile, file_name
+from dolite.storage.space import Ballast
 
 SQLITE_LIMITS = Limits(prefetch_chunks=0)
 DEFAULT_MAX_OPEN = 64
@@ -134,6 +137,19 @@ class SqliteStorage:
             return deleted
 
 
+def _give_back_wal(conn: apsw.Connection) -> None:
+    """Checkpoint the WAL into the (truncated) database file and cut the WAL to nothing, so
+    a drop's room is free at once (best effort: another process reading the file may keep
+    it, for up to a second, and then the next checkpoint does it)."""
+    conn.set_busy_timeout(1000)
+    try:
+        conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+    except apsw.BusyError:
+        pass
+    finally:
+        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+
+
 @contextlib.contextmanager
 def _write_transaction(conn: apsw.Connection) -> Iterator[None]:
     """``BEGIN IMMEDIATE`` (the write lock first: no upgrade that could fail busy) ...
@@ -171,6 +187,8 @@ class SqliteNamespace:
         self._open: OrderedDict[str, ObjectFile] = OrderedDict()  # least recently used first
         self._closed = False
         self.checkpointer = Checkpointer(self.path)
+        self._ballast = Ballast(self.path)
+        self._ballast.ensure()
 
     def _checkpoint_if_due(self, file: ObjectFile, conn: apsw.Connection) -> None:
         """After a commit (it has landed: nothing here raises), once the WAL holds
@@ -217,7 +235,7 @@ class SqliteNamespace:
         except apsw.FullError as exc:
             raise StorageFull(f"storage is full (SQLite: {exc}) writing {file.path}: nothing was "
                               f"written and reads keep working. Free disk space, or delete "
-                              f"databases (`dolite rm`)") from exc
+                              f"databases (`dolite rm`) (see docs/OPERATIONS.md)") from exc
         except apsw.Error as exc:
             raise StorageError(f"sqlite: {file.path}: {exc}") from exc
         self._trim()
@@ -257,12 +275,24 @@ class SqliteNamespace:
         return sorted(names)
 
     def drop(self, name: str) -> None:
+        """Delete every key of ``name``. On a full file system the delete needs room for its
+        WAL frames: the ballast file is given up for it (taken again when the store is next
+        opened)."""
+        try:
+            self._drop(name)
+        except StorageFull:
+            if not self._ballast.release():
+                raise
+            self._drop(name)
+
+    def _drop(self, name: str) -> None:
         with self._using(self._file(file_name(name))) as conn:
             if conn is None:
                 return
             with _write_transaction(conn):
                 conn.execute("DELETE FROM kv")
             conn.execute("PRAGMA incremental_vacuum").fetchall()  # a row per page freed: step to the end
+            _give_back_wal(conn)
 
     def close(self) -> None:
         from dolite.storage import forget_shared
