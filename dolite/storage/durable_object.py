@@ -81,20 +81,19 @@ class LocalCache:
 
 
 def encode_records(items: Iterable[tuple[str, bytes | None]]) -> bytes:
-    """Frame ``(key, value-or-None)`` pairs as one record list."""
+    """Frame ``(key, value-or-None)`` pairs as one record list. Runs on every storage
+    call: values are joined as they are (bytes-like), not copied first."""
+    pack = _U32.pack
     parts = [b""]
     count = 0
     for key, value in items:
         raw = key.encode()
-        parts.append(_U32.pack(len(raw)))
-        parts.append(raw)
         if value is None:
-            parts.append(_NONE_BYTES)
+            parts += (pack(len(raw)), raw, _NONE_BYTES)
         else:
-            parts.append(_U32.pack(len(value)))
-            parts.append(bytes(value))
+            parts += (pack(len(raw)), raw, pack(len(value)), value)
         count += 1
-    parts[0] = _U32.pack(count)
+    parts[0] = pack(count)
     return b"".join(parts)
 
 

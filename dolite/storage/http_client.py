@@ -2,7 +2,7 @@
 
 One storage call is one request, so the client's own cost is paid on every commit. This one
 does little per request (no cookies, redirects, event hooks or URL objects) and sends at
-once (TCP_NODELAY: a body written after its headers never waits for a delayed ACK). Connections are pooled and shared by threads;
+once (TCP_NODELAY), headers and body in one write. Connections are pooled and shared by threads;
 an idle connection the server has closed is noticed before it is reused. Nothing is ever
 retried: a request whose answer is lost may have been applied, and only the caller (the page
 store, which fences every write) can decide what that means.
@@ -163,11 +163,22 @@ def _still_open(sock: socket.socket | None) -> bool:
 
 
 class _NoDelay:
-    """Connections that send at once (TCP_NODELAY): a request is one write, awaited in full."""
+    """Connections that send at once (TCP_NODELAY), a request with a bytes body in one
+    write: http.client writes the headers and the body apart, two packets (and two system
+    calls) where one does."""
 
     def connect(self) -> None:
         super().connect()
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _send_output(self, message_body=None, encode_chunked=False) -> None:
+        if not isinstance(message_body, bytes) or encode_chunked:
+            super()._send_output(message_body, encode_chunked)
+            return
+        self._buffer.extend((b"", message_body))  # request line, headers, blank line, body
+        message = b"\r\n".join(self._buffer)
+        del self._buffer[:]
+        self.send(message)
 
 
 class _NoDelayHTTP(_NoDelay, http.client.HTTPConnection):
