@@ -151,7 +151,6 @@ def _superseded(storage: Storage, chunks: Iterable[int], version: int) -> list[s
     return keys
 
 
-
 class Collector:
     """Runs one page store's GC passes, never two at once (``_pass_lock``, held for a
     whole pass). After a commit: on the committing thread, or, where every storage call is

@@ -10,7 +10,6 @@ than its head.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +28,6 @@ DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_RETENTION = 600.0
 GC_EVERY = 256  # commits between GC runs: a run costs ~5 calls plus its deletes
 MAX_WHERE = 1 << 18  # chunks whose newest version is remembered (~25 MB at most)
-logger = logging.getLogger("dolite.pages")
 
 
 class PageStore:
