@@ -7,7 +7,7 @@ the code and HTTP status of the tree class it sits under.
 
 from __future__ import annotations
 
-from dolite.errors import CorruptChunk, DatabaseNotFound, Error, OperationalError, StorageError
+from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, Error, LeaseHeld, OperationalError, StorageError
 
 
 class BackupError(Error):
@@ -28,3 +28,13 @@ class CorruptBackup(BackupError, CorruptChunk):
 
 class RestoreRefused(BackupError, OperationalError):
     """The restore cannot start: its destination already exists, or the arguments conflict."""
+
+
+class BackupLocked(BackupError, LeaseHeld):
+    """Another push or prune of the database holds its backup lock: nothing was done (retry
+    when it has finished, or once its lease expires)."""
+
+
+class BackupLockLost(BackupError, Conflict):
+    """This push or prune held the database's backup lock too long without renewing it and
+    another one took it over: it stopped before writing or deleting more (retry)."""

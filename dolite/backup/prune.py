@@ -9,9 +9,13 @@ Deleted: every other manifest, then every chunk no kept manifest names.
 Crash safety: manifests are deleted newest first, so a delta is always gone before the
 manifest it is built on; an interrupted prune leaves only manifests whose chains are
 complete, and orphan chunks that the next prune deletes. The newest manifest (where a
-push resumes) is never deleted. Not safe beside a push of the same database: a push that
-found a chunk already stored may name it in a manifest after prune deleted it (run prune
-when no push of that database runs; ``verify`` finds such damage).
+push resumes) is never deleted.
+
+Safe beside a push of the same database: prune holds the database's backup lock in the
+target (lock.py), which every push also takes, so a push can never name a chunk that this
+prune deletes. A prune that finds the lock held raises BackupLocked and deletes nothing;
+one that lost its lease (it stalled past its expiry and a push took over) raises
+BackupLockLost before its next delete batch of at most ``DELETE_BATCH`` keys.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import time
 from dataclasses import asdict, dataclass
 
 from dolite.backup.errors import BackupNotFound
+from dolite.backup.lock import Lease, locked
 from dolite.backup.manifest import chunk_key, listing, load
 from dolite.backup.target import BackupTarget
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DELETE_BATCH = 1000  # keys deleted between two checks of the lock (one S3 DeleteObjects)
 
 
 @dataclass(frozen=True)
@@ -54,20 +60,32 @@ def prune_target(target: BackupTarget, db: str, keep_seconds: float, now: float 
     manifest names (see the module doc). Raises BackupNotFound if there is no backup."""
     if keep_seconds < 0:
         raise ValueError("the window to keep cannot be negative")
-    known = listing(target, db)
-    if not known:
+    if not listing(target, db):  # before locking: a database with no backup gets no lock object
         raise BackupNotFound(f"no backup of {db!r} at {target.url}")
-    cutoff = (time.time() if now is None else now) - keep_seconds
+    with locked(target, db, "prune") as lease:
+        return _prune(target, db, keep_seconds, time.time() if now is None else now, lease)
+
+
+def _prune(target: BackupTarget, db: str, keep_seconds: float, now: float, lease: Lease) -> PruneResult:
+    known = listing(target, db)  # again, under the lock: no push adds to it meanwhile
+    cutoff = now - keep_seconds
     before = [v for v, (t, _) in known.items() if t < cutoff]
     wanted = {v for v, (t, _) in known.items() if t >= cutoff} | set(before[-1:])
     kept = _with_chains(target, db, wanted, known)
     doomed = sorted(set(known) - set(kept), reverse=True)  # dependents before their bases
-    target.delete([known[v][1] for v in doomed])
+    _delete(target, [known[v][1] for v in doomed], lease)
     named = {h for manifest in kept.values() for h in manifest.chunks.values()}
     stored = target.list(chunk_key(db, ""))
     orphans = [key for key in stored if key.rpartition("/")[2] not in named]
-    target.delete(orphans)
+    _delete(target, orphans, lease)
     return PruneResult(db, target.url, len(kept), min(wanted), len(doomed), len(orphans))
+
+
+def _delete(target: BackupTarget, keys: list[str], lease: Lease) -> None:
+    """Delete ``keys`` in order, in batches, each only while the lock is still held."""
+    for start in range(0, len(keys), DELETE_BATCH):
+        lease.check()
+        target.delete(keys[start:start + DELETE_BATCH])
 
 
 def _with_chains(target: BackupTarget, db: str, wanted: set[int], known: dict) -> dict:

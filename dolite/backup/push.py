@@ -14,6 +14,11 @@ chunks it wrote. A push
    (chunks uploaded meanwhile are found by hash and not sent again);
 4. sets the GC hold ``backup:<target url>`` at the newest copied version, so GC keeps the
    versions the next push will need (for at most ``holds.MAX_HOLD_SECONDS``).
+
+Steps 1-3 run holding the database's backup lock in the target (lock.py), so no prune
+can delete a chunk that step 1 found stored and step 3 names, and two pushes of one
+database never interleave. Another holder means BackupLocked and nothing written; a push
+that lost its lease raises BackupLockLost before its next manifest.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dolite.backup.errors import BackupError
+from dolite.backup.lock import Lease, locked
 from dolite.backup.manifest import Manifest, apply, chunk_key, digest, full_every, listing, resolve
 from dolite.backup.target import BackupTarget
 from dolite.errors import SnapshotExpired
@@ -60,8 +66,8 @@ def push_store(store: PageStore, target: BackupTarget, progress: Progress | None
     head = store.read_head()
     store.pin(head)
     try:
-        pusher = _Pusher(store, target, head, progress)
-        result = pusher.run()
+        with locked(target, store.name, "push") as lease:
+            result = _Pusher(store, target, head, lease, progress).run()
     finally:
         store.unpin(head)
     set_hold(store.storage, holder(target), result.version)
@@ -69,8 +75,9 @@ def push_store(store: PageStore, target: BackupTarget, progress: Progress | None
 
 
 class _Pusher:
-    def __init__(self, store: PageStore, target: BackupTarget, head: Head, progress: Progress | None):
-        self.store, self.target, self.head, self.db = store, target, head, store.name
+    def __init__(self, store: PageStore, target: BackupTarget, head: Head, lease: Lease,
+                 progress: Progress | None):
+        self.store, self.target, self.head, self.db, self.lease = store, target, head, store.name, lease
         self.progress = progress or (lambda done, total: None)
         self.stored = {key.rpartition("/")[2] for key in target.list(chunk_key(self.db, ""))}
         self.result = PushResult(name=self.db, target=target.url, version=head.version)
@@ -135,6 +142,7 @@ class _Pusher:
         if h in self.stored:
             self.result.chunks_present += 1
         else:
+            self.lease.refresh()
             self.target.put_object(chunk_key(self.db, h), data)
             self.stored.add(h)
             self.result.chunks_uploaded += 1
@@ -142,6 +150,7 @@ class _Pusher:
         return h
 
     def _write(self, manifest: Manifest) -> None:
+        self.lease.check()  # a manifest names chunks found stored: only while no prune can run
         self.target.put_object(manifest.key, manifest.encode())
         self.result.versions.append(manifest.version)
         self.result.version = manifest.version

@@ -4,6 +4,11 @@ Options in the URL's query: ``endpoint_url`` (R2, MinIO, a local server; default
 and ``region``. Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID`` and
 ``AWS_SECRET_ACCESS_KEY``, a profile, an instance role), never from the URL. A PUT is
 atomic in S3 (an object appears whole or not at all) and boto3 checksums each body.
+
+Conditional writes (the backup lock) are S3's conditional PUTs: ``If-None-Match: *``
+(put if absent) and ``If-Match: <ETag>`` (compare-and-swap); a tag is the ETag. The store
+must honour them (AWS S3 since 2024, R2, recent MinIO; moto's server does): one that
+ignores them would let two holders take one lock.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from dolite.backup.errors import TargetUnavailable
 from dolite.errors import InvalidURL
 
 OPTIONS = {"endpoint_url", "region"}
+_ABSENT = frozenset({"NoSuchKey", "404", "NotFound"})
+# a condition that did not hold (412), or a concurrent conditional write that won (409)
+_CONDITION_FAILED = _ABSENT | {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 class S3Target:
@@ -35,6 +43,20 @@ class S3Target:
 
     def put_object(self, key: str, data: bytes) -> None:
         self._call("write", key, self._client.put_object, Bucket=self.bucket, Key=self.prefix + key, Body=data)
+
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        reply = self._call("write", key, self._client.put_object, absent=_CONDITION_FAILED, Bucket=self.bucket,
+                           Key=self.prefix + key, Body=data, IfNoneMatch="*")
+        return None if reply is None else reply["ETag"]
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        reply = self._call("read", key, self._client.get_object, Bucket=self.bucket, Key=self.prefix + key)
+        return None if reply is None else (reply["Body"].read(), reply["ETag"])
+
+    def replace_if(self, key: str, data: bytes, tag: str) -> str | None:
+        reply = self._call("write", key, self._client.put_object, absent=_CONDITION_FAILED, Bucket=self.bucket,
+                           Key=self.prefix + key, Body=data, IfMatch=tag)
+        return None if reply is None else reply["ETag"]
 
     def get_object(self, key: str) -> bytes | None:
         reply = self._call("read", key, self._client.get_object, Bucket=self.bucket, Key=self.prefix + key)
@@ -61,16 +83,17 @@ class S3Target:
             raise TargetUnavailable(f"{self.url}: cannot list {prefix}: {exc}") from exc
         return sorted(keys)
 
-    def _call(self, what: str, key: str, method, **kwargs):
-        """``method(**kwargs)``; None if the object does not exist; TargetUnavailable on
-        any other failure (unreachable, refused, no such bucket)."""
+    def _call(self, what: str, key: str, method, absent=_ABSENT, **kwargs):
+        """``method(**kwargs)``; None on an error whose code is in ``absent`` (by default:
+        the object does not exist); TargetUnavailable on any other failure (unreachable,
+        refused, no such bucket)."""
         from botocore.exceptions import ClientError
 
         try:
             return method(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404", "NotFound"):
+            if code in absent:
                 return None
             raise TargetUnavailable(f"{self.url}: cannot {what} {key}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - connection errors, timeouts, bad credentials

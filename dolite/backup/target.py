@@ -1,9 +1,10 @@
 """Backup targets: where backups are stored, behind one small interface.
 
-A target is a flat store of immutable objects named by ``/``-separated keys. Each target
-implements only these primitives; pushing, listing and restoring are written once over
-them (push.py, restore.py), so every target behaves the same way and one test suite runs
-them all.
+A target is a flat store of immutable objects named by ``/``-separated keys, plus one
+mutable object per database (its backup lock, changed only by conditional writes). Each
+target implements only these primitives; pushing, listing, restoring and locking are
+written once over them (push.py, restore.py, lock.py), so every target behaves the same
+way and one test suite runs them all.
 
 =================================================  ==========================================
 ``file:///DIR``                                     a local or network folder
@@ -43,6 +44,23 @@ class BackupTarget(Protocol):
     def delete(self, keys: list[str]) -> None:
         """Remove the objects under ``keys`` (absent ones are no error). Only pruning
         deletes (prune.py): every other writer only adds objects."""
+
+    # Conditional writes, for the one mutable object per database: its backup lock
+    # (lock.py). A *tag* names one stored state of an object; it changes whenever the
+    # bytes do (an S3 ETag; a digest of the bytes in a folder).
+
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        """Store ``data`` under ``key`` only if no object is stored there, atomically: of
+        concurrent callers at most one succeeds. The new object's tag, or None if an object
+        was already there (then nothing was written)."""
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and its tag, or None if there is no object under ``key``."""
+
+    def replace_if(self, key: str, data: bytes, tag: str) -> str | None:
+        """Replace the object under ``key`` with ``data`` only if its tag is still ``tag``,
+        atomically (a compare-and-swap). The new tag, or None if the object changed or is
+        gone (then nothing was written)."""
 
 
 def open_target(url: str) -> BackupTarget:
