@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dolite.backup.errors import BackupError, BackupNotFound, CorruptBackup, RestoreRefused, TargetUnavailable
+from dolite.backup.errors import (BackupError, BackupLocked, BackupLockLost, BackupNotFound, CorruptBackup, RestoreRefused,
+                                  TargetUnavailable)
 from dolite.backup.manifest import listing
 from dolite.backup.prune import PruneResult, databases, parse_duration, prune_target
 from dolite.backup.push import Progress, PushResult, push_store
@@ -30,7 +31,7 @@ from dolite.names import validate_name
 from dolite.pages import open_store
 from dolite.storage import Namespace, open_storage
 
-__all__ = ["BackupError", "BackupNotFound", "BackupTarget", "BackupVersion", "CorruptBackup", "PruneResult", "PushResult",
+__all__ = ["BackupError", "BackupLocked", "BackupLockLost", "BackupNotFound", "BackupTarget", "BackupVersion", "CorruptBackup", "PruneResult", "PushResult",
            "RepairResult", "RestoreRefused", "RestoreResult", "TargetUnavailable", "VerifyResult", "list_versions", "open_target",
            "parse_duration", "prune", "push", "push_all", "redact", "repair", "restore", "verify"]
 
@@ -90,7 +91,8 @@ def prune(name: str | None, *, from_: str | BackupTarget, keep: float | str,
           now: float | None = None) -> list[PruneResult]:
     """Delete the backed-up versions of ``name`` (None: every database in the target)
     older than ``keep`` (seconds, or a duration like "30d") and the chunks only they use;
-    every version inside the window stays restorable (see prune.py)."""
+    every version inside the window stays restorable (see prune.py). Each database is
+    locked against its pushes meanwhile: BackupLocked if one is running."""
     target = _target(from_)
     seconds = parse_duration(keep) if isinstance(keep, str) else float(keep)
     names = [validate_name(name)] if name is not None else databases(target)

@@ -164,10 +164,12 @@ def acquire(target: BackupTarget, db: str, purpose: str, now: float | None = Non
     for _ in range(3):  # the object vanished, or another taker won a takeover: look again
         clock = time.time() if now is None else now
         mine = Holder.mine(purpose, clock)
-        tag = _put_if_absent(target, key, mine)
+        tag = target.put_if_absent(key, mine.encode())
+        current = None if tag is not None else target.get_tagged(key)
+        if current is not None and current[0] == mine.encode():
+            tag = current[1]  # our put landed, and the client's retry of it failed (see _if_ours)
         if tag is not None:
             return Lease(target, db, mine, tag)
-        current = target.get_tagged(key)
         if current is None:
             continue
         holder = Holder.decode(current[0], f"{target.url}/{key}")
@@ -190,11 +192,6 @@ def locked(target: BackupTarget, db: str, purpose: str) -> Iterator[Lease]:
         yield lease
     finally:
         lease.release()
-
-
-def _put_if_absent(target: BackupTarget, key: str, record: Holder) -> str | None:
-    data = record.encode()
-    return target.put_if_absent(key, data) or _if_ours(target, key, data)
 
 
 def _replace(target: BackupTarget, key: str, record: Holder, tag: str) -> str | None:

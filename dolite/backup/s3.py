@@ -7,8 +7,9 @@ atomic in S3 (an object appears whole or not at all) and boto3 checksums each bo
 
 Conditional writes (the backup lock) are S3's conditional PUTs: ``If-None-Match: *``
 (put if absent) and ``If-Match: <ETag>`` (compare-and-swap); a tag is the ETag. The store
-must honour them (AWS S3 since 2024, R2, recent MinIO; moto's server does): one that
-ignores them would let two holders take one lock.
+must honour them (AWS S3 does since 2024, and so does moto's server, which the tests use;
+check another S3-compatible store): one that ignores them would let two holders take one
+lock.
 """
 
 from __future__ import annotations

@@ -188,6 +188,26 @@ def test_a_push_that_lost_its_lease_stops_before_its_next_manifest(ns, target_ur
     assert len(backup.push(ns, "db", to=target_url).versions) == 2
 
 
+def test_a_prune_that_lost_its_lease_stops_before_its_next_delete_batch(ns, target_url, monkeypatch):
+    from dolite.backup import lock
+
+    monkeypatch.setattr(sys.modules["dolite.backup.prune"], "DELETE_BATCH", 1)  # the module, not backup.prune()
+    commits(ns, 1, push_to=target_url)
+    target = backup.open_target(target_url)
+    for name in ("0rphan1", "0rphan2"):
+        target.put_object(f"db/chunks/{name}", b"left by an interrupted push")
+    gated = GatedTarget(target_url, lambda method, key: method == "delete", after=True)
+    pruning = Background(lambda: backup.prune("db", from_=gated, keep=0, now=1e12))
+    assert gated.reached.wait(60)
+    other = lock.acquire(target, "db", "push", now=time.time() + 2 * lock.LEASE_SECONDS)
+    gated.go.set()
+    with pytest.raises(BackupError, match="lost"):
+        pruning.outcome()
+    assert gated.writes == [("delete", "db/chunks/0rphan1")]
+    assert target.exists("db/chunks/0rphan2")
+    other.release()
+
+
 def test_lock_primitives(target_url):
     target = backup.open_target(target_url)
     assert target.get_tagged("db/lock.json") is None
