@@ -145,8 +145,8 @@ class Lease:
 
     def _lost(self) -> BackupLockLost:
         current = self.target.get_tagged(self.key)
-        now = "nobody holds it now" if current is None else \
-            f"it is held by {Holder.decode(current[0], self.key).describe()}"
+        holder = None if current is None else Holder.decode(current[0], self.key)
+        now = "nobody holds it now" if holder is None or holder.released else f"it is held by {holder.describe()}"
         return BackupLockLost(
             f"{self.db}: this {self.holder.purpose} lost its lock on the backups at {self.target.url} (its lease "
             f"ran out, and {now}): it stopped before writing or deleting more, and what it wrote is complete; "
