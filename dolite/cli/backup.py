@@ -160,7 +160,8 @@ def prune(name: Optional[str] = typer.Argument(None, help="Database to prune (de
           as_json: bool = JsonOpt) -> None:
     """Delete backed-up versions older than --keep and the chunks only they use. Every
     version inside the window (and the one current at its start) stays restorable; the
-    newest backup is always kept. Do not run beside a push of the same database."""
+    newest backup is always kept. Safe beside pushes: the database's backup lock refuses the
+    one that comes second (BackupLocked) until the other has finished."""
     try:
         seconds = backup.parse_duration(keep)
     except ValueError as exc:
