@@ -77,6 +77,7 @@ class Bench:
         self.ns = open_storage(self.url)
         self.progress = progress or (lambda message: None)
         self._serial = 0
+        self.settled: dict[str, list[float]] = {}  # workload -> ms waited for background checkpoints, per run
 
     def close(self) -> None:
         if self.owns_storage:
@@ -116,9 +117,21 @@ class Bench:
                     value = run(conn)
                 finally:
                     conn.close()
+                self._settle(label, side)
                 best[side] = max(best.get(side, 0.0), value)
                 self.progress(f"{label} round {r + 1}: {side} {value:,.0f}/s")
         return best
+
+    def _settle(self, label: str, side: str) -> None:
+        """Let the store's background checkpoints (``sqlite:``) finish, untimed, so they
+        never run into the next side's timed run; their time is reported, not hidden."""
+        checkpointer = getattr(self.ns, "checkpointer", None)
+        if checkpointer is None or side == "native":
+            return
+        t0 = time.perf_counter()
+        checkpointer.wait_idle(120)
+        waits = self.settled.setdefault(label, [])
+        waits.append(round((time.perf_counter() - t0) * 1000, 1))
 
     def _sides(self, naive: bool = False) -> dict:
         sides = {"native": self.native, "dolite": self.dolite}
@@ -381,6 +394,7 @@ def run(quick: bool = False, storage: str | None = None, progress=None, sizes: S
         "big_txn_peak_mib": big["big_txn_peak_mib"],
         "idle_databases": idle,
         "big_transaction": big,
+        "background_checkpoint_ms": bench.settled,
         "goals": goals({**ratios, "durable_commit_stretch": ratios["durable_commit"],
                         "write_amplification": wa["write_amplification"], "idle_db_kib": idle["idle_db_kib"],
                         "big_txn_peak_mib": big["big_txn_peak_mib"]}),

@@ -33,7 +33,8 @@ import apsw
 
 from dolite.storage.sqlite_files import ObjectFile
 
-INLINE_FACTOR = 4  # WAL pages, in multiples of ``autocheckpoint``, that a commit checkpoints itself
+INLINE_FACTOR = 16  # WAL pages, in multiples of ``autocheckpoint`` (64 MiB by default), past which
+# every commit checkpoints itself
 BIG_COMMIT_PAGES = 64  # WAL pages (256 KiB at 4 KiB) a commit adds to count as big
 QUIET_S = 0.005  # how long a file sees no commit before the thread checkpoints it
 log = logging.getLogger("dolite.storage")

@@ -17,8 +17,8 @@ connections are closed beyond ``max_open`` (default 64) to bound file descriptor
 Checkpointing (:mod:`dolite.storage.sqlite_checkpoint`): once the WAL holds
 ``autocheckpoint`` pages (default 1000), a small commit checkpoints inline, as SQLite's
 auto-checkpoint would; a big one (64 pages or more) leaves it to a background thread,
-which runs it once the file sees no commit for a few milliseconds; past 4 times the
-threshold every commit checkpoints inline, so the WAL stays bounded. SQLite's auto-checkpoint, inside the commit that crosses
+which runs it once the file sees no commit for a few milliseconds; past 16 times the
+threshold (64 MiB) every commit checkpoints inline, so the WAL stays bounded. SQLite's auto-checkpoint, inside the commit that crosses
 the threshold, cost a bulk commit about a third of its time; for single-row commits both
 measured the same (~150 us mean).
 

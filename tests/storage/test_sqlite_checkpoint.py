@@ -10,8 +10,9 @@ import threading
 import pytest
 
 from dolite.storage import open_storage, sqlite_wal
+from dolite.storage.sqlite_checkpoint import INLINE_FACTOR
 
-BIG = {f"c/{i:04d}": os.urandom(4100) for i in range(100)}  # ~200 WAL pages: a big commit
+BIG = {f"c/{i:04d}": os.urandom(4100) for i in range(100)}  # ~120 WAL pages: a big commit
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_the_wal_stays_bounded_when_the_checkpointer_falls_behind(tmp_path, chec
     monkeypatch.setattr(sqlite_wal.Checkpointer, "_checkpoint", lambda self, file: stuck.wait(10))
     ns = open_storage(f"sqlite:{tmp_path}/s?autocheckpoint=100")
     store = ns.object("o")
-    for _ in range(6):  # ~1,200 pages: past 4 x 100, commits checkpoint themselves
+    for _ in range(INLINE_FACTOR + 2):  # ~120 pages each: past INLINE_FACTOR x 100, commits checkpoint themselves
         store.put(BIG)
     assert threading.current_thread().name in checkpoints
     stuck.set()
