@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 
 import lmdb
 
-from dolite.errors import Conflict, StorageError, StorageFull
+from dolite.errors import Conflict, StorageError
 from dolite.storage.lmdb_space import Ballast, full_error, parse_size
 from dolite.storage.base import (
     Limits,
@@ -373,12 +373,7 @@ class LmdbNamespace:
     def drop(self, name: str) -> None:
         """Delete every key of ``name``. On a full file system the delete may itself need
         room (LMDB copies pages on write): the ballast file is given up for it."""
-        try:
-            self._drop(name)
-        except StorageFull:
-            if not self._ballast.release():
-                raise
-            self._drop(name)
+        self._ballast.retry_with_room(lambda: self._drop(name))
 
     def _drop(self, name: str) -> None:
         try:

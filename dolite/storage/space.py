@@ -5,8 +5,9 @@ LMDB, WAL frames in SQLite), and sizes as URL options."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-from dolite.errors import InvalidURL
+from dolite.errors import InvalidURL, StorageFull
 
 NEARLY_FULL_BYTES = 1 << 20  # free space below which a failed write means "disk full"
 BALLAST = "reserve.dolite"  # a file of allocated bytes, given up so that a drop can run
@@ -43,6 +44,15 @@ class Ballast:
             os.unlink(self.path)
         finally:
             os.close(fd)
+
+    def retry_with_room(self, write: Callable[[], None]) -> None:
+        """Run ``write``; if the store is full, give the room up and run it once more."""
+        try:
+            write()
+        except StorageFull:
+            if not self.release():
+                raise
+            write()
 
     def release(self) -> bool:
         """Give the room up; False if there was none to give."""

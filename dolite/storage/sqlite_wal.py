@@ -278,12 +278,7 @@ class SqliteNamespace:
         """Delete every key of ``name``. On a full file system the delete needs room for its
         WAL frames: the ballast file is given up for it (taken again when the store is next
         opened)."""
-        try:
-            self._drop(name)
-        except StorageFull:
-            if not self._ballast.release():
-                raise
-            self._drop(name)
+        self._ballast.retry_with_room(lambda: self._drop(name))
 
     def _drop(self, name: str) -> None:
         with self._using(self._file(file_name(name))) as conn:

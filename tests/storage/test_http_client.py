@@ -110,3 +110,32 @@ def test_a_proxy_in_the_environment_is_followed_through_httpx(monkeypatch):
     monkeypatch.delenv("HTTP_PROXY")
     monkeypatch.delenv("http_proxy", raising=False)
     assert isinstance(http_client("http://worker.example:8787", {}, 5), KeepAliveClient)
+
+
+class _CountingSocket:
+    def __init__(self, sock):
+        self.sock, self.writes = sock, []
+
+    def sendall(self, data):
+        self.writes.append(bytes(data))
+        return self.sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def test_a_request_and_its_body_are_one_write(echo):
+    """Headers and body go out together: one system call and one packet less per call."""
+    client = KeepAliveClient(echo, {"x-test": "1"}, timeout=10)
+    try:
+        assert client.request("POST", "/a", b"first").content == b"POST /a first"
+        conn = client._idle[0]
+        counting = conn.sock = _CountingSocket(conn.sock)
+        body = b"\x00\xffbody" * 1000
+        reply = client.request("POST", "/b", body)
+        assert reply.status == 200 and reply.content == b"POST /b " + body
+        assert len(counting.writes) == 1 and counting.writes[0].endswith(b"\r\n\r\n" + body)
+        assert client.request("POST", "/c", b"").content == b"POST /c "  # an empty body too
+        assert len(counting.writes) == 2 and counting.writes[1].endswith(b"\r\n\r\n")
+    finally:
+        client.close()
