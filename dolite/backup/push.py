@@ -63,8 +63,7 @@ def holder(target: BackupTarget) -> str:
 
 def push_store(store: PageStore, target: BackupTarget, progress: Progress | None = None) -> PushResult:
     """Copy every committed version of ``store`` not yet in ``target``; see the module doc."""
-    head = store.read_head()
-    store.pin(head)
+    head = store.pinned(store.read_head)
     try:
         with locked(target, store.name, "push") as lease:
             result = _Pusher(store, target, head, lease, progress).run()

@@ -42,8 +42,7 @@ def restore(storage: str | Namespace, name: str, *, version: int | None = None,
         version = version_at(namespace, name, at)
     store = open_store(namespace, name)
     current = store.read_head()
-    old = store.version_head(version, current)
-    store.pin(old)
+    old = store.pinned(lambda: store.version_head(version, current))
     try:
         if into is not None:
             return _copy_into(namespace, store, old, validate_name(into))

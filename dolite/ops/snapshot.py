@@ -54,10 +54,7 @@ def iter_export(storage: str | Namespace, name: str, *, version: int | None = No
     """Yield the database file's bytes, chunk by chunk, as of one committed version
     (the current one, or ``version`` if still retained). Checksums are verified."""
     store = _store(storage, name)
-    head = store.read_head()
-    if version is not None:
-        head = store.version_head(version, head)
-    store.pin(head)
+    head = store.pinned(store.read_head if version is None else lambda: store.version_head(version))
     try:
         for c in range(head.chunk_count):
             yield store.chunk_as_of(head, c)

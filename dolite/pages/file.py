@@ -40,7 +40,7 @@ class PagedFile:
 
     def begin(self) -> None:
         """Pin the newest committed version for reading."""
-        self._set_head(self.store.current_head())
+        self._set_head(self.store.pinned(), pinned=True)
 
     def refresh_needed(self) -> bool:
         """True if someone committed since our pin (our writes would then conflict)."""
@@ -148,8 +148,9 @@ class PagedFile:
             out[span.start:span.stop] = bytes(len(span))
         return bytes(out)
 
-    def _set_head(self, head: Head) -> None:
-        self.store.pin(head)
+    def _set_head(self, head: Head, pinned: bool = False) -> None:
+        if not pinned:
+            self.store.pin(head)
         if self.head is not None:
             self.store.unpin(self.head)
         self.head = head

@@ -65,6 +65,18 @@ class PageStore:
     def pin(self, head: Head) -> None:
         self.pins.add(head.version)
 
+    def pinned(self, read: Callable[[], Head] | None = None) -> Head:
+        """``read()`` (default: the newest head), pinned; unpin it when done. Version 0 is
+        pinned while ``read`` runs, so a GC pass that takes its snapshot meanwhile deletes
+        nothing: a pin taken only after the read could come too late for its head."""
+        self.pins.add(0)
+        try:
+            head = (read or self.current_head)()
+            self.pin(head)
+        finally:
+            self.pins.remove(0)
+        return head
+
     def unpin(self, head: Head) -> None:
         self.pins.remove(head.version)
 
