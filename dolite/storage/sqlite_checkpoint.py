@@ -64,7 +64,7 @@ class Checkpointer:
             if self._stopped:
                 return
             self._wanted[file] = None
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():  # (not alive: a forked child)
                 self._thread = threading.Thread(target=self._run, name=f"dolite-checkpoint {self._name}",
                                                 daemon=True)
                 self._thread.start()
