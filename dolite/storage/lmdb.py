@@ -5,7 +5,8 @@ Objects share one environment. Each object name gets a fixed 8-byte id (sub-data
 ``objects``); its keys live in sub-database ``data`` as ``id + utf8(key)``. LMDB's
 compile-time key limit (511 bytes) therefore caps keys at 503 bytes here.
 
-Group commit: every write (``commit``, ``put``, ``delete``) is a request to the namespace.
+Group commit (the queue in dolite/storage/lmdb_group.py): every write (``commit``, ``put``,
+``delete``) is a request to the namespace.
 The first writer to find no group in progress leads: it takes the requests queued so far
 (at most ``MAX_GROUP`` requests, ``MAX_GROUP_BYTES`` of values), applies each in its own
 nested transaction inside one LMDB write transaction (a refused ``expect`` or an error
@@ -27,16 +28,15 @@ a full file system, the directory keeps a 1 MiB ballast file (``reserve.dolite``
 
 from __future__ import annotations
 
-import _thread
 import os
 import struct
 import threading
-from collections import deque
 from collections.abc import Iterable, Mapping
 
 import lmdb
 
 from dolite.errors import Conflict, StorageError
+from dolite.storage.lmdb_group import GroupCommit, Request
 from dolite.storage.lmdb_space import Ballast, full_error, parse_size
 from dolite.storage.base import (
     Limits,
@@ -49,32 +49,7 @@ from dolite.storage.base import (
 LMDB_LIMITS = Limits(max_key_bytes=511 - 8)
 _ID = struct.Struct(">Q")
 _NEXT_ID = b"\x00next-id"
-MAX_GROUP = 64  # requests per group commit
-MAX_GROUP_BYTES = 16 << 20  # bytes of values per group (a group always takes one request)
 DEFAULT_MAP_SIZE = 1 << 40
-
-
-class _Request:
-    """One write waiting for (or leading) a group commit."""
-
-    __slots__ = ("deletes", "error", "expect", "lead", "nbytes", "result", "storage", "wake", "writes")
-
-    def __init__(self, storage: LmdbStorage, writes: Mapping[str, bytes], deletes: list[str],
-                 expect: dict[str, bytes | None]):
-        self.storage = storage
-        self.writes = writes
-        self.deletes = deletes
-        self.expect = expect
-        self.nbytes = sum(len(v) for v in writes.values())
-        self.result: int | None = None  # keys deleted, set once applied
-        self.error: BaseException | None = None
-        self.wake: _thread.LockType | None = None  # held until the request is done (followers)
-        self.lead = False  # promoted: lead the next group
-
-    def outcome(self) -> int:
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 class LmdbStorage:
@@ -109,7 +84,7 @@ class LmdbStorage:
 
     def delete(self, keys: Iterable[str]) -> int:
         keys = check_keys(keys, self.limits, "delete")
-        return self._ns._submit(_Request(self, {}, keys, {}))
+        return self._ns._submit(Request(self, {}, keys, {}))
 
     def list(self, *, start=None, end=None, prefix=None, limit=None, reverse=False) -> dict[str, bytes]:
         lo, hi = key_range(start, end, prefix)
@@ -148,10 +123,10 @@ class LmdbStorage:
         deletes, expect = check_commit(writes, deletes, expect, self.limits)
         if not deletes and not expect:
             check_entries(writes, self.limits, "put")
-        self._ns._submit(_Request(self, writes, deletes, expect))
+        self._ns._submit(Request(self, writes, deletes, expect))
 
 
-class LmdbNamespace:
+class LmdbNamespace(GroupCommit):
     """An LMDB environment directory holding any number of objects."""
 
     def __init__(self, path: str, *, url: str | None = None, sync: bool = True,
@@ -175,76 +150,9 @@ class LmdbNamespace:
         self._data = self._env.open_db(b"data")
         self._ids: dict[str, bytes] = {}
         self._ids_lock = threading.Lock()
-        self._group_lock = threading.Lock()
-        self._queue: deque[_Request] = deque()  # requests waiting for the next group
-        self._leading = False  # a group is in progress (its leader will promote the next)
-        self.group_stats = {"groups": 0, "requests": 0, "max_group": 0}
+        GroupCommit.__init__(self)
 
-    # -- group commit ---------------------------------------------------------------
-
-    def _submit(self, request: _Request) -> int:
-        """Apply one write request through group commit; return its result (keys deleted)."""
-        with self._group_lock:
-            if self._leading:
-                request.wake = _thread.allocate_lock()
-                request.wake.acquire()
-                self._queue.append(request)
-            else:
-                self._leading = True
-        if request.wake is not None:
-            try:
-                request.wake.acquire()  # released by the leader: done, or promoted to lead
-            except BaseException:  # interrupted while queued (KeyboardInterrupt)
-                self._withdraw(request)
-                raise
-            if not request.lead:
-                return request.outcome()
-        self._lead(request)
-        return request.outcome()
-
-    def _withdraw(self, request: _Request) -> None:
-        """Take an interrupted follower out of the queue, or, if it was already promoted,
-        still lead its group (the others wait for it). If it is in a group already, the
-        group goes on without it noticing: its outcome is unknown to its caller."""
-        with self._group_lock:
-            if request in self._queue:
-                self._queue.remove(request)
-                return
-            promoted = request.lead
-        if promoted:
-            self._lead(request)
-
-    def _lead(self, first: _Request) -> None:
-        group = [first]
-        size = first.nbytes
-        following = None
-        try:
-            with self._group_lock:
-                queue = self._queue
-                while queue and len(group) < MAX_GROUP and size + queue[0].nbytes <= MAX_GROUP_BYTES:
-                    request = queue.popleft()
-                    group.append(request)
-                    size += request.nbytes
-            self._run_group(group)
-        finally:
-            with self._group_lock:
-                if self._queue:
-                    following = self._queue.popleft()
-                    following.lead = True
-                else:
-                    self._leading = False
-                stats = self.group_stats
-                stats["groups"] += 1
-                stats["requests"] += len(group)
-                stats["max_group"] = max(stats["max_group"], len(group))
-            if following is not None:
-                following.wake.release()
-            for request in group[1:]:
-                if request.error is None and request.result is None:  # leader interrupted
-                    request.error = StorageError("lmdb: group commit interrupted")
-                request.wake.release()
-
-    def _run_group(self, group: list[_Request]) -> None:
+    def _run_group(self, group: list[Request]) -> None:
         """Apply ``group`` in one write transaction committed once. Sets every request's
         ``result`` or ``error``; one request's failure never fails the others."""
         try:
@@ -254,7 +162,7 @@ class LmdbNamespace:
                 request.error = self._translate(exc)
             return
         allocated: dict[str, bytes] = {}  # ids of new objects, cached once committed
-        applied: list[_Request] = []
+        applied: list[Request] = []
         try:
             if len(group) == 1:  # a lone writer: no nested transaction needed
                 try:
@@ -293,7 +201,7 @@ class LmdbNamespace:
             with self._ids_lock:
                 self._ids.update(allocated)
 
-    def _apply(self, request: _Request, txn: lmdb.Transaction, allocated: dict[str, bytes]) -> None:
+    def _apply(self, request: Request, txn: lmdb.Transaction, allocated: dict[str, bytes]) -> None:
         """Check ``request``'s expectations and apply it in ``txn`` (raises ``Conflict``)."""
         storage, writes, expect = request.storage, request.writes, request.expect
         data = self._data

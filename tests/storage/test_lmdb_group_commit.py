@@ -305,7 +305,7 @@ class _InterruptedWait:
 
 
 def _interrupt_thread(monkeypatch, name: str, after_wake: bool) -> None:
-    from dolite.storage import lmdb as module
+    from dolite.storage import lmdb_group as module
 
     def allocate_lock():
         if threading.current_thread().name == name:
