@@ -34,7 +34,9 @@ from dolite.pages.integrity import check_log_not_ahead
 from dolite.pages.log import read_log, read_records, record_keys
 from dolite.storage.base import Storage
 
-MAX_RECORDS_PER_RUN = 256
+# Log rows a pass reads (a batch row holds up to 32 records): bounds a pass's decoding to
+# a few hundred records; a pass that processed all it read leaves GC due again at once.
+MAX_ROWS_PER_PASS = 16
 ATTEMPTS = 3  # passes tried when our own lease's bytes moved on under one (a renewal)
 THREAD_PREFIX = "dolite-gc:"  # names the background pass's thread
 log = logging.getLogger("dolite.pages")
@@ -91,6 +93,7 @@ def remove_uncommitted(db: Fenced, head: Head) -> int:
 class Collected:
     deleted: int  # keys deleted
     due: float  # no record can age out before this time: a run before it has nothing to do
+    behind: bool = False  # more aged records may follow what this pass read: run again soon
 
 
 def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collected:
@@ -102,14 +105,16 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
     limit = min(head.version, min(pinned, default=head.version))
     horizon = now - head.retention
     # From ``done``, not after it: the row keyed there, which the last run kept, goes now.
-    records, rows = read_log(db.storage, db.name, head, done, limit + 1, most=MAX_RECORDS_PER_RUN, gc_done=done)
+    records, rows = read_log(db.storage, db.name, head, done, limit + 1, most=MAX_ROWS_PER_PASS, gc_done=done)
+    truncated = len(rows) >= MAX_ROWS_PER_PASS
     records = {v: r for v, r in records.items() if v > done}
     oldest = next(iter(records.values()), None)
     if oldest is None or oldest.time > horizon:
         # Nothing has aged out. Records only come newer, so nothing will before the oldest
-        # one does (unless a pin held records back: then look again).
-        first = oldest.time if oldest else now
-        return Collected(0, first + head.retention if limit == head.version else 0.0)
+        # one does; with no record read, a pin may have held them back: look again then.
+        if oldest is not None:
+            return Collected(0, oldest.time + head.retention)
+        return Collected(0, now + head.retention if limit == head.version else 0.0)
     limit = min(limit, _held_back(db, now))
     deletes: list[str] = []
     processed = done
@@ -126,7 +131,7 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
         return Collected(0, 0.0)
     old_logs = [key for key in rows if parse_log_key(key) < processed]
     db.delete(deletes + old_logs, {GC: encode_record(GC, {"done": processed})})
-    return Collected(len(deletes) + len(old_logs), 0.0)
+    return Collected(len(deletes) + len(old_logs), 0.0, behind=truncated and processed == max(records))
 
 
 def _held_back(db: Fenced, now: float) -> int:
@@ -166,6 +171,7 @@ class Collector:
         self.store = store
         self.background = store.limits.remote
         self.due = 0.0  # a pass has nothing to do before this time
+        self.behind = False  # the last pass left aged records unread: the next commit runs one
         self._pass_lock = threading.Lock()
         self._thread_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -223,7 +229,7 @@ class Collector:
                 if attempt + 1 == ATTEMPTS or not self._lease_moved_on(db.lease):
                     raise
                 continue
-            self.due = done.due
+            self.due, self.behind = done.due, done.behind
             return done.deleted
         raise AssertionError("unreachable")
 

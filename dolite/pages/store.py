@@ -350,7 +350,7 @@ class PageStore:
         its own where storage calls are round trips (``Limits.remote``), else here. The
         commit has landed, so nothing here may turn it into an error (the caller would
         retry and apply it twice)."""
-        if self._commits_since_gc >= GC_EVERY:
+        if self._commits_since_gc >= GC_EVERY or self._gc.behind:
             self._gc.start()
 
     def wait_for_gc(self) -> None:
