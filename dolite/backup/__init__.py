@@ -33,7 +33,7 @@ from dolite.storage import Namespace, open_storage
 
 __all__ = ["BackupError", "BackupLocked", "BackupLockLost", "BackupNotFound", "BackupTarget", "BackupVersion", "CorruptBackup", "PruneResult", "PushResult",
            "RepairResult", "RestoreRefused", "RestoreResult", "TargetUnavailable", "VerifyResult", "list_versions", "open_target",
-           "parse_duration", "prune", "push", "push_all", "redact", "repair", "restore", "verify"]
+           "databases", "parse_duration", "prune", "push", "push_all", "redact", "repair", "restore", "verify"]
 
 
 @dataclass(frozen=True)

@@ -61,21 +61,44 @@ def push(name: Optional[str] = typer.Argument(None, help="Database to back up (o
     try:
         names = [name] if name else open_storage(_local(storage)).names()
         target = backup.open_target(to)
-        results = []
-        for db in names:
+
+        def push_one(db):
             with _bar(f"push {db}") as progress:
-                results.append(backup.push(_local(storage), db, to=target, progress=progress))
+                return [backup.push(_local(storage), db, to=target, progress=progress)]
+        results, locked = _each_unless_locked(names, push_one)
     except Error as exc:
         _fail(exc)
     if as_json:
         console.print_json(json.dumps([r.as_dict() for r in results] if all_ else results[0].as_dict()))
-        return
-    for r in results:
-        span = f"v{r.versions[0]}..v{r.versions[-1]}" if r.versions else "nothing new"
-        console.print(f"{r.name} -> {r.target}: {span}, {r.chunks_uploaded} chunks uploaded "
-                      f"({r.bytes_uploaded} bytes), {r.chunks_present} already there; backed up to v{r.version}")
-        if r.full_snapshot:
-            err.print(f"[yellow]note:[/] {r.name}: full snapshot of v{r.version}: {r.reason}")
+    else:
+        for r in results:
+            span = f"v{r.versions[0]}..v{r.versions[-1]}" if r.versions else "nothing new"
+            console.print(f"{r.name} -> {r.target}: {span}, {r.chunks_uploaded} chunks uploaded "
+                          f"({r.bytes_uploaded} bytes), {r.chunks_present} already there; backed up to v{r.version}")
+            if r.full_snapshot:
+                err.print(f"[yellow]note:[/] {r.name}: full snapshot of v{r.version}: {r.reason}")
+    _report_locked(locked)
+
+
+def _each_unless_locked(names: list[str], run) -> tuple[list, list[Error]]:
+    """``run(name)`` (a list of results) for each database; one locked by another push or
+    prune is skipped, not the end of the rest (a single NAME that is locked still fails)."""
+    results, locked = [], []
+    for name in names:
+        try:
+            results += run(name)
+        except backup.BackupLocked as exc:
+            if len(names) == 1:
+                raise
+            locked.append(exc)
+    return results, locked
+
+
+def _report_locked(locked: list[Error]) -> None:
+    for exc in locked:
+        err.print(f"[bold red]skipped:[/] {exc}")
+    if locked:
+        raise typer.Exit(1)
 
 
 @backup_app.command("list")
@@ -167,12 +190,15 @@ def prune(name: Optional[str] = typer.Argument(None, help="Database to prune (de
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--keep") from None
     try:
-        results = backup.prune(name, from_=from_, keep=seconds)
+        target = backup.open_target(from_)
+        names = [name] if name is not None else backup.databases(target)
+        results, locked = _each_unless_locked(names, lambda db: backup.prune(db, from_=target, keep=seconds))
     except Error as exc:
         _fail(exc)
     if as_json:
         console.print_json(json.dumps([r.as_dict() for r in results]))
-        return
-    for r in results:
-        console.print(f"{r.name} at {r.target}: {r.manifests_deleted} versions and {r.chunks_deleted} chunks "
-                      f"deleted; {r.kept} manifests kept, oldest restorable v{r.oldest_kept}")
+    else:
+        for r in results:
+            console.print(f"{r.name} at {r.target}: {r.manifests_deleted} versions and {r.chunks_deleted} chunks "
+                          f"deleted; {r.kept} manifests kept, oldest restorable v{r.oldest_kept}")
+    _report_locked(locked)

@@ -70,3 +70,39 @@ def test_verify_exits_1_on_damage(tmp_path):
     chunk.write_bytes(b"rot")
     code, out = run("verify", "shop", "--from", f"file://{folder}", "--json")
     assert code == 1 and json.loads(out)["ok"] is False
+
+
+def test_push_all_and_prune_go_on_past_a_database_another_process_holds(tmp_path):
+    """A database locked by another push or prune is skipped, named, and the exit code is
+    1; the others are still backed up (cron's `push --all` must not stop at the first)."""
+    import dataclasses
+    import time
+
+    from dolite import backup
+    from dolite.backup import lock
+
+    storage, folder = f"lmdb:{tmp_path / 'store'}", tmp_path / "backups"
+    folder.mkdir()
+    to = f"file://{folder}"
+    for name in ("a", "b", "c"):
+        conn = connect(name, storage)
+        conn.execute("CREATE TABLE t(x)")
+        conn.commit()
+        conn.close()
+    assert run("push", "--all", "--to", to, "-s", storage)[0] == 0
+    target = backup.open_target(to)
+    other = dataclasses.replace(lock.Holder.mine("push", time.time()), host="elsewhere", machine="elsewhere")
+    held = target.get_tagged(lock.lock_key("b"))[1]
+    assert target.replace_if(lock.lock_key("b"), other.encode(), held)
+    for name in ("a", "b", "c"):
+        conn = connect(name, storage)
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.commit()
+        conn.close()
+    code, out = run("push", "--all", "--to", to, "-s", storage, "--json")
+    assert code == 1 and "skipped" in out and "locked by push" in out, out
+    assert [len(backup.list_versions(n, from_=to)) for n in ("a", "b", "c")] == [2, 1, 2]
+    code, out = run("prune", "--from", to, "--keep", "1d")
+    assert code == 1 and "a at" in out and "c at" in out and "skipped" in out, out
+    code, out = run("push", "b", "--to", to, "-s", storage)
+    assert code == 1 and "locked by push" in out  # one NAME that is locked fails as before
