@@ -14,9 +14,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from dolite.pages.format import decode_record, encode_record
+from dolite.pages.format import Head, decode_record, encode_record
 from dolite.storage.base import Storage
 
 HOLD_PREFIX = "hold/"
@@ -72,6 +73,18 @@ class Pins:
             self._readers[version] -= 1
             if self._readers[version] <= 0:
                 del self._readers[version]
+
+    def while_reading(self, read: Callable[[], Head]) -> Head:
+        """``read()``'s head, pinned; unpin it when done. Version 0 is pinned while ``read``
+        runs, so a GC pass that takes its snapshot meanwhile deletes nothing: a pin taken
+        only after the read could come too late for its head."""
+        self.add(0)
+        try:
+            head = read()
+            self.add(head.version)
+        finally:
+            self.remove(0)
+        return head
 
     def versions(self) -> list[int]:
         with self._lock:

@@ -49,6 +49,13 @@ def spill_key(version: int, part: int) -> str:
     return f"{log_key(version)}#s{part:04d}"
 
 
+def spill_record(new: Head, part: int, chunks: list[int]) -> dict[str, bytes]:
+    """The record part naming ``chunks``, spilled for ``new`` (whose size is the base's)."""
+    key = spill_key(new.version, part)
+    return {key: encode_record(key, {"v": new.version, "time": new.time, "size": new.size,
+                                     "old_size": new.size, "chunks": to_ranges(chunks)})}
+
+
 RECENT_MAX = 32  # records a head carries at most (about 60 bytes each)
 
 

@@ -18,8 +18,8 @@ from dataclasses import replace
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
 from dolite.pages import gc, integrity, locate, log, twophase
 from dolite.pages.cache import ChunkCache
-from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, LEASE, Head, chunk_key, decode_chunk, encode_record,
-                                 encoded_chunks, new_incarnation, to_ranges)
+from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, LEASE, Head, chunk_key, decode_chunk, encoded_chunks,
+                                 new_incarnation)
 from dolite.pages.holds import Pins
 from dolite.pages.lease import LeaseKeeper
 from dolite.storage.base import Storage
@@ -66,16 +66,8 @@ class PageStore:
         self.pins.add(head.version)
 
     def pinned(self, read: Callable[[], Head] | None = None) -> Head:
-        """``read()`` (default: the newest head), pinned; unpin it when done. Version 0 is
-        pinned while ``read`` runs, so a GC pass that takes its snapshot meanwhile deletes
-        nothing: a pin taken only after the read could come too late for its head."""
-        self.pins.add(0)
-        try:
-            head = (read or self.current_head)()
-            self.pin(head)
-        finally:
-            self.pins.remove(0)
-        return head
+        """``read()`` (default: the newest head), pinned (:meth:`Pins.while_reading`)."""
+        return self.pins.while_reading(read or self.current_head)
 
     def unpin(self, head: Head) -> None:
         self.pins.remove(head.version)
@@ -253,9 +245,7 @@ class PageStore:
         with self._commit_lock:
             self._hold_lease()
             new = base.advance(base.size, time.time())
-            key = log.spill_key(new.version, part)
-            record = {key: encode_record(key, {"v": new.version, "time": new.time, "size": base.size,
-                                               "old_size": base.size, "chunks": to_ranges(list(chunks))})}
+            record = log.spill_record(new, part, list(chunks))
             try:
                 self.storage.commit({**record, **self.lease.renewal()}, expect={LEASE: self.lease.raw})
                 self.lease.renewed()
