@@ -47,9 +47,8 @@ class ObjectFile:
     two threads must never interleave statements). ``conn`` is None until first used and
     again after ``close`` (the namespace closes idle files to bound open descriptors)."""
 
-    def __init__(self, path: str, autocheckpoint: int):
+    def __init__(self, path: str):
         self.path = path
-        self.autocheckpoint = autocheckpoint
         self.lock = threading.Lock()
         self.conn: apsw.Connection | None = None
         self.wal_pages = 0  # pages in the WAL after the last commit (set by SQLite's WAL hook)

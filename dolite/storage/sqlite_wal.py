@@ -214,7 +214,7 @@ class SqliteNamespace:
         with self._lock:
             found = self._files.get(name_of_file)
             if found is None:
-                found = ObjectFile(os.path.join(self.path, name_of_file), self._autocheckpoint)
+                found = ObjectFile(os.path.join(self.path, name_of_file))
                 self._files[name_of_file] = found
             return found
 
@@ -306,7 +306,8 @@ class SqliteNamespace:
 def open_url(url: str) -> SqliteNamespace:
     """``sqlite:PATH[?max_open=64][&autocheckpoint=1000]``; one namespace per directory per
     process. ``max_open``: connections kept open (each holds 3 descriptors); ``autocheckpoint``:
-    WAL pages after which a commit checkpoints (0: only when the last connection closes)."""
+    WAL pages past which the WAL is checkpointed: inline after a small commit, on a background
+    thread after a big one (0: only when the last connection closes)."""
     from dolite.storage import shared, url_options
 
     path, options = url_options(url)
