@@ -24,7 +24,7 @@ read, and rows are keyed by the newest version they hold: a batch row keyed at o
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from dolite.pages.format import GC, LOG_PREFIX, Head, decode_record, encode_record, from_ranges, log_key, parse_log_key, to_ranges
 from dolite.storage.base import Limits, Storage
@@ -68,8 +68,8 @@ def folded(base: Head, new: Head, chunks: list[int],
     if replaced:
         own += (tuple(n for c in sorted(replaced) for n in (c, replaced[c])),)
     if len(base.recent) < RECENT_MAX:
-        return replace(new, recent=(*base.recent, own)), {}
-    return replace(new, recent=(own,)), flushed(base)
+        return new.carrying((*base.recent, own)), {}
+    return new.carrying((own,)), flushed(base)
 
 
 def flushed(base: Head) -> dict[str, bytes]:
