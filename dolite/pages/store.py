@@ -22,12 +22,12 @@ from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, LEASE, Head, chunk_ke
                                  new_incarnation)
 from dolite.pages.holds import Pins
 from dolite.pages.lease import LeaseKeeper
+from dolite.pages.versions import VersionMap
 from dolite.storage.base import Storage
 
 DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_RETENTION = 600.0
 GC_EVERY = 256  # commits between GC runs: a run costs ~5 calls plus its deletes
-MAX_WHERE = 1 << 18  # chunks whose newest version is remembered (~25 MB at most)
 
 
 class PageStore:
@@ -47,8 +47,7 @@ class PageStore:
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._latest: Head | None = None
-        self._where: dict[int, int] = {}  # chunk -> newest version as of _where_at
-        self._where_at: tuple[int, int] = (-1, -1)  # a Head.identity
+        self.versions = VersionMap()  # chunk -> its newest version, known without I/O
         self._needs_cleanup = True
         self._commits_since_gc = 0
         self._gc = gc.Collector(self)  # runs the GC passes: gc.py
@@ -133,8 +132,8 @@ class PageStore:
                 self.cache.clear()  # the database was dropped and created again
                 latest = None
             if latest is None or head.version > latest.version:
-                if head.identity != self._where_at:  # a persistent cache may know its versions
-                    self._where, self._where_at = self.cache.versions(head), head.identity
+                if head.identity != self.versions.at:  # a persistent cache may know them
+                    self.versions.replace(head, self.cache.versions(head))
                 self._latest = head
 
     # -- reads ---------------------------------------------------------------------
@@ -145,11 +144,7 @@ class PageStore:
         if chunk * head.chunk_size >= head.size:
             return b""
         self._window.read(chunk)
-        with self._lock:
-            version = self._where.get(chunk)
-            if version is not None and head.identity != self._where_at and (
-                    version > head.version or head.id != self._where_at[0]):
-                version = None
+        version = self.versions.version_for(head, chunk)
         if version is not None:
             data = self.cache.get((head.id, chunk, version))
             if data is not None:
@@ -164,11 +159,7 @@ class PageStore:
         self.stats["bytes_read"] += len(raw)
         if cache:
             self.cache.put((head.id, chunk, version), data)
-        with self._lock:
-            if head.identity == self._where_at:
-                if len(self._where) >= MAX_WHERE:
-                    self._where.clear()  # an index to the cache, not the truth: bound it
-                self._where.setdefault(chunk, version)
+        self.versions.found(head, chunk, version)
         return data
 
     def chunk_as_of(self, head: Head, chunk: int) -> bytes:
@@ -216,9 +207,7 @@ class PageStore:
                 self.cache.put((head.id, c, v), data)
                 self.stats["chunks_read"] += 1
                 self.stats["bytes_read"] += len(raw)
-                with self._lock:
-                    if head.identity == self._where_at:
-                        self._where.setdefault(c, v)
+                self.versions.found(head, c, v)
         if chunk < complete_below and chunk in newest:
             return newest[chunk]
         return None
@@ -330,9 +319,7 @@ class PageStore:
         those of ``chunk_ids`` known without I/O: what a commit on ``head`` supersedes, so
         GC deletes just that. (Versions of chunks a truncation cut are found by listing.)"""
         known = {c: -1 for c in chunk_ids if c >= head.chunk_count}
-        with self._lock:
-            if self._where_at == head.identity:
-                known.update((c, self._where[c]) for c in chunk_ids if c in self._where)
+        known.update(self.versions.known(head, chunk_ids))
         return known
 
     def collect_garbage_if_due(self) -> None:
@@ -373,13 +360,7 @@ class PageStore:
 
     def _after_commit(self, base: Head, new: Head, chunk_ids: list[int], written: list[int]) -> None:
         with self._lock:
-            if self._where_at != base.identity:
-                self._where = {}
-            self._where.update(dict.fromkeys(chunk_ids, new.version))
-            if new.size < base.size:
-                last = new.chunk_count
-                self._where = {c: v for c, v in self._where.items() if c < last}
-            self._where_at = new.identity
+            self.versions.committed(base, new, chunk_ids)  # before the head is known
             self._latest = new
         self.stats["commits"] += 1
         self.stats["chunks_written"] += written[0]
@@ -397,9 +378,7 @@ class PageStore:
         A GC pass in flight finishes first: it deletes under our lease."""
         self.wait_for_gc()
         if self.cache.disk is not None:
-            with self._lock:
-                identity, where = self._where_at, dict(self._where)
-            self.cache.save_versions(identity, where)
+            self.cache.save_versions(*self.versions.snapshot())
         with self._commit_lock:
             self.lease.release()
 

@@ -1,0 +1,70 @@
+"""The version map: which version of each chunk is the newest as of one head, so a read
+goes straight to its chunk key (or the cache) without listing versions (pages/locate.py).
+
+An index, not the truth: a chunk missing from it is found by listing, and it is cleared
+when it grows past ``MAX_ENTRIES``. Its entries hold as of one head (``Head.identity``,
+``at``); a read of an older head of the same incarnation may still use an entry that is
+not newer than that head (the chunk has not changed since). Thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from dolite.pages.format import Head
+
+MAX_ENTRIES = 1 << 18  # chunks remembered (~25 MB at most)
+
+
+class VersionMap:
+    """chunk -> newest version as of the head ``at``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._newest: dict[int, int] = {}
+        self.at: tuple[int, int] = (-1, -1)  # the Head.identity the entries hold for
+
+    def version_for(self, head: Head, chunk: int) -> int | None:
+        """The version of ``chunk`` to read as of ``head``, if known without I/O."""
+        with self._lock:
+            version = self._newest.get(chunk)
+            if version is not None and head.identity != self.at and (
+                    version > head.version or head.id != self.at[0]):
+                return None
+            return version
+
+    def found(self, head: Head, chunk: int, version: int) -> None:
+        """A read as of ``head`` found ``version`` the newest of ``chunk``."""
+        with self._lock:
+            if head.identity == self.at:
+                if len(self._newest) >= MAX_ENTRIES:
+                    self._newest.clear()
+                self._newest.setdefault(chunk, version)
+
+    def known(self, head: Head, chunk_ids: list[int]) -> dict[int, int]:
+        """chunk -> newest version as of ``head``, for those of ``chunk_ids`` known."""
+        with self._lock:
+            if self.at != head.identity:
+                return {}
+            return {c: self._newest[c] for c in chunk_ids if c in self._newest}
+
+    def replace(self, head: Head, newest: dict[int, int]) -> None:
+        """Start over as of ``head`` with ``newest`` (e.g. a map saved by the disk cache)."""
+        with self._lock:
+            self._newest, self.at = newest, head.identity
+
+    def committed(self, base: Head, new: Head, chunk_ids: list[int]) -> None:
+        """``new`` was committed on ``base``, writing ``chunk_ids``."""
+        with self._lock:
+            if self.at != base.identity:
+                self._newest = {}
+            self._newest.update(dict.fromkeys(chunk_ids, new.version))
+            if new.size < base.size:
+                last = new.chunk_count
+                self._newest = {c: v for c, v in self._newest.items() if c < last}
+            self.at = new.identity
+
+    def snapshot(self) -> tuple[tuple[int, int], dict[int, int]]:
+        """(head identity, a copy of the entries), e.g. to save for the next process."""
+        with self._lock:
+            return self.at, dict(self._newest)
