@@ -116,30 +116,25 @@ export class DoliteObject extends DurableObject {
       );
     }
     if (writes.length && (await this.ensureRegistered(name))) rows.written += 1;
-    // Everything is validated; from here on the batch is applied whole or not at all. The
-    // transaction makes the compare and the writes one atomic, isolated unit in this object.
-    let deleted = 0;
-    const conflict = await this.ctx.storage.transaction(async (txn) => {
-      if (expect.length) {
-        const current = await txn.get(expect.map(([k]) => k));
-        for (const [key, want] of expect) {
-          const have = current.get(key);
-          const holds = want === null ? have === undefined : have !== undefined && sameBytes(toArrayBuffer(have), want);
-          if (!holds) return `commit refused: ${JSON.stringify(key)} changed`;
-        }
-      }
-      const pending = [];
-      if (deletes.length) pending.push(txn.delete(deletes.map(([k]) => k)).then((n) => { deleted = n; }));
-      if (writes.length) {
-        const entries = Object.create(null);
-        for (const [key, value] of writes) entries[key] = value;
-        pending.push(txn.put(entries));
-      }
-      await Promise.all(pending); // a failed write rejects, rolling the whole transaction back
-      return null;
-    });
+    // Everything is validated; from here on the batch is applied whole or not at all, with
+    // no explicit transaction (it cost ~0.3 ms a commit in workerd): the input gate delivers
+    // no other request while the expectations are read (a storage await), and writes issued
+    // with no await between them are committed as one atomic batch, or the object is reset.
+    // Nothing but storage may be awaited between the read and the writes.
+    const storage = this.ctx.storage;
     rows.read += expect.length; // a refused commit has read its expectations too
-    if (conflict) throw new HttpError("conflict", conflict);
+    if (expect.length) {
+      const current = await storage.get(expect.map(([k]) => k));
+      for (const [key, want] of expect) {
+        const have = current.get(key);
+        const holds = want === null ? have === undefined : have !== undefined && sameBytes(toArrayBuffer(have), want);
+        if (!holds) throw new HttpError("conflict", `commit refused: ${JSON.stringify(key)} changed`);
+      }
+    }
+    const [deleted] = await Promise.all([
+      deletes.length ? storage.delete(deletes.map(([k]) => k)) : 0,
+      writes.length ? storage.put(Object.fromEntries(writes)) : null,
+    ]);
     rows.written += deleted + writes.length;
     return new Response(null, { status: 204 });
   }
