@@ -144,22 +144,29 @@ def shell(name: str, storage: str = StorageOpt,
 def check(name: str, storage: str = StorageOpt,
           salvage: Optional[Path] = typer.Option(None, "--salvage", metavar="FILE",
                                                  help="Also copy every readable row into a new SQLite FILE"),
-          repair: bool = typer.Option(False, "--repair", help="First replace each corrupt chunk version with "
-                                      "the identical, verified bytes from the backup at --from"),
-          from_: Optional[str] = typer.Option(None, "--from", help="Backup URL to repair from (with --repair)")) -> None:
+          repair: bool = typer.Option(False, "--repair", help="First reset a damaged write lease or GC "
+                                      "cursor (they hold no data) and, with --from, replace each corrupt chunk "
+                                      "version with the identical, verified bytes from that backup"),
+          from_: Optional[str] = typer.Option(None, "--from", help="Backup URL to repair chunks from (with --repair)")) -> None:
     """Verify every stored chunk's checksum, name the tables and indexes owning damaged
-    pages, and run PRAGMA integrity_check. With --repair --from URL, first repair what the
-    backup can (and say exactly what it cannot)."""
-    if repair != (from_ is not None):
-        _fail("--repair and --from go together: dolite check NAME --repair --from URL")
+    pages, and run PRAGMA integrity_check. With --repair, first reset a damaged lease or
+    GC cursor; with --repair --from URL, also repair the chunks the backup can (and say
+    exactly what it cannot)."""
+    if from_ is not None and not repair:
+        _fail("--from goes with --repair: dolite check NAME --repair --from URL")
     try:
         if repair:
+            for line in admin.reset_damaged_records(_existing(storage, name), name):
+                console.print(f"reset: {line}", highlight=False)
+        if from_ is not None:
             _repair(_existing(storage, name), name, from_)
         report = admin.check(_existing(storage, name), name)
     except DoliteError as exc:
         _fail(exc)
     for problem in report.corrupt:
         err.print(f"[red]corrupt:[/] {problem}")
+    if repair and from_ is None and report.corrupt:
+        err.print(f"corrupt chunk versions are repaired from a backup: dolite check {name} --repair --from URL")
     console.print(f"{name}: {report.chunks_checked} chunk versions checked, "
                   f"{len(report.corrupt)} corrupt; integrity_check: {'; '.join(report.integrity[:5])}")
     if salvage is not None:

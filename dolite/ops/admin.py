@@ -1,4 +1,4 @@
-"""Operator functions over stored databases: list, info, check, gc, drop.
+"""Operator functions over stored databases: list, info, check, reset damaged records, gc, drop.
 
 Each is a plain library call (the CLI and the service only format their results).
 """
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dolite.errors import CorruptChunk, DatabaseNotFound
+from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound
 from dolite.names import validate_name
 from dolite.ops.restore import retained_versions
-from dolite.pages import PageStore, open_store
+from dolite.pages import PageStore, gc as page_gc, open_store
 from dolite.pages.format import (
     CHUNK_PREFIX,
     GC,
@@ -23,6 +23,7 @@ from dolite.pages.format import (
     parse_chunk_key,
 )
 from dolite.pages.holds import HOLD_PREFIX
+from dolite.pages.integrity import resettable
 from dolite.pages.lease import Lease
 from dolite.storage import Namespace, open_storage
 
@@ -169,9 +170,59 @@ def _records_sound(store: PageStore, report: CheckReport) -> bool:
                 else:
                     decode_record(raw, key, store.name)
             except CorruptChunk as exc:
-                report.corrupt.append(str(exc))
+                report.corrupt.append(str(resettable(exc, store.name) if key in (LEASE, GC) else exc))
                 head_ok = head_ok and key != HEAD
     return head_ok
+
+
+def reset_damaged_records(storage: str | Namespace, name: str) -> list[str]:
+    """Reset the records of database ``name`` that hold no data, where damaged: what was
+    done, one line each (none if nothing was damaged).
+
+    - A damaged write lease fences every writer out (no commit can match its bytes) and
+      cannot be taken over: it is removed, and the next writer takes a fresh one. A writer
+      that held it before the damage still cannot commit (its bytes are gone either way).
+    - A damaged GC cursor fails every GC pass: it is set to the highest version it can have
+      held (:func:`dolite.pages.gc.cursor_bound`, which says what that costs).
+
+    Each is a compare-and-set on the damaged bytes, so a record rewritten meanwhile is left
+    alone. Heads, commit records, holds and chunks are never changed here (corrupt chunk
+    versions: ``dolite.backup.repair``; a damaged head or log: restore from a backup)."""
+    obj = open_storage(storage).object(name)
+    found = obj.get([HEAD, LEASE, GC])
+    if HEAD not in found:
+        raise DatabaseNotFound(f"database {name!r} does not exist")
+    done = []
+    for key in (LEASE, GC):
+        damage = _damage(key, found.get(key), name)
+        if damage is None:
+            continue
+        writes, deletes, outcome = _reset(obj, key, found[HEAD], name)
+        try:
+            obj.commit(writes, deletes=deletes, expect={key: found[key]})
+            done.append(f"{damage}: {outcome}")
+        except Conflict:
+            done.append(f"{damage}: left alone, it changed meanwhile")
+    return done
+
+
+def _damage(key: str, raw: bytes | None, name: str) -> str | None:
+    """What is wrong with the stored lease or GC cursor; None if it is sound or absent."""
+    if raw is None:
+        return None
+    try:
+        Lease.decode(raw, name) if key == LEASE else decode_record(raw, key, name)
+    except CorruptChunk as exc:
+        return str(exc)
+    return None
+
+
+def _reset(obj, key: str, head_raw: bytes, name: str) -> tuple[dict[str, bytes], list[str], str]:
+    """(writes, deletes, what they do) that reset the damaged lease or GC cursor."""
+    if key == LEASE:
+        return {}, [LEASE], "removed (the next writer takes a fresh one)"
+    bound = page_gc.cursor_bound(obj, Head.decode(head_raw, name))
+    return page_gc.cursor(bound), [], f"reset to v{bound}"
 
 
 def _describe_damage(why: str, pages: range, owners: dict[str, list[int]], schema_error) -> str:

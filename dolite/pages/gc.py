@@ -21,17 +21,17 @@ from dolite.errors import Conflict
 from dolite.pages.format import (
     GC,
     LEASE,
+    LOG_PREFIX,
     Head,
     chunk_key,
     chunk_prefix,
-    decode_record,
     encode_record,
     encoded_chunks,
     parse_log_key,
 )
 from dolite.pages.holds import read_holds
 from dolite.pages.integrity import check_log_not_ahead
-from dolite.pages.log import read_log, read_records, record_keys
+from dolite.pages.log import read_gc_done, read_log, read_records, record_keys
 from dolite.storage.base import Storage
 
 # Log rows a pass reads (a batch row holds up to 32 records): bounds a pass's decoding to
@@ -100,8 +100,7 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
     """Process log records older than the retention horizon, older than any version a
     reader in this process pinned and than any fresh GC hold: delete the chunk versions
     each one superseded."""
-    cursor = db.storage.get([GC]).get(GC)
-    done = decode_record(cursor, GC, db.name)["done"] if cursor else 0
+    done = read_gc_done(db.storage, db.name)
     limit = min(head.version, min(pinned, default=head.version))
     horizon = now - head.retention
     # From ``done``, not after it: the row keyed there, which the last run kept, goes now.
@@ -130,8 +129,26 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
     if processed == done:
         return Collected(0, 0.0)
     old_logs = [key for key in rows if parse_log_key(key) < processed]
-    db.delete(deletes + old_logs, {GC: encode_record(GC, {"done": processed})})
+    db.delete(deletes + old_logs, cursor(processed))
     return Collected(len(deletes) + len(old_logs), 0.0, behind=truncated and processed == max(records))
+
+
+def cursor(done: int) -> dict[str, bytes]:
+    """The write that sets GC's cursor to ``done``."""
+    return {GC: encode_record(GC, {"done": done})}
+
+
+def cursor_bound(storage: Storage, head: Head) -> int:
+    """The highest version GC's cursor can hold, found without reading it (to reset a
+    damaged one). A pass deletes the log rows keyed before its new cursor before or with
+    the write that sets it, and rows are keyed by the newest version they hold, so the
+    cursor is at most the oldest row's key, and at most the head's version. A cursor reset
+    to this bound treats the records up to it as processed: the chunk versions superseded
+    by those between the lost cursor and the bound (at most one row's records) stay in
+    storage, and point-in-time reads call those versions expired; no version GC already
+    dropped is ever offered again."""
+    oldest = storage.list(prefix=LOG_PREFIX, limit=1)
+    return min(parse_log_key(next(iter(oldest))), head.version) if oldest else head.version
 
 
 def _held_back(db: Fenced, now: float) -> int:

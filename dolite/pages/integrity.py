@@ -17,6 +17,12 @@ from dolite.storage.base import Storage
 ROLLED_BACK = "the head was rolled back or damaged (nothing was deleted; restore the head from a backup or repair it)"
 
 
+def resettable(exc: CorruptChunk, name: str) -> CorruptChunk:
+    """``exc`` (a damaged write lease or GC cursor: records that hold no data), saying how
+    to reset it."""
+    return CorruptChunk(f"{exc}; it holds no data: `dolite check {name} --repair` resets it")
+
+
 def check_log_not_ahead(storage: Storage, name: str, head: Head) -> None:
     """Raise CorruptChunk if the log has rows two or more versions past ``head``."""
     ahead = storage.list(start=log_key(head.version + 2), prefix=LOG_PREFIX, limit=1)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 from dolite.errors import Conflict, CorruptChunk, LeaseHeld
 from dolite.pages.format import LEASE, seal, unseal
+from dolite.pages.integrity import resettable
 from dolite.storage.base import Storage
 
 HOST = socket.gethostname()
@@ -118,7 +119,10 @@ class LeaseKeeper:
 
     def _stored(self) -> tuple[bytes | None, Lease | None]:
         raw = self.storage.get([LEASE]).get(LEASE)
-        return raw, Lease.decode(raw, self.name) if raw else None
+        try:
+            return raw, Lease.decode(raw, self.name) if raw else None
+        except CorruptChunk as exc:
+            raise resettable(exc, self.name) from exc
 
     def _refuse_live_holder(self, current: Lease | None, now: float) -> None:
         if current is not None and current.owner != self.owner and not current.holder_is_gone(now):

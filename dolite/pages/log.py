@@ -26,7 +26,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from dolite.errors import CorruptChunk
 from dolite.pages.format import GC, LOG_PREFIX, Head, decode_record, encode_record, from_ranges, log_key, parse_log_key, to_ranges
+from dolite.pages.integrity import resettable
 from dolite.storage.base import Limits, Storage
 
 
@@ -108,8 +110,7 @@ def read_log(storage: Storage, name: str, head: Head, start: int, end: int, most
              gc_done: int | None = None) -> tuple[dict[int, CommitRecord], list[str]]:
     """:func:`read_records`, and the keys of the rows it read them from."""
     if gc_done is None:
-        cursor = storage.get([GC]).get(GC)
-        gc_done = decode_record(cursor, GC, name)["done"] if cursor else 0
+        gc_done = read_gc_done(storage, name)
     start = max(start, gc_done)
     raw = storage.list(start=log_key(start), end=log_key(end), prefix=LOG_PREFIX, limit=most)
     truncated = most is not None and len(raw) >= most
@@ -130,6 +131,17 @@ def read_log(storage: Storage, name: str, head: Head, start: int, end: int, most
         batched.update((r.version, r) for r in map(_from_tuple, head.recent))
     found.update((v, r) for v, r in batched.items() if v not in found)
     return {v: found[v] for v in sorted(found) if start <= v < end}, list(raw)
+
+
+def read_gc_done(storage: Storage, name: str) -> int:
+    """GC's cursor: it has processed every version up to this one (0: none yet)."""
+    raw = storage.get([GC]).get(GC)
+    if raw is None:
+        return 0
+    try:
+        return decode_record(raw, GC, name)["done"]
+    except CorruptChunk as exc:
+        raise resettable(exc, name) from exc
 
 
 def read_record(storage: Storage, name: str, head: Head, version: int) -> CommitRecord | None:

@@ -122,16 +122,18 @@ def test_cli_check_repair_on_lmdb(tmp_path):
     runner = CliRunner()
     broken = runner.invoke(app, ["check", "shop", "-s", storage])
     assert broken.exit_code == 2
+    no_backup = runner.invoke(app, ["check", "shop", "-s", storage, "--repair"])
+    assert no_backup.exit_code == 2 and "dolite check shop --repair --from URL" in " ".join(no_backup.output.split())
     repaired = runner.invoke(app, ["check", "shop", "-s", storage, "--repair", "--from", f"file://{folder}"])
     assert repaired.exit_code == 0, repaired.output
     assert "repaired: chunk 4" in repaired.output and "0 corrupt" in repaired.output
     assert runner.invoke(app, ["check", "shop", "-s", storage]).exit_code == 0
     assert connect("shop", storage, create=False).execute("SELECT sum(length(v)), count(*) FROM t").fetchall() == rows
-    refused = runner.invoke(app, ["check", "shop", "-s", storage, "--repair"])
-    assert refused.exit_code == 1 and "go together" in refused.output
+    alone = runner.invoke(app, ["check", "shop", "-s", storage, "--repair"])  # lease and GC cursor only
+    assert alone.exit_code == 0 and "reset:" not in alone.output, alone.output
 
 
 @pytest.mark.parametrize("flag", [["--from", "file:///nowhere"]])
 def test_from_without_repair_is_refused(flag):
     result = CliRunner().invoke(app, ["check", "x", "-s", "memory:", *flag])
-    assert result.exit_code == 1 and "go together" in result.output
+    assert result.exit_code == 1 and "--from goes with --repair" in result.output
