@@ -126,6 +126,18 @@ def test_a_damaged_gc_cursor_is_reset_no_lower_than_it_was():
     assert _rows(url) == 100 and admin.check(url, "db").ok
 
 
+def test_a_cursor_is_left_alone_while_the_head_is_damaged_and_the_lease_still_reset():
+    url = f"memory:{uuid.uuid4().hex}"
+    _gc_partway(url, commits=40, processed=20)
+    obj = open_storage(url).object("db")
+    for key in ("head", LEASE, GC):
+        _damage(obj, key)
+    cursor = obj.get([GC])[GC]
+    done = admin.reset_damaged_records(url, "db")
+    assert len(done) == 2 and "removed" in done[0] and "left alone" in done[1] and "'head'" in done[1]
+    assert LEASE not in obj.get([LEASE]) and obj.get([GC])[GC] == cursor
+
+
 def test_the_cli_resets_with_repair_alone_and_refuses_from_without_repair(tmp_path):
     url = f"sqlite:{tmp_path / 'store'}"
     conn = dolite.connect("db", storage=url, isolation_level=None)
