@@ -25,6 +25,8 @@ from dolite.pages.format import (
 from dolite.pages.holds import HOLD_PREFIX
 from dolite.pages.integrity import resettable
 from dolite.pages.lease import Lease
+from dolite.pages.log import read_records
+from dolite.pages.versions import newest_written
 from dolite.storage import Namespace, open_storage
 
 
@@ -130,8 +132,10 @@ def check(storage: str | Namespace, name: str) -> CheckReport:
         return report  # without a sound head there is no current version to check
     head = store.read_head()
     bad_versions: dict[int, list[tuple[int, str]]] = {}
+    stored: set[tuple[int, int]] = set()
     for key, raw in _iter_all(store.storage, CHUNK_PREFIX):
         chunk, version = parse_chunk_key(key)
+        stored.add((chunk, version))
         report.chunks_checked += 1
         try:
             decode_chunk(raw, chunk, version, name)
@@ -142,16 +146,33 @@ def check(storage: str | Namespace, name: str) -> CheckReport:
     for chunk, why in damage.bad_chunks.items():
         if chunk not in bad_versions:  # e.g. missing: no stored version to name
             bad_versions[chunk] = [(head.version, why)]
+    lost = _lost_versions(store, head, stored)  # a listing would serve an older version instead
+    for chunk, version in lost.items():
+        if chunk not in bad_versions:
+            bad_versions[chunk] = [(version, f"{name}: chunk {chunk} v{version} is missing from storage "
+                                             f"(the commit record of v{version} names it)")]
     for chunk, versions in sorted(bad_versions.items()):
         pages = damage.pages_of_chunk(chunk, head.chunk_size)
         current = max((v for v, _ in versions if v <= head.version), default=None)
         for version, why in versions:
-            owners = damage.owners(pages) if version == current and chunk in damage.bad_chunks else {}
+            in_current = chunk in damage.bad_chunks or chunk in lost
+            owners = damage.owners(pages) if version == current and in_current else {}
             for owner, owned in owners.items():
                 report.damaged.setdefault(owner, []).extend(owned)
             report.corrupt.append(_describe_damage(why, pages, owners, damage.schema_error))
     report.integrity = _integrity(namespace, name)
     return report
+
+
+def _lost_versions(store: PageStore, head: Head, stored: set[tuple[int, int]]) -> dict[int, int]:
+    """chunk -> the version the retained commit records say is its newest, where that
+    version is not in storage (none known while a record is damaged: reported already)."""
+    try:
+        records = read_records(store.storage, store.name, head, 0, head.version + 1)
+    except CorruptChunk:
+        return {}
+    newest = newest_written(((v, r.size, r.old_size, r.chunks) for v, r in records.items()), head.chunk_size)
+    return {c: v for c, v in newest.items() if (c, v) not in stored}
 
 
 def _records_sound(store: PageStore, report: CheckReport) -> bool:

@@ -56,6 +56,14 @@ def check_conflict_explained(storage: Storage, name: str, expect: dict[str, byte
                            f"v{new.version - 1}: {ROLLED_BACK}")
 
 
+def check_not_lost(storage: Storage, name: str, head: Head, chunk: int, found: int, carried: dict[int, int]) -> None:
+    """A listing as of ``head`` found version ``found`` of ``chunk``: raise CorruptChunk if
+    the head's records say a newer one (not past ``head``) was written, which storage lost."""
+    written = carried.get(chunk, -1)
+    if found < written <= head.version:
+        raise missing_chunk(storage, name, head, chunk, written)
+
+
 def missing_chunk(storage: Storage, name: str, head: Head, chunk: int, version: int | None) -> Exception:
     """Why the version of ``chunk`` that ``head`` needs is not in storage: the database was
     dropped, GC removed a superseded version (the snapshot expired), or, when neither

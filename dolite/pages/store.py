@@ -22,7 +22,7 @@ from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, LEASE, Head, chunk_ke
                                  new_incarnation)
 from dolite.pages.holds import Pins
 from dolite.pages.lease import LeaseKeeper
-from dolite.pages.versions import VersionMap
+from dolite.pages.versions import Carried, VersionMap
 from dolite.storage.base import Storage
 
 DEFAULT_CHUNK_SIZE = 4096
@@ -48,6 +48,7 @@ class PageStore:
         self._commit_lock = threading.Lock()
         self._latest: Head | None = None
         self.versions = VersionMap()  # chunk -> its newest version, known without I/O
+        self.carried = Carried()  # what a listing must find (the head's records name it)
         self._needs_cleanup = True
         self._commits_since_gc = 0
         self._gc = gc.Collector(self)  # runs the GC passes: gc.py
@@ -193,13 +194,16 @@ class PageStore:
         found = locate.newest_version(self.storage, self.name, head, chunk)
         if found is None:
             raise integrity.missing_chunk(self.storage, self.name, head, chunk, None)
+        integrity.check_not_lost(self.storage, self.name, head, chunk, found[0], self.carried.of(head))
         return found
 
     def _prefetch(self, head: Head, chunk: int, count: int) -> tuple[int, bytes] | None:
         newest, complete_below = locate.following_versions(self.storage, self.name, head, chunk, count)
         self._window.fetched([c for c in newest if c != chunk and c < complete_below])
+        written = self.carried.of(head)  # a version older than this one is not the newest: lost
         for c, (v, raw) in newest.items():
-            if c != chunk and c < complete_below and self.cache.get((head.id, c, v)) is None:
+            fresh = c != chunk and c < complete_below and v >= written.get(c, -1)
+            if fresh and self.cache.get((head.id, c, v)) is None:
                 try:
                     data = decode_chunk(raw, c, v, self.name)
                 except CorruptChunk:
@@ -209,6 +213,7 @@ class PageStore:
                 self.stats["bytes_read"] += len(raw)
                 self.versions.found(head, c, v)
         if chunk < complete_below and chunk in newest:
+            integrity.check_not_lost(self.storage, self.name, head, chunk, newest[chunk][0], written)
             return newest[chunk]
         return None
 

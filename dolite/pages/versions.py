@@ -1,19 +1,59 @@
 """The version map: which version of each chunk is the newest as of one head, so a read
 goes straight to its chunk key (or the cache) without listing versions (pages/locate.py).
 
-An index, not the truth: a chunk missing from it is found by listing, and it is cleared
-when it grows past ``MAX_ENTRIES``. Its entries hold as of one head (``Head.identity``,
-``at``); a read of an older head of the same incarnation may still use an entry that is
-not newer than that head (the chunk has not changed since). Thread-safe.
+An index: a chunk missing from it is found by listing, and it is cleared when it grows
+past ``MAX_ENTRIES``. Its entries hold as of one head (``Head.identity``, ``at``); a read
+of an older head of the same incarnation may still use an entry that is not newer than
+that head (the chunk has not changed since). Thread-safe.
+
+A listing checks what it finds against :func:`carried` (the versions the head's own
+records say the newest commits wrote): a version storage lost is then an error, never
+the older version the listing would find. (The listing still runs for those chunks: it
+is also what catches an older head put back, pages/integrity.py.)
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
-from dolite.pages.format import Head
+from dolite.pages.format import Head, from_ranges
 
 MAX_ENTRIES = 1 << 18  # chunks remembered (~25 MB at most)
+
+
+def newest_written(commits: Iterable[tuple[int, int, int, list[int]]], chunk_size: int) -> dict[int, int]:
+    """chunk -> the newest version that wrote it, from ``(version, size, old size, chunks
+    written)`` of consecutive commits, oldest first (a commit stores each chunk it writes
+    as a key of that version: what these name must exist, unless a later one replaced it)."""
+    newest: dict[int, int] = {}
+    for version, size, old_size, chunks in commits:
+        newest.update(dict.fromkeys(chunks, version))
+        if size < old_size:  # a truncation cut the chunks past the new end
+            last = -(-size // chunk_size)
+            newest = {c: v for c, v in newest.items() if c < last}
+    return newest
+
+
+def carried(head: Head) -> dict[int, int]:
+    """chunk -> newest version as of ``head``, for each chunk written by a commit whose
+    record the head carries (``Head.recent``, pages/log.py)."""
+    return newest_written(((version, size, old_size, from_ranges(ranges))
+                           for version, _time, size, old_size, ranges, *_ in head.recent), head.chunk_size)
+
+
+class Carried:
+    """:func:`carried` of the last head asked about (computed once per head)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[int, int], dict[int, int]] = ((-1, -1), {})
+
+    def of(self, head: Head) -> dict[int, int]:
+        identity, newest = self._last
+        if identity != head.identity:
+            newest = carried(head)
+            self._last = (head.identity, newest)  # one assignment: safe across threads
+        return newest
 
 
 class VersionMap:
