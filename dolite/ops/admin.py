@@ -184,16 +184,22 @@ def _records_sound(store: PageStore, report: CheckReport) -> bool:
                 continue
             report.records_checked += 1
             try:
-                if key == HEAD:
-                    Head.decode(raw, store.name)
-                elif key == LEASE:
-                    Lease.decode(raw, store.name)
-                else:
-                    decode_record(raw, key, store.name)
+                _verify_record(key, raw, store.name)
             except CorruptChunk as exc:
                 report.corrupt.append(str(resettable(exc, store.name) if key in (LEASE, GC) else exc))
                 head_ok = head_ok and key != HEAD
     return head_ok
+
+
+def _verify_record(key: str, raw: bytes, name: str) -> None:
+    """Decode the record stored under ``key`` (the head, the lease, or a sealed JSON
+    record): CorruptChunk if it is damaged."""
+    if key == HEAD:
+        Head.decode(raw, name)
+    elif key == LEASE:
+        Lease.decode(raw, name)
+    else:
+        decode_record(raw, key, name)
 
 
 def reset_damaged_records(storage: str | Namespace, name: str) -> list[str]:
@@ -234,7 +240,7 @@ def _damage(key: str, raw: bytes | None, name: str) -> str | None:
     if raw is None:
         return None
     try:
-        Lease.decode(raw, name) if key == LEASE else decode_record(raw, key, name)
+        _verify_record(key, raw, name)
     except CorruptChunk as exc:
         return str(exc)
     return None
