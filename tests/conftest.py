@@ -15,8 +15,13 @@ from tests.backends import BACKENDS, backend_url
 
 @pytest.fixture(params=sorted(BACKENDS))
 def storage_url(request, tmp_path):
-    """A fresh, empty namespace URL for each backend in turn."""
-    return backend_url(request, request.param, tmp_path)
+    """A fresh, empty namespace URL for each backend in turn. A file backend's namespace
+    is shared by the process until closed: closed after the test, or the suite runs out
+    of address space (each LMDB map reserves 1 TiB of it) and file descriptors."""
+    url = backend_url(request, request.param, tmp_path)
+    yield url
+    if url.startswith(("lmdb:", "sqlite:")):
+        open_storage(url).close()
 
 
 @pytest.fixture
