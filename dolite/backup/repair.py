@@ -27,7 +27,7 @@ from dolite.backup.restore import fetch_chunk
 from dolite.backup.target import BackupTarget
 from dolite.errors import Conflict, CorruptChunk
 from dolite.pages import Head, PageStore
-from dolite.pages.format import CHUNK_HEADER_BYTES, CHUNK_PREFIX, chunk_key, decode_chunk, encode_chunk, parse_chunk_key
+from dolite.pages.format import CHUNK_HEADER_BYTES, CHUNK_PREFIX, decode_chunk, encode_chunk, split_chunk_key, stored_version
 
 _CHECK_FIELDS = slice(CHUNK_HEADER_BYTES - 8, CHUNK_HEADER_BYTES)  # data length and CRC-32
 
@@ -54,6 +54,7 @@ class _Corrupt:
     version: int
     raw: bytes
     until: int  # the next stored version of the chunk (exclusive end of the span it serves)
+    key: str  # where it is stored: its version key, or the chunk's in-place key
 
 
 def repair_store(store: PageStore, target: BackupTarget) -> RepairResult:
@@ -81,24 +82,30 @@ def repair_store(store: PageStore, target: BackupTarget) -> RepairResult:
 
 
 def _find_corrupt(store: PageStore, head: Head, result: RepairResult) -> list[_Corrupt]:
-    """Every stored chunk version that fails ``decode_chunk``, with its span's end."""
+    """Every stored chunk version that fails ``decode_chunk``, with its span's end (an
+    in-place key whose header no longer names its version cannot be placed: unrepairable)."""
     versions: dict[int, list[int]] = {}
-    bad: list[tuple[int, int, bytes]] = []
+    bad: list[tuple[int, int, bytes, str]] = []
     start = CHUNK_PREFIX
     while batch := store.storage.list(start=start, prefix=CHUNK_PREFIX, limit=512):
         for key, raw in batch.items():
-            chunk, version = parse_chunk_key(key)
-            versions.setdefault(chunk, []).append(version)
+            chunk, version = split_chunk_key(key)
             result.checked += 1
+            try:
+                version = stored_version(raw, chunk, store.name) if version is None else version
+            except CorruptChunk as exc:
+                result.unrepairable.append(f"chunk {chunk}: {exc}")
+                continue
+            versions.setdefault(chunk, []).append(version)
             try:
                 decode_chunk(raw, chunk, version, store.name)
             except CorruptChunk:
-                bad.append((chunk, version, raw))
+                bad.append((chunk, version, raw, key))
         start = next(reversed(batch)) + "\x00"
     out = []
-    for chunk, version, raw in bad:
+    for chunk, version, raw, key in bad:
         later = [v for v in versions[chunk] if v > version]
-        out.append(_Corrupt(chunk, version, raw, min(later, default=head.version + 1)))
+        out.append(_Corrupt(chunk, version, raw, min(later, default=head.version + 1), key))
     return out
 
 
@@ -137,9 +144,8 @@ def _repair_one(store: PageStore, resolved: _Resolver, bad: _Corrupt) -> int:
         if not _confirms(bad.raw, value, data):
             raise BackupError(f"the backup's bytes (v{w}) differ from what the damaged value records "
                               "(neither its checksum nor its data match): not replaced")
-        key = chunk_key(bad.chunk, bad.version)
         try:
-            store.storage.commit({key: value}, expect={key: bad.raw})
+            store.storage.commit({bad.key: value}, expect={bad.key: bad.raw})
         except Conflict as exc:
             raise Conflict("the value changed during the repair (a commit or GC touched it): "
                            "run the repair again") from exc

@@ -20,7 +20,8 @@ from dolite.pages.format import (
     Head,
     decode_chunk,
     decode_record,
-    parse_chunk_key,
+    split_chunk_key,
+    stored_version,
 )
 from dolite.pages.holds import HOLD_PREFIX
 from dolite.pages.integrity import resettable
@@ -134,13 +135,14 @@ def check(storage: str | Namespace, name: str) -> CheckReport:
     bad_versions: dict[int, list[tuple[int, str]]] = {}
     stored: set[tuple[int, int]] = set()
     for key, raw in _iter_all(store.storage, CHUNK_PREFIX):
-        chunk, version = parse_chunk_key(key)
-        stored.add((chunk, version))
+        chunk, version = split_chunk_key(key)  # version None: an in-place key, named by its header
         report.chunks_checked += 1
         try:
+            version = stored_version(raw, chunk, name) if version is None else version
+            stored.add((chunk, version))
             decode_chunk(raw, chunk, version, name)
         except CorruptChunk as exc:
-            bad_versions.setdefault(chunk, []).append((version, str(exc)))
+            bad_versions.setdefault(chunk, []).append((head.version if version is None else version, str(exc)))
     schema, schema_error = read_schema(namespace, name)
     damage = map_damage(store, head, schema, schema_error)
     for chunk, why in damage.bad_chunks.items():

@@ -5,6 +5,9 @@
                             retention (JSON, sealed)
 ``lease``                   write lease: epoch, owner, expiry (JSON, sealed)
 ``c/<chunk>/<version>``     one chunk of the file as of that version, checksummed
+``c/<chunk>/~``             the chunk's in-place key: one version, named by its header,
+                            overwritten by the next version written in place (sorts after
+                            every version key of the chunk; see pages/locate.py)
 ``log/<version>``           commit record: time, size, chunk ranges written (JSON, sealed);
                             or a batch of the records a head carried (pages/log.py)
 ``gc``                      garbage-collection cursor (JSON, sealed)
@@ -54,8 +57,41 @@ def chunk_prefix(chunk: int) -> str:
 
 
 def parse_chunk_key(key: str) -> tuple[int, int]:
+    """(chunk, version) of a version key (ValueError for an in-place key: see split_chunk_key)."""
     _, chunk, version = key.split("/")
     return int(chunk, 16), int(version, 16)
+
+
+IN_PLACE = "~"  # the version part of an in-place key: sorts after every hex version
+
+
+def in_place_key(chunk: int) -> str:
+    return f"c/{chunk:08x}/{IN_PLACE}"
+
+
+def split_chunk_key(key: str) -> tuple[int, int | None]:
+    """(chunk, version) of any chunk key; version None for an in-place key, whose value's
+    header names its version (:func:`stored_version`)."""
+    _, chunk, version = key.split("/")
+    return int(chunk, 16), None if version == IN_PLACE else int(version, 16)
+
+
+def stored_version(raw: bytes, chunk: int, where: str) -> int:
+    """The version a stored value of ``chunk`` says it holds. Only its header is read:
+    :func:`decode_chunk` with that version then checks it all (the checksum covers it)."""
+    if len(raw) >= CHUNK_HEADER_BYTES:
+        magic, fmt, got_chunk, version, _, _ = _CHUNK_HEADER.unpack_from(raw)
+        if magic == _MAGIC and fmt == FORMAT and got_chunk == chunk:
+            return version
+    raise CorruptChunk(f"{where}: the in-place value of chunk {chunk} has a bad header")
+
+
+def chunk_versions(listed: dict[str, bytes], where: str) -> Iterator[tuple[int, int, str, bytes]]:
+    """(chunk, version, key, value) of listed chunk keys, in key order: an in-place key's
+    version read from its header."""
+    for key, raw in listed.items():
+        chunk, version = split_chunk_key(key)
+        yield chunk, stored_version(raw, chunk, where) if version is None else version, key, raw
 
 
 def log_key(version: int) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
-from dolite.errors import Conflict
+from dolite.errors import Conflict, CorruptChunk
 from dolite.pages.format import (
     GC,
     LEASE,
@@ -25,6 +25,7 @@ from dolite.pages.format import (
     Head,
     chunk_key,
     chunk_prefix,
+    chunk_versions,
     encode_record,
     encoded_chunks,
     parse_log_key,
@@ -124,7 +125,7 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
         deletes += _superseded(db.storage, [c for c in record.chunks if c not in record.replaced], version)
         if record.size < record.old_size:
             cut = range(-(-record.size // head.chunk_size), -(-record.old_size // head.chunk_size))
-            deletes += _superseded(db.storage, cut, version)
+            deletes += _cut(db, cut, version)
         processed = version
     if processed == done:
         return Collected(0, 0.0)
@@ -170,6 +171,22 @@ def _superseded(storage: Storage, chunks: Iterable[int], version: int) -> list[s
     keys: list[str] = []
     for chunk in chunks:
         keys += storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, version))
+    return keys
+
+
+def _cut(db: Fenced, chunks: Iterable[int], version: int) -> list[str]:
+    """Keys of every version older than ``version`` of chunks a truncation at ``version``
+    cut, oldest first: their in-place keys too (pages/locate.py), where they hold such a
+    version (one whose header is damaged is left for ``dolite check`` to report)."""
+    keys: list[str] = []
+    for chunk in chunks:
+        found = []
+        for key, raw in db.storage.list(prefix=chunk_prefix(chunk)).items():
+            try:
+                found += [(v, key) for _c, v, _key, _raw in chunk_versions({key: raw}, db.name) if v < version]
+            except CorruptChunk:
+                continue
+        keys += [key for _v, key in sorted(found)]
     return keys
 
 

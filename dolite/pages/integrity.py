@@ -11,7 +11,7 @@ version past it (a commit in flight may have written one version ahead, never tw
 from __future__ import annotations
 
 from dolite.errors import CorruptChunk, DatabaseNotFound, SnapshotExpired
-from dolite.pages.format import HEAD, LEASE, LOG_PREFIX, Head, chunk_key, chunk_prefix, log_key, parse_log_key
+from dolite.pages.format import HEAD, LEASE, LOG_PREFIX, Head, chunk_key, chunk_prefix, chunk_versions, log_key, parse_log_key
 from dolite.storage.base import Storage
 
 ROLLED_BACK = "the head was rolled back or damaged (nothing was deleted; restore the head from a backup or repair it)"
@@ -64,16 +64,31 @@ def check_not_lost(storage: Storage, name: str, head: Head, chunk: int, found: i
         raise missing_chunk(storage, name, head, chunk, written)
 
 
+def overwritten(storage: Storage, name: str, head: Head, chunk: int, version: int) -> Exception:
+    """The in-place key of ``chunk`` holds ``version``, past ``head``: what the head needs
+    may have been overwritten (a database that keeps no superseded versions)."""
+    return _dropped(storage, name, head) or SnapshotExpired(
+        f"{name}: chunk {chunk} as of v{head.version} was overwritten in place by v{version} (this "
+        "database keeps no superseded versions): start the transaction again")
+
+
 def missing_chunk(storage: Storage, name: str, head: Head, chunk: int, version: int | None) -> Exception:
     """Why the version of ``chunk`` that ``head`` needs is not in storage: the database was
     dropped, GC removed a superseded version (the snapshot expired), or, when neither
     explains it, the store is damaged."""
-    current = storage.get([HEAD]).get(HEAD)
-    if current is None or Head.decode(current, name).id != head.id:
-        return DatabaseNotFound(f"database {name!r} was dropped while this snapshot (v{head.version}) was open")
+    dropped = _dropped(storage, name, head)
+    if dropped is not None:
+        return dropped
     newer = storage.list(start=chunk_key(chunk, head.version + 1), end=chunk_prefix(chunk + 1), limit=1)
-    if newer:
+    if any(v > head.version for _c, v, _key, _raw in chunk_versions(newer, name)):
         return SnapshotExpired(f"{name}: chunk {chunk} as of v{head.version} was garbage-collected: that "
                                "version is older than the retention window")
     what = f"v{version}" if version is not None else f"at or before v{head.version}"
     return CorruptChunk(f"{name}: chunk {chunk} {what} is missing from storage")
+
+
+def _dropped(storage: Storage, name: str, head: Head) -> DatabaseNotFound | None:
+    current = storage.get([HEAD]).get(HEAD)
+    if current is None or Head.decode(current, name).id != head.id:
+        return DatabaseNotFound(f"database {name!r} was dropped while this snapshot (v{head.version}) was open")
+    return None

@@ -4,6 +4,15 @@ A reader of head ``h`` needs, for chunk ``c``, the newest version ``<= h.version
 last key before ``c/<c>/<h.version + 1>``. Listing the newest key of the chunk first costs
 the same call and also shows a head that went back (pages/integrity.py).
 
+A chunk may also have an in-place key (``c/<c>/~``, pages/format.py): one version, named
+by its header, which a later version written in place overwrites, and which only a
+single-call commit (the chunk with its head, atomically) ever writes. Version keys are
+never overwritten. So if the in-place key holds a version not newer than the head, it is
+the newest version written in place up to the head (any older one written in place was
+overwritten by it), and the answer is the newer of it and the newest version key not
+newer than the head. If it holds a version past the head, a version the head needs may
+have been overwritten: the snapshot has expired (SnapshotExpired), never an older answer.
+
 Where every call is a network round trip (``Limits.prefetch_chunks``), a miss also lists
 the chunks that follow it, when that pays: a miss just past the previous fetch (a scan)
 doubles the window up to that limit; any other miss fetches the whole window while
@@ -15,8 +24,10 @@ from __future__ import annotations
 
 import threading
 
+from dolite.errors import CorruptChunk
 from dolite.pages import integrity
-from dolite.pages.format import Head, chunk_key, chunk_prefix, parse_chunk_key
+from dolite.pages.format import (IN_PLACE, Head, chunk_key, chunk_prefix, chunk_versions, in_place_key, split_chunk_key,
+                                 stored_version)
 from dolite.storage.base import Storage
 
 
@@ -68,33 +79,82 @@ class PrefetchWindow:
         return paying
 
 
+def stored_at(storage: Storage, name: str, head: Head, chunk: int, version: int) -> bytes:
+    """The stored value of ``chunk`` at ``version``, known to be its newest as of ``head``:
+    under its version key or its in-place key (asked for in the same call where a database
+    can have in-place keys: retention 0)."""
+    key, in_place = chunk_key(chunk, version), in_place_key(chunk)
+    found = storage.get([key, in_place] if head.retention == 0 else [key])
+    if key not in found and head.retention != 0:
+        found = storage.get([in_place])
+    if key in found:
+        return found[key]
+    if in_place in found and stored_version(found[in_place], chunk, name) == version:
+        return found[in_place]
+    raise integrity.missing_chunk(storage, name, head, chunk, version)
+
+
 def newest_version(storage: Storage, name: str, head: Head, chunk: int) -> tuple[int, bytes] | None:
-    """(version, stored value) of ``chunk`` as of ``head``, or None if none is stored."""
-    found = storage.list(prefix=chunk_prefix(chunk), reverse=True, limit=1)
-    if found and (newest := parse_chunk_key(next(iter(found)))[1]) > head.version:
+    """(version, stored value) of ``chunk`` as of ``head``, or None if none is stored.
+
+    The newest version key not newer than the head, or the in-place key where it holds a
+    newer version not newer than the head. An in-place key holding a version past the head
+    was overwritten since (what the head needs may have been in it): SnapshotExpired. The
+    in-place key sorts last, so the first listing shows it and the newest version key; it
+    asks for both where a database can have in-place keys (retention 0)."""
+    limit = 2 if head.retention == 0 else 1
+    listed = storage.list(prefix=chunk_prefix(chunk), reverse=True, limit=limit)
+    in_place, versions = _by_kind(listed, name)
+    newest = max(v for v, _ in in_place + versions) if listed else 0
+    if newest > head.version:
         integrity.check_not_behind(storage, name, head, newest)  # else a commit landed since
-        found = storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, head.version + 1),
-                             reverse=True, limit=1)
-    if not found:
-        return None
-    key, raw = next(iter(found.items()))
-    return parse_chunk_key(key)[1], raw
+    if in_place and in_place[0][0] > head.version:
+        raise integrity.overwritten(storage, name, head, chunk, in_place[0][0])
+    below = [found for found in versions if found[0] <= head.version]
+    if not below and len(listed) == limit:  # version keys not newer than the head may follow
+        listed = storage.list(start=chunk_prefix(chunk), end=chunk_key(chunk, head.version + 1),
+                              reverse=True, limit=1)
+        below = _by_kind(listed, name)[1]
+    return max(in_place + below[:1], key=lambda found: found[0], default=None)
+
+
+def _by_kind(listed: dict[str, bytes], name: str) -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
+    """The listed values of one chunk as (in-place, version keys): (version, value) each,
+    newest first."""
+    in_place, versions = [], []
+    for _chunk, version, key, raw in chunk_versions(listed, name):
+        (in_place if key.endswith(IN_PLACE) else versions).append((version, raw))
+    versions.sort(key=lambda found: -found[0])
+    return in_place, versions
 
 
 def following_versions(storage: Storage, name: str, head: Head, chunk: int,
                        count: int) -> tuple[dict[int, tuple[int, bytes]], int]:
     """(chunk -> (version, stored value)) as of ``head`` for ``chunk`` and up to ``count - 1``
     chunks after it, in one call; and the chunk below which that map is complete (a chunk
-    missing below it has no version as of ``head``)."""
+    missing below it has no version as of ``head``, or one only :func:`newest_version`
+    can tell about: an in-place key overwritten since, or damaged)."""
     last = min(chunk + count, head.chunk_count)
     limit = count * 4
     listed = storage.list(start=chunk_prefix(chunk), end=chunk_prefix(last), limit=limit)
     newest: dict[int, tuple[int, bytes]] = {}
     last_seen, newest_version = chunk, 0
+    unusable: set[int] = set()  # in-place key past the head, or unreadable
     for key, raw in listed.items():
-        c, v = parse_chunk_key(key)
-        last_seen, newest_version = c, max(newest_version, v)
-        if v <= head.version:
+        c, v = split_chunk_key(key)
+        last_seen = c
+        if v is None:
+            try:
+                v = stored_version(raw, c, name)
+            except CorruptChunk:
+                unusable.add(c)
+                continue
+            if v > head.version:
+                unusable.add(c)
+        newest_version = max(newest_version, v)
+        if v <= head.version and v > newest.get(c, (-1,))[0]:
             newest[c] = (v, raw)
     integrity.check_not_behind(storage, name, head, newest_version)
+    for c in unusable:
+        newest.pop(c, None)
     return newest, (last if len(listed) < limit else last_seen)

@@ -150,9 +150,7 @@ class PageStore:
             data = self.cache.get((head.id, chunk, version))
             if data is not None:
                 return data
-            raw = self.storage.get([chunk_key(chunk, version)]).get(chunk_key(chunk, version))
-            if raw is None:
-                raise integrity.missing_chunk(self.storage, self.name, head, chunk, version)
+            raw = locate.stored_at(self.storage, self.name, head, chunk, version)
         else:
             version, raw = self._find(head, chunk)
         data = decode_chunk(raw, chunk, version, self.name)

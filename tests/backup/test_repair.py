@@ -13,7 +13,7 @@ from dolite.cli.main import app
 from dolite.ops import admin
 from dolite.ops.snapshot import iter_export
 from dolite.pages import PageStore
-from dolite.pages.format import CHUNK_PREFIX, chunk_prefix, parse_chunk_key
+from dolite.pages.format import CHUNK_PREFIX, chunk_prefix, in_place_key, parse_chunk_key
 from dolite.sql.dbapi import connect
 from dolite.storage import open_storage
 
@@ -137,3 +137,26 @@ def test_cli_check_repair_on_lmdb(tmp_path):
 def test_from_without_repair_is_refused(flag):
     result = CliRunner().invoke(app, ["check", "x", "-s", "memory:", *flag])
     assert result.exit_code == 1 and "--from goes with --repair" in result.output
+
+
+def test_a_damaged_in_place_value_is_repaired_under_its_in_place_key(ns, target_url):
+    make_db(ns)
+    key, raw = newest_key(ns, 3)
+    obj = ns.object("db")
+    obj.commit({in_place_key(3): raw}, deletes=[key])  # as a commit written in place leaves it
+    backup.push(ns, "db", to=target_url)
+    before = file_of(ns)
+    damage(ns, in_place_key(3))
+    assert not admin.check(ns, "db").ok
+    result = backup.repair(ns, "db", from_=target_url)
+    assert result.ok and result.repaired == [f"chunk 3 v{parse_chunk_key(key)[1]} (from backup v{parse_chunk_key(key)[1]})"], result
+    assert obj.get([in_place_key(3)])[in_place_key(3)] == raw and key not in obj.get([key])
+    assert admin.check(ns, "db").ok and file_of(ns) == before
+
+
+def test_an_in_place_value_whose_header_is_unreadable_is_named_unrepairable(ns, target_url):
+    make_db(ns)
+    key, raw = newest_key(ns, 3)
+    ns.object("db").commit({in_place_key(3): b"XXXX" + raw[4:]}, deletes=[key])
+    result = backup.repair(ns, "db", from_=target_url)
+    assert not result.ok and "the in-place value of chunk 3 has a bad header" in result.unrepairable[0]
