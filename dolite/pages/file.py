@@ -107,7 +107,8 @@ class PagedFile:
                 new = head
             else:
                 spilled = [c for c in self.spilled if c < last]
-                new = self.store.commit(head, chunks, size, spilled=spilled, spilled_at=self.spilled_at)
+                new = self.store.commit(head, chunks, size, own_pins=1, spilled=spilled,
+                                        spilled_at=self.spilled_at)  # our pin of head
         except BaseException:
             self.discard()
             self.after_failure = True

@@ -196,10 +196,12 @@ def encode_chunk(chunk: int, version: int, data: bytes) -> bytes:
     return header[:-4] + crc.to_bytes(4, "big") + data
 
 
-def encoded_chunks(version: int, chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[str, bytes]]:
-    """(key, stored value) of each (chunk, data) as of ``version``, one at a time."""
+def encoded_chunks(version: int, chunks: Iterable[tuple[int, bytes]], *,
+                   in_place: bool = False) -> Iterator[tuple[str, bytes]]:
+    """(key, stored value) of each (chunk, data) as of ``version``, one at a time: under
+    its version key, or its in-place key."""
     for c, data in chunks:
-        yield chunk_key(c, version), encode_chunk(c, version, data)
+        yield in_place_key(c) if in_place else chunk_key(c, version), encode_chunk(c, version, data)
 
 
 def decode_chunk(raw: bytes, chunk: int, version: int, where: str) -> bytes:

@@ -20,6 +20,7 @@ from itertools import islice
 from dolite.errors import Conflict, CorruptChunk
 from dolite.pages.format import (
     GC,
+    IN_PLACE,
     LEASE,
     LOG_PREFIX,
     Head,
@@ -30,7 +31,7 @@ from dolite.pages.format import (
     encoded_chunks,
     parse_log_key,
 )
-from dolite.pages.holds import read_holds
+from dolite.pages.holds import Hold, read_holds
 from dolite.pages.integrity import check_log_not_ahead
 from dolite.pages.log import read_gc_done, read_log, read_records, record_keys
 from dolite.storage.base import Storage
@@ -59,6 +60,14 @@ class Fenced:
             self.storage.commit(batch, expect={LEASE: self.lease})
             count, size = count + len(batch), size + sum(map(len, batch.values()))
         return count, size
+
+    def delete_unchanged(self, key: str, raw: bytes) -> None:
+        """Delete ``key`` if it still holds ``raw`` (else leave it: it was written again)."""
+        try:
+            self.storage.commit({}, deletes=[key], expect={LEASE: self.lease, key: raw})
+        except Conflict:
+            if self.storage.get([LEASE]).get(LEASE) != self.lease:
+                raise
 
     def delete(self, keys: list[str], final_writes: dict[str, bytes] | None = None) -> None:
         """Delete ``keys`` in order, in batches, then write ``final_writes`` (with the last
@@ -95,6 +104,7 @@ class Collected:
     deleted: int  # keys deleted
     due: float  # no record can age out before this time: a run before it has nothing to do
     behind: bool = False  # more aged records may follow what this pass read: run again soon
+    held: bool | None = None  # whether any GC hold exists (None: not looked at)
 
 
 def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collected:
@@ -115,8 +125,10 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
         if oldest is not None:
             return Collected(0, oldest.time + head.retention)
         return Collected(0, now + head.retention if limit == head.version else 0.0)
-    limit = min(limit, _held_back(db, now))
+    holds = read_holds(db.storage, db.name)
+    limit = min(limit, _held_back(db.name, holds, now))
     deletes: list[str] = []
+    in_place: dict[str, bytes] = {}  # in-place keys to delete, each only while it holds these bytes
     processed = done
     for version, record in records.items():
         if record.time > horizon or version > limit:
@@ -125,13 +137,16 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
         deletes += _superseded(db.storage, [c for c in record.chunks if c not in record.replaced], version)
         if record.size < record.old_size:
             cut = range(-(-record.size // head.chunk_size), -(-record.old_size // head.chunk_size))
-            deletes += _cut(db, cut, version)
+            in_place.update(_cut(db, cut, version, deletes))
         processed = version
     if processed == done:
-        return Collected(0, 0.0)
+        return Collected(0, 0.0, held=_any_fresh(holds, now))
     old_logs = [key for key in rows if parse_log_key(key) < processed]
     db.delete(deletes + old_logs, cursor(processed))
-    return Collected(len(deletes) + len(old_logs), 0.0, behind=truncated and processed == max(records))
+    for key, raw in in_place.items():  # after the older version keys; a commit may have
+        db.delete_unchanged(key, raw)  # written it in place again meanwhile
+    return Collected(len(deletes) + len(old_logs), 0.0, behind=truncated and processed == max(records),
+                     held=_any_fresh(holds, now))
 
 
 def cursor(done: int) -> dict[str, bytes]:
@@ -152,14 +167,18 @@ def cursor_bound(storage: Storage, head: Head) -> int:
     return min(parse_log_key(next(iter(oldest))), head.version) if oldest else head.version
 
 
-def _held_back(db: Fenced, now: float) -> int:
+def _any_fresh(holds: dict[str, Hold], now: float) -> bool:
+    return any(not hold.stale(now) for hold in holds.values())
+
+
+def _held_back(name: str, holds: dict[str, Hold], now: float) -> int:
     """The newest version GC may process given the holds: each fresh holder's version.
     A stale hold is overridden, loudly."""
     limit = 1 << 62
-    for hold in read_holds(db.storage, db.name).values():
+    for hold in holds.values():
         if hold.stale(now):
             log.warning("%s: GC hold of %r is stale (last moved %.0f s ago): versions it has "
-                        "not copied may now be dropped", db.name, hold.holder, now - hold.time)
+                        "not copied may now be dropped", name, hold.holder, now - hold.time)
             continue
         limit = min(limit, hold.version)
     return limit
@@ -174,20 +193,25 @@ def _superseded(storage: Storage, chunks: Iterable[int], version: int) -> list[s
     return keys
 
 
-def _cut(db: Fenced, chunks: Iterable[int], version: int) -> list[str]:
-    """Keys of every version older than ``version`` of chunks a truncation at ``version``
-    cut, oldest first: their in-place keys too (pages/locate.py), where they hold such a
-    version (one whose header is damaged is left for ``dolite check`` to report)."""
-    keys: list[str] = []
+def _cut(db: Fenced, chunks: Iterable[int], version: int, deletes: list[str]) -> dict[str, bytes]:
+    """Add to ``deletes`` the keys of every version older than ``version`` of chunks a
+    truncation at ``version`` cut, oldest first; return their in-place keys that hold such
+    a version, with their bytes (pages/locate.py; one whose header is damaged is left for
+    ``dolite check`` to report)."""
+    in_place = {}
     for chunk in chunks:
         found = []
         for key, raw in db.storage.list(prefix=chunk_prefix(chunk)).items():
             try:
-                found += [(v, key) for _c, v, _key, _raw in chunk_versions({key: raw}, db.name) if v < version]
+                found += [(v, key, raw) for _c, v, _key, _raw in chunk_versions({key: raw}, db.name) if v < version]
             except CorruptChunk:
                 continue
-        keys += [key for _v, key in sorted(found)]
-    return keys
+        for _v, key, raw in sorted(found):
+            if key.endswith(IN_PLACE):
+                in_place[key] = raw
+            else:
+                deletes.append(key)
+    return in_place
 
 
 class Collector:
@@ -264,6 +288,8 @@ class Collector:
                     raise
                 continue
             self.due, self.behind = done.due, done.behind
+            if done.held is not None:
+                self.store.in_place.saw_holds(done.held)
             return done.deleted
         raise AssertionError("unreachable")
 

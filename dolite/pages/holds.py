@@ -14,7 +14,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from dolite.pages.format import Head, decode_record, encode_record
@@ -63,10 +64,31 @@ class Pins:
     def __init__(self) -> None:
         self._readers: Counter[int] = Counter()
         self._lock = threading.Lock()
+        self._open = threading.Condition(self._lock)  # notified when a commit in place ends
+        self._closed = False  # a commit in place is in flight: no new pin until it ends
 
     def add(self, version: int) -> None:
         with self._lock:
+            while self._closed:
+                self._open.wait()
             self._readers[version] += 1
+
+    @contextmanager
+    def sole(self, version: int, own: int) -> Iterator[bool]:
+        """True if the only pins are the committer's ``own`` pins of ``version`` (its base):
+        a commit may then overwrite that version in place, and no new pin is taken until
+        the block ends (a reader would pin the version being overwritten). False: other
+        readers here still read, pins go on as usual."""
+        with self._lock:
+            alone = not self._closed and dict(self._readers) == ({version: own} if own else {})
+            self._closed = alone
+        try:
+            yield alone
+        finally:
+            if alone:
+                with self._lock:
+                    self._closed = False
+                    self._open.notify_all()
 
     def remove(self, version: int) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
 from dolite.pages import gc, integrity, locate, log, twophase
+from dolite.pages.in_place import InPlaceWrites, landed
 from dolite.pages.cache import ChunkCache
 from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, LEASE, Head, chunk_key, decode_chunk, encoded_chunks,
                                  new_incarnation)
@@ -55,6 +56,7 @@ class PageStore:
         self.cleanups = 0  # debris cleanups run: a spilled transaction checks none ran since
         self.pins = Pins()
         self._window = locate.PrefetchWindow(self.limits.prefetch_chunks)
+        self.in_place = InPlaceWrites(self)  # when commits overwrite chunks in place
         # -- two-phase commit (dolite/pages/twophase.py) --
         self.objects = objects  # other objects of the namespace: where 2PC decisions are read
         self.stage: twophase.Stage | None = None  # set: the next commit stops at "prepared"
@@ -217,13 +219,13 @@ class PageStore:
 
     # -- commits -------------------------------------------------------------------
 
-    def commit(self, base: Head, chunks: dict[int, bytes], size: int, *,
+    def commit(self, base: Head, chunks: dict[int, bytes], size: int, *, own_pins: int = 0,
                spilled: Iterable[int] = (), spilled_at: int | None = None) -> Head:
         """Commit ``chunks`` (index -> full chunk bytes) and the new file ``size`` on top of
         ``base``. Raise Conflict if ``base`` is no longer the head or the lease was lost.
         ``spilled``: chunks already written by :meth:`spill` (when ``cleanups`` was
         ``spilled_at``), part of this version too."""
-        new = self.commit_stream(base, sorted(chunks), chunks.items(), size,
+        new = self.commit_stream(base, sorted(chunks), chunks.items(), size, own_pins=own_pins,
                                  spilled=spilled, spilled_at=spilled_at)
         for c, data in chunks.items():
             self.cache.put((new.id, c, new.version), bytes(data))
@@ -252,28 +254,31 @@ class PageStore:
         self._needs_cleanup = True
 
     def commit_stream(self, base: Head, chunk_ids: list[int], chunks: Iterable[tuple[int, bytes]],
-                      size: int, *, spilled: Iterable[int] = (), spilled_at: int | None = None) -> Head:
+                      size: int, *, own_pins: int = 0, spilled: Iterable[int] = (),
+                      spilled_at: int | None = None) -> Head:
         """Commit chunks produced one by one (``chunk_ids`` names them all in advance, for
-        the log record), so a large import never holds the whole file in memory."""
+        the log record), so a large import never holds the whole file in memory.
+        ``own_pins``: the caller's pins of ``base`` (pages/in_place.py)."""
         with self._commit_lock:
             self._hold_lease()
             if spilled_at is not None and self.cleanups != spilled_at:
                 raise Conflict(f"database {self.name!r}: the write lease lapsed during a large "
                                "transaction and its spilled pages were removed; run it again")
             new = base.advance(size, time.time())
-            expect = {HEAD: base.encode(), LEASE: self.lease.raw}
-            # A spilled version's record has parts in rows already: its own goes there too.
-            new, written = self._write_version(base, new, chunk_ids, chunks, self.lease.renewal(),
-                                               expect, moves_head=True, folds=spilled_at is None)
-            self.lease.renewed()
-            self._after_commit(base, new, [*chunk_ids, *spilled], written)
+            expect, renewal = {HEAD: base.encode(), LEASE: self.lease.raw}, self.lease.renewal()
+            with self.in_place.window(base, chunk_ids, own_pins, spilled_at is not None) as in_place:
+                # A spilled version's record has parts in rows already: its own goes there too.
+                new, written = self._write_version(base, new, chunk_ids, chunks, renewal, expect,
+                                                   moves_head=True, folds=spilled_at is None, in_place=in_place)
+                self.lease.renewed()
+                self._after_commit(base, new, [*chunk_ids, *spilled], written, chunk_ids if in_place else ())
         self.collect_garbage_if_due()
         return new
 
     def _write_version(self, base: Head, new: Head, chunk_ids: list[int],
                        chunks: Iterable[tuple[int, bytes]], last: dict[str, bytes],
                        expect: dict[str, bytes | None], *, moves_head: bool,
-                       folds: bool = True) -> tuple[Head, list[int]]:
+                       folds: bool = True, in_place: bool = False) -> tuple[Head, list[int]]:
         """Write ``new``'s chunks and log record, and ``last`` in the final call, checked
         against ``expect`` (every earlier call is fenced by the lease); with ``moves_head``
         that call also writes the new head. Returns the head as written (a single-call
@@ -282,8 +287,9 @@ class PageStore:
         commits and 2PC prepares (pages/twophase.py, which moves the head later)."""
         one_call = len(chunk_ids) + len(last) + 2 <= self.limits.max_keys_per_call
         try:
+            in_place = in_place and folds and moves_head and one_call  # pages/in_place.py
             if folds and moves_head and one_call:
-                new, rows = log.folded(base, new, chunk_ids, self._versions_as_of(base, chunk_ids))
+                new, rows = log.folded(base, new, chunk_ids, self.versions.superseded(base, chunk_ids))
                 # No row names these chunks before they land, so none may exist yet: one
                 # that does was written past a head that then went back (see _find).
                 expect = {**expect, **dict.fromkeys(chunk_key(c, new.version) for c in chunk_ids)}
@@ -292,7 +298,7 @@ class PageStore:
             if moves_head:
                 last = {**last, HEAD: new.encode()}
             if len(chunk_ids) + len(rows) + len(last) <= self.limits.max_keys_per_call:
-                values = dict(encoded_chunks(new.version, chunks))
+                values = dict(encoded_chunks(new.version, chunks, in_place=in_place))
                 self.storage.commit({**values, **rows, **last}, expect=expect)
                 written = [len(values), sum(map(len, values.values()))]
             else:
@@ -310,20 +316,15 @@ class PageStore:
                 f"database {self.name!r}: commit of v{new.version} refused: another writer "
                 "committed or took over the write lease"
             ) from exc
-        except BaseException:
+        except BaseException as exc:
             with self._lock:
                 self._latest = None  # the commit may have landed unheard: ask storage
             self._needs_cleanup = True
+            if in_place and isinstance(exc, Exception) and landed(self, base, new, last.get(LEASE, self.lease.raw)):
+                self._needs_cleanup = False  # one call: it landed whole, nothing to clean
+                return new, [len(chunk_ids), 0]
             raise
         return new, written
-
-    def _versions_as_of(self, head: Head, chunk_ids: list[int]) -> dict[int, int]:
-        """chunk -> its newest version as of ``head`` (-1: none, past the end of file), for
-        those of ``chunk_ids`` known without I/O: what a commit on ``head`` supersedes, so
-        GC deletes just that. (Versions of chunks a truncation cut are found by listing.)"""
-        known = {c: -1 for c in chunk_ids if c >= head.chunk_count}
-        known.update(self.versions.known(head, chunk_ids))
-        return known
 
     def collect_garbage_if_due(self) -> None:
         """A GC pass every ``GC_EVERY`` versions, once the head has moved: on a thread of
@@ -354,6 +355,7 @@ class PageStore:
                 # or a late head write could land on top of the debris we delete.
                 self.lease.new_term()
             head = twophase.resolve_in_doubt(self, self._fenced(), self.read_head())
+            self.in_place.look_at_holds(head)
             gc.remove_uncommitted(self._fenced(), head)
             self._needs_cleanup = False
             self.cleanups += 1  # uncommitted versions (spilled chunks too) are gone
@@ -361,9 +363,10 @@ class PageStore:
     def _fenced(self) -> gc.Fenced:
         return gc.Fenced(self.storage, self.name, self.lease.raw)
 
-    def _after_commit(self, base: Head, new: Head, chunk_ids: list[int], written: list[int]) -> None:
+    def _after_commit(self, base: Head, new: Head, chunk_ids: list[int], written: list[int],
+                      in_place: Iterable[int] = ()) -> None:
         with self._lock:
-            self.versions.committed(base, new, chunk_ids)  # before the head is known
+            self.versions.committed(base, new, chunk_ids, in_place)  # before the head is known
             self._latest = new
         self.stats["commits"] += 1
         self.stats["chunks_written"] += written[0]

@@ -62,6 +62,7 @@ class VersionMap:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._newest: dict[int, int] = {}
+        self._in_place: set[int] = set()  # chunks whose newest version we wrote in place
         self.at: tuple[int, int] = (-1, -1)  # the Head.identity the entries hold for
 
     def version_for(self, head: Head, chunk: int) -> int | None:
@@ -88,20 +89,36 @@ class VersionMap:
                 return {}
             return {c: self._newest[c] for c in chunk_ids if c in self._newest}
 
+    def superseded(self, head: Head, chunk_ids: list[int]) -> dict[int, int]:
+        """chunk -> the version a commit on ``head`` writing ``chunk_ids`` supersedes, for
+        those known without I/O, so GC deletes just that key (-1: none, past the end of file
+        or written in place by us: pages/in_place.py). (Versions of chunks a truncation cut
+        are found by listing.)"""
+        known = {c: -1 for c in chunk_ids if c >= head.chunk_count}
+        with self._lock:
+            if self.at == head.identity:
+                known.update((c, -1 if c in self._in_place else self._newest[c])
+                             for c in chunk_ids if c in self._newest)
+        return known
+
     def replace(self, head: Head, newest: dict[int, int]) -> None:
         """Start over as of ``head`` with ``newest`` (e.g. a map saved by the disk cache)."""
         with self._lock:
-            self._newest, self.at = newest, head.identity
+            self._newest, self._in_place, self.at = newest, set(), head.identity
 
-    def committed(self, base: Head, new: Head, chunk_ids: list[int]) -> None:
-        """``new`` was committed on ``base``, writing ``chunk_ids``."""
+    def committed(self, base: Head, new: Head, chunk_ids: list[int], in_place: Iterable[int] = ()) -> None:
+        """``new`` was committed on ``base``, writing ``chunk_ids`` (``in_place``: those
+        written in place)."""
         with self._lock:
             if self.at != base.identity:
-                self._newest = {}
+                self._newest, self._in_place = {}, set()
             self._newest.update(dict.fromkeys(chunk_ids, new.version))
+            self._in_place.difference_update(chunk_ids)
+            self._in_place.update(in_place)
             if new.size < base.size:
                 last = new.chunk_count
                 self._newest = {c: v for c, v in self._newest.items() if c < last}
+                self._in_place = {c for c in self._in_place if c < last}
             self.at = new.identity
 
     def snapshot(self) -> tuple[tuple[int, int], dict[int, int]]:

@@ -13,19 +13,26 @@ import dolite
 from dolite.errors import CorruptChunk, SnapshotExpired
 from dolite.ops import admin
 from dolite.pages import locate
-from dolite.pages.format import CHUNK_HEADER_BYTES, HEAD, chunk_key, chunk_prefix, in_place_key, parse_chunk_key
+from dolite.pages.holds import release_hold, set_hold
+from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, chunk_key, chunk_prefix, encode_chunk, in_place_key,
+                                 parse_chunk_key, stored_version)
 from dolite.pages.store import PageStore
 from dolite.storage import open_storage
 
 
-def _table_a(url: str, rows: int, *, retention: float) -> int:
-    """Table a with ``rows`` rows, one commit each: the chunk holding them."""
+def _table_a(url: str, rows: int, *, retention: float, version_keys: bool = True) -> int:
+    """Table a with ``rows`` rows, one commit each: the chunk holding them. With
+    ``version_keys`` every commit writes version keys (a GC hold keeps a retention-0
+    writer from writing in place: pages/in_place.py)."""
+    if version_keys:
+        set_hold(open_storage(url).object("db"), "test", 0)
     conn = dolite.connect("db", storage=url, isolation_level=None, retention=retention)
     conn.execute("CREATE TABLE a(v)")
     for i in range(rows):
         conn.execute("INSERT INTO a VALUES (?)", (i,))
     root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'a'").fetchone()[0]
     conn.close()
+    release_hold(open_storage(url).object("db"), "test")
     return root - 1  # 4 KiB chunks: page p is chunk p - 1
 
 
@@ -46,21 +53,6 @@ def _rows(url: str, sql: str = "SELECT v FROM a") -> list:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
-
-
-@pytest.fixture
-def opened():
-    """``open(url)``: the database object, its namespace closed after the test (each
-    namespace holds files, sockets or an LMDB map)."""
-    namespaces = []
-
-    def open_object(url: str):
-        namespaces.append(open_storage(url))
-        return namespaces[-1].object("db")
-
-    yield open_object
-    for namespace in namespaces:
-        namespace.close()
 
 
 @pytest.mark.parametrize("retention", [0.0, 600.0])
@@ -92,7 +84,9 @@ def test_an_in_place_value_past_the_head_expires_the_snapshot(retention, opened)
     conn = dolite.connect("db", storage=url, isolation_level=None)
     conn.execute("INSERT INTO a VALUES (2)")  # a new version of the chunk, past the reader's head
     conn.close()
-    _move_in_place(obj, _versions(obj, chunk)[-1])  # ... written in place over nothing
+    if retention:  # ... written in place (by the writer itself with retention 0)
+        _move_in_place(obj, _versions(obj, chunk)[-1])
+    assert in_place_key(chunk) in obj.get([in_place_key(chunk)])
     with pytest.raises(SnapshotExpired, match=rf"chunk {chunk} as of v{head.version} was overwritten in place"):
         reader.read_chunk(head, chunk)
     newest, _complete = locate.following_versions(obj, "db", head, 0, 8)
@@ -121,9 +115,9 @@ def test_an_older_head_put_back_is_caught_by_an_in_place_value_past_it(opened):
     old_head = obj.get([HEAD])[HEAD]
     conn = dolite.connect("db", storage=url, isolation_level=None)
     for i in range(3):
-        conn.execute("INSERT INTO a VALUES (?)", (i,))
+        conn.execute("INSERT INTO a VALUES (?)", (i,))  # written in place (retention 0)
     conn.close()
-    _move_in_place(obj, _versions(obj, chunk)[-1])
+    assert in_place_key(chunk) in obj.get([in_place_key(chunk)])
     obj.put({HEAD: old_head})
     with pytest.raises(CorruptChunk, match="the head was rolled back"):
         _rows(url)
@@ -131,10 +125,10 @@ def test_an_older_head_put_back_is_caught_by_an_in_place_value_past_it(opened):
 
 def test_a_damaged_in_place_value_is_reported_by_check_and_never_read(opened):
     url = "memory:damaged-in-place"
-    chunk = _table_a(url, 2, retention=0.0)
+    chunk = _table_a(url, 2, retention=0.0, version_keys=False)
     obj = opened(url)
-    version = _move_in_place(obj, _versions(obj, chunk)[-1])
     raw = obj.get([in_place_key(chunk)])[in_place_key(chunk)]
+    version = stored_version(raw, chunk, "db")
     obj.put({in_place_key(chunk): raw[:-1] + bytes([raw[-1] ^ 1])})
     with pytest.raises(CorruptChunk, match=rf"checksum mismatch in chunk {chunk} v{version}"):
         _rows(url)
@@ -160,21 +154,35 @@ def test_gc_deletes_the_in_place_key_of_a_chunk_a_truncation_cut_not_a_newer_one
     _sql(url, "CREATE TABLE a(v)", "CREATE TABLE b(v)", "INSERT INTO b VALUES (zeroblob(20000))")
     obj = opened(url)
     size = PageStore(obj, "db").read_head().chunk_count
-    last = size - 1  # b's pages end the file
-    _move_in_place(obj, _versions(obj, last)[-1])
+    last = size - 1  # b's pages end the file, written in place (retention 0)
+    assert in_place_key(last) in obj.get([in_place_key(last)])
     _sql(url, "DROP TABLE b", "VACUUM")  # the file shrinks: the last chunk is cut
     assert PageStore(obj, "db").read_head().chunk_count < size
     _collect(obj)
     assert in_place_key(last) not in obj.get([in_place_key(last)])
     assert _versions(obj, last) == []
 
-    _move_in_place(obj, _versions(obj, 1)[-1])  # a chunk that is never cut
     _sql(url, "CREATE TABLE c(v)", "INSERT INTO c VALUES (zeroblob(20000))")  # the file grows again
     _sql(url, "DELETE FROM c", "VACUUM")  # ... is cut again
-    _sql(url, "INSERT INTO c VALUES (zeroblob(20000))")  # ... and grows again
-    _move_in_place(obj, _versions(obj, last)[-1])  # written after the cut: not the cut's to delete
+    _sql(url, "INSERT INTO c VALUES (zeroblob(20000))")  # ... and grows again, in place
     _collect(obj)
-    assert in_place_key(1) in obj.get([in_place_key(1)])
-    assert in_place_key(last) in obj.get([in_place_key(last)])
+    assert in_place_key(1) in obj.get([in_place_key(1)])  # never cut
+    assert in_place_key(last) in obj.get([in_place_key(last)])  # written after the cut
     assert _rows(url, "SELECT length(v) FROM c") == [(20000,)]
     assert admin.check(url, "db").ok
+
+
+def test_gc_leaves_an_in_place_key_written_again_since_it_looked(opened):
+    url = "memory:cut-race"
+    _sql(url, "CREATE TABLE a(v)")
+    obj = opened(url)
+    store = PageStore(obj, "db")
+    store.ensure_writable()
+    fenced = store._fenced()
+    old, new = encode_chunk(5, 3, b"old"), encode_chunk(5, 9, b"new")
+    obj.put({in_place_key(5): new})
+    fenced.delete_unchanged(in_place_key(5), old)  # GC saw the old value: it is not deleted
+    assert obj.get([in_place_key(5)])[in_place_key(5)] == new
+    fenced.delete_unchanged(in_place_key(5), new)
+    assert in_place_key(5) not in obj.get([in_place_key(5)])
+    store.close()

@@ -23,8 +23,9 @@ def spawn_writer(url: str, name: str, wrapper: list[str] | tuple = ()) -> subpro
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
 
 
-def create_bank(url: str, name: str) -> None:
-    conn = dolite.connect(name, storage=url, isolation_level=None)
+def create_bank(url: str, name: str, retention: float | None = None) -> None:
+    """The bank database (``retention`` 0: its commits overwrite chunks in place)."""
+    conn = dolite.connect(name, storage=url, isolation_level=None, retention=retention)
     bank.create(conn)
     conn.close()
 

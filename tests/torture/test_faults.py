@@ -15,7 +15,7 @@ import random
 import pytest
 
 import dolite
-from dolite.pages.format import HEAD, Head, parse_chunk_key, parse_log_key
+from dolite.pages.format import HEAD, Head, parse_log_key, split_chunk_key
 from dolite.storage import open_storage
 from tests.torture.conftest import scale
 from tests.torture.faulty import MODES, FaultyNamespace
@@ -50,14 +50,14 @@ def _rows(conn):
     return conn.execute("SELECT id, v, b FROM t ORDER BY id").fetchall()
 
 
-def _connect(namespace, name: str):
-    return dolite.connect(name, storage=namespace, isolation_level=None)
+def _connect(namespace, name: str, retention: float | None = None):
+    return dolite.connect(name, storage=namespace, isolation_level=None, retention=retention)
 
 
 def _no_debris(inner, name: str) -> None:
     storage = inner.object(name)
     head = Head.decode(storage.get([HEAD])[HEAD])
-    newer_chunks = [k for k in storage.list(prefix="c/") if parse_chunk_key(k)[1] > head.version]
+    newer_chunks = [k for k in storage.list(prefix="c/") if (split_chunk_key(k)[1] or 0) > head.version]
     newer_logs = [k for k in storage.list(prefix="log/") if parse_log_key(k) > head.version]
     assert not newer_chunks and not newer_logs, (newer_chunks[:3], newer_logs[:3])
 
@@ -72,11 +72,12 @@ def _view_rows(inner, name: str):
 
 
 def _trial(inner, name: str, shape: str, seed: int, mode: str, at: int | None,
-           cold: bool = False) -> tuple[str, int]:
+           cold: bool = False, retention: float | None = None) -> tuple[str, int]:
     """Run one faulted transaction; return (outcome, storage ops the transaction made).
-    ``cold``: the transaction runs in a fresh view (no cache, no lease yet)."""
+    ``cold``: the transaction runs in a fresh view (no cache, no lease yet). ``retention``
+    0: commits write in place (pages/in_place.py)."""
     ns = FaultyNamespace(inner)
-    conn = _connect(ns, name)
+    conn = _connect(ns, name, retention)
     _setup(conn, random.Random(seed))
     old = _rows(conn)
     if cold:
@@ -137,7 +138,8 @@ def _expected_new(shape: str, seed: int):
 
 
 @pytest.mark.parametrize("backend", ["memory", "lmdb", "sqlite"])
-def test_fault_at_every_operation_of_a_commit(backend, tmp_path, record):
+@pytest.mark.parametrize("retention", [None, 0.0], ids=["versions", "in_place"])
+def test_fault_at_every_operation_of_a_commit(backend, tmp_path, record, retention):
     inner = open_storage("memory:" if backend == "memory" else f"{backend}:{tmp_path}/{backend}")
     seeds = range(scale(1, 12))
     outcomes: dict[str, int] = {}
@@ -145,16 +147,18 @@ def test_fault_at_every_operation_of_a_commit(backend, tmp_path, record):
     for shape in SHAPES:
         for seed in seeds:
             for cold in (False, True):
-                _, total = _trial(inner, f"probe-{shape}-{seed}-{cold}", shape, seed, "fail", None, cold)
+                _, total = _trial(inner, f"probe-{shape}-{seed}-{cold}", shape, seed, "fail", None, cold,
+                                  retention)
                 assert total > 0
                 for mode in MODES:
                     for at in range(1, total + 1):
                         outcome, _ = _trial(inner, f"{shape}-{seed}-{cold}-{mode}-{at}", shape, seed,
-                                            mode, at, cold)
+                                            mode, at, cold, retention)
                         outcomes[f"{mode}:{outcome}"] = outcomes.get(f"{mode}:{outcome}", 0) + 1
                         trials += 1
     assert any(k.startswith("fail:failed") for k in outcomes)
-    record(f"faults_{backend}", trials=trials, outcomes=outcomes, wrong_versions=0)
+    record(f"faults_{backend}" + ("_in_place" if retention == 0 else ""), trials=trials, outcomes=outcomes,
+           wrong_versions=0)
 
 
 CORRUPTIONS = ("flip", "truncate", "swap")

@@ -14,10 +14,11 @@ from tests.torture.conftest import scale
 from tests.torture.killing import acknowledged, check_survivor, create_bank, reap_killed, spawn_writer
 
 
-def kill_at_random_moments(url: str, name: str, trials: int, seed: int, also_check=lambda: None) -> dict:
+def kill_at_random_moments(url: str, name: str, trials: int, seed: int, also_check=lambda: None,
+                           retention: float | None = None) -> dict:
     """Start and SIGKILL a bank writer ``trials`` times, checking the store (and
     ``also_check()``) after each."""
-    create_bank(url, name)
+    create_bank(url, name, retention)
     rng = random.Random(seed)
     committed = in_flight_landed = killed_before_ready = 0
     for trial in range(trials):
@@ -44,8 +45,10 @@ def kill_at_random_moments(url: str, name: str, trials: int, seed: int, also_che
 
 
 @pytest.mark.parametrize("backend", ["lmdb", "sqlite"])
-def test_kill9_writer_at_random_points(tmp_path, record, backend):
+@pytest.mark.parametrize("retention", [None, 0.0], ids=["versions", "in_place"])
+def test_kill9_writer_at_random_points(tmp_path, record, backend, retention):
     trials = int(os.environ.get("DOLITE_KILL9_TRIALS", 0)) or scale(10, 1500)
     seed = int(os.environ.get("DOLITE_TORTURE_SEED", "5"))
-    figures = kill_at_random_moments(f"{backend}:{tmp_path}/{backend}", "bank", trials, seed)
-    record("kill9" if backend == "lmdb" else f"kill9_{backend}", **figures)
+    figures = kill_at_random_moments(f"{backend}:{tmp_path}/{backend}", "bank", trials, seed, retention=retention)
+    name = "kill9" if backend == "lmdb" else f"kill9_{backend}"
+    record(name if retention is None else f"{name}_in_place", **figures)

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from dolite.cloudflare.dev import start_workerd
 from tests.torture.conftest import scale
 from tests.torture.killing import acknowledged, check_survivor, create_bank, reap_killed, spawn_writer
@@ -28,14 +30,15 @@ def _kill_storage_then_writer(server, proc: subprocess.Popen) -> bytes:
     return out
 
 
-def test_kill9_workerd_or_writer_at_random_points(tmp_path, record):
+@pytest.mark.parametrize("retention", [None, 0.0], ids=["versions", "in_place"])
+def test_kill9_workerd_or_writer_at_random_points(tmp_path, record, retention):
     trials = int(os.environ.get("DOLITE_KILL9_TRIALS", 0)) or scale(4, 120)
     rng = random.Random(int(os.environ.get("DOLITE_TORTURE_SEED", "5")))
     data = tmp_path / "do-data"
     server = start_workerd(port=0, data_dir=data, secret=SECRET)
     committed = in_flight_landed = storage_kills = 0
     try:
-        create_bank(server.storage_url, "bank")
+        create_bank(server.storage_url, "bank", retention)
         for trial in range(trials):
             proc = spawn_writer(server.storage_url, "bank")
             line = proc.stdout.readline()
@@ -55,5 +58,5 @@ def test_kill9_workerd_or_writer_at_random_points(tmp_path, record):
     finally:
         server.stop(signal.SIGKILL)
     assert committed > 0 and storage_kills > 0
-    record("kill9_do", trials=trials, storage_kills=storage_kills, transfers_committed=committed,
+    record("kill9_do" if retention is None else "kill9_do_in_place", trials=trials, storage_kills=storage_kills, transfers_committed=committed,
            unacknowledged_commit_landed=in_flight_landed, lost_acknowledged=0, integrity_failures=0)

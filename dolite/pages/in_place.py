@@ -1,0 +1,86 @@
+"""Commits written in place: on a database that keeps no superseded versions (retention 0),
+a single-call commit overwrites each chunk's in-place key (``c/<chunk>/~``) instead of
+adding a version key, so rewriting a page costs one row written, not a put now and a
+delete later (Cloudflare bills both). pages/locate.py has the readers' side.
+
+A commit writes in place only when nothing can still need the version it overwrites:
+
+- the database's retention is 0 (no point-in-time window), and the commit is one call
+  (its chunks, its folded record and the head, atomically: never debris);
+- no reader in this process has a version pinned, other than the committing transaction's
+  own pin of its base, and no new pin is taken until the call's outcome is known
+  (:meth:`Pins.sole`): such a reader would find its chunk overwritten;
+- no GC hold was seen (looked at when the lease is taken and on each GC pass): a backup or
+  replica copying versions would otherwise lose them and start over.
+
+A reader in another process whose snapshot needs a page rewritten since gets
+SnapshotExpired at once (with retention above 0 it keeps its versions for that long).
+
+A call whose outcome is unknown (an error other than a refusal) is resolved at once
+(:func:`landed`): SQLite's rollback after it reads the base's pages, which the call may
+have overwritten, so the store must know whether it landed before returning.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dolite.errors import LeaseHeld
+from dolite.pages.format import HEAD, LEASE, Head
+from dolite.pages.holds import read_holds
+
+# Keys of a single-call commit besides its chunks: the head, a flushed batch of records,
+# a lease renewal (pages/store.py ``_write_version``)
+OTHER_KEYS = 3
+
+
+class InPlaceWrites:
+    """When one page store's commits may write in place."""
+
+    def __init__(self, store):
+        self.store = store
+        self.holds_seen = True  # until looked at: a holder may exist
+
+    def look_at_holds(self, head: Head) -> None:
+        """Read whether any GC hold exists (when the lease is taken, retention 0 only)."""
+        if head.retention == 0:
+            holds = read_holds(self.store.storage, self.store.name).values()
+            self.saw_holds(any(not hold.stale(time.time()) for hold in holds))
+
+    def saw_holds(self, any_hold: bool) -> None:
+        self.holds_seen = any_hold
+
+    @contextmanager
+    def window(self, base: Head, chunk_ids: list[int], own_pins: int, spilled: bool) -> Iterator[bool]:
+        """True if a commit of ``chunk_ids`` on ``base`` may write them in place; if so, no
+        reader here pins a version until the block ends."""
+        store = self.store
+        if (base.retention != 0 or self.holds_seen or spilled or not chunk_ids
+                or len(chunk_ids) + OTHER_KEYS > store.limits.max_keys_per_call):
+            yield False
+            return
+        with store.pins.sole(base.version, own_pins) as alone:
+            yield alone
+
+
+def landed(store, base: Head, new: Head, lease_after: bytes | None) -> bool:
+    """Whether a commit call in place of ``new`` on ``base``, which failed without an
+    answer, landed (``lease_after``: the lease's bytes if it did). If it did not, the
+    lease moves to a new term first, so the call can no longer land late. False also when
+    storage cannot tell: the caller's error then stands, and the usual cleanup follows."""
+    for _attempt in range(2):
+        try:
+            now = store.storage.get([HEAD, LEASE])
+            if now.get(HEAD) == new.encode() and now.get(LEASE) == lease_after:
+                return True
+            if now.get(HEAD) != base.encode() or now.get(LEASE) != store.lease.raw:
+                return False  # something else moved: the cleanup before the next write sees to it
+            store.lease.new_term()
+            return False
+        except LeaseHeld:
+            continue  # the lease moved meanwhile: the call may have landed just now; look again
+        except Exception:  # noqa: BLE001 - storage cannot tell: the caller's error stands
+            return False
+    return False
