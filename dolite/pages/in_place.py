@@ -13,8 +13,9 @@ A commit writes in place only when nothing can still need the version it overwri
 - no GC hold was seen (looked at when the lease is taken and on each GC pass): a backup or
   replica copying versions would otherwise lose them and start over.
 
-A reader in another process whose snapshot needs a page rewritten since gets
-SnapshotExpired at once (with retention above 0 it keeps its versions for that long).
+A reader of another page store (another process, another namespace object) whose snapshot
+needs a page rewritten since gets SnapshotExpired at once (with retention above 0 its
+versions are kept that long).
 
 A call whose outcome is unknown (an error other than a refusal) is resolved at once
 (:func:`landed`): SQLite's rollback after it reads the base's pages, which the call may

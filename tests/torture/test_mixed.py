@@ -27,14 +27,14 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS kv(k INTEGER PRIMARY KEY, v INTEGER)"
 class Client:
     """One connection, in its own VFS (as another process would have) or a shared one."""
 
-    def __init__(self, namespace: FaultyNamespace, exclusive: bool):
-        self.ns, self.exclusive = namespace, exclusive
+    def __init__(self, namespace: FaultyNamespace, exclusive: bool, retention: float | None = None):
+        self.ns, self.exclusive, self.retention = namespace, exclusive, retention
         self.conn = None
 
     def open(self):
         if self.conn is None:
             self.conn = dolite.connect("m", storage=self.ns, exclusive=self.exclusive,
-                                       isolation_level=None, timeout=0.05)
+                                       isolation_level=None, timeout=0.05, retention=self.retention)
         return self.conn
 
     def close(self):
@@ -47,14 +47,14 @@ def _read(conn) -> dict[int, int]:
     return dict(conn.execute("SELECT k, v FROM kv").fetchall())
 
 
-def _run_model(url: str, seed: int, steps: int) -> dict:
+def _run_model(url: str, seed: int, steps: int, retention: float | None = None) -> dict:
     rng = random.Random(seed)
     inner = open_storage(url)
     shared = FaultyNamespace(inner)
-    clients = [Client(shared if i < 2 else FaultyNamespace(inner), exclusive=bool(i % 2)) for i in range(5)]
+    clients = [Client(shared if i < 2 else FaultyNamespace(inner), bool(i % 2), retention) for i in range(5)]
     model: dict[int, int] = {}
     uncertain: dict[int, set[int | None]] = {}  # k -> values it may hold after unheard commits
-    boot = Client(FaultyNamespace(inner), False).open()
+    boot = Client(FaultyNamespace(inner), False, retention).open()
     boot.execute(SCHEMA)
     boot.close()
     counts = {"writes": 0, "reads": 0, "drops": 0, "lost_replies": 0, "refused": 0}
@@ -95,7 +95,7 @@ def _run_model(url: str, seed: int, steps: int) -> dict:
                 for c in clients:
                     c.close()
                 admin.drop(inner, "m")
-                boot = Client(FaultyNamespace(inner), False).open()
+                boot = Client(FaultyNamespace(inner), False, retention).open()
                 boot.execute(SCHEMA)
                 boot.close()
                 model.clear()
@@ -117,15 +117,16 @@ def _head_write_op(client: Client) -> int:
 
 
 @pytest.mark.parametrize("backend", ["memory", "lmdb", "sqlite"])
-def test_mixed_connections_in_one_process(backend, tmp_path, record):
+@pytest.mark.parametrize("retention", [None, 0.0], ids=["versions", "in_place"])
+def test_mixed_connections_in_one_process(backend, tmp_path, record, retention):
     steps, seeds = scale(300, 3000), scale(2, 10)
     totals: dict[str, int] = {}
     for seed in range(seeds):
         url = f"memory:{uuid.uuid4().hex}" if backend == "memory" else f"{backend}:{tmp_path}/s{seed}"
-        for k, v in _run_model(url, seed, steps).items():
+        for k, v in _run_model(url, seed, steps, retention).items():
             totals[k] = totals.get(k, 0) + v
     assert totals["reads"] > 0 and totals["writes"] > 0
-    record(f"mixed_{backend}", seeds=seeds, steps=steps * seeds, mismatches=0, **totals)
+    record(f"mixed_{backend}" + ("_in_place" if retention == 0 else ""), seeds=seeds, steps=steps * seeds, mismatches=0, **totals)
 
 
 # -- several processes -------------------------------------------------------------------
@@ -166,9 +167,10 @@ def _worker(url: str, me: int, exclusive: bool, acked, seconds: float, out: str)
 
 
 @pytest.mark.parametrize("backend", ["lmdb", "sqlite"])
-def test_mixed_connections_in_several_processes(backend, tmp_path, record):
+@pytest.mark.parametrize("retention", [None, 0.0], ids=["versions", "in_place"])
+def test_mixed_connections_in_several_processes(backend, tmp_path, record, retention):
     url = f"{backend}:{tmp_path}/{backend}"
-    conn = dolite.connect("p", storage=url, isolation_level=None)
+    conn = dolite.connect("p", storage=url, isolation_level=None, retention=retention)
     conn.execute("CREATE TABLE rows(p INTEGER, s INTEGER, PRIMARY KEY (p, s))")
     conn.close()
     ctx = multiprocessing.get_context("spawn")
@@ -190,6 +192,7 @@ def test_mixed_connections_in_several_processes(backend, tmp_path, record):
     for i, (seq, _) in enumerate(done):
         assert stored.get(i, 0) == seq, f"worker {i}: {seq} acknowledged, {stored.get(i, 0)} stored"
     assert sum(seq for seq, _ in done) > 0 and sum(r for _, r in done) > 0
-    record("mixed_processes" if backend == "lmdb" else f"mixed_processes_{backend}", workers=workers,
+    name = "mixed_processes" if backend == "lmdb" else f"mixed_processes_{backend}"
+    record(name + ("_in_place" if retention == 0 else ""), workers=workers,
            seconds=seconds, commits=sum(s for s, _ in done), reads=sum(r for _, r in done),
            lost_acknowledged=0, stale_reads=0)
