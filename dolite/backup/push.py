@@ -61,14 +61,24 @@ def holder(target: BackupTarget) -> str:
     return f"backup:{target.url}"
 
 
+ATTEMPTS = 3  # full copies tried while a writer elsewhere overwrites what they read
+
+
 def push_store(store: PageStore, target: BackupTarget, progress: Progress | None = None) -> PushResult:
-    """Copy every committed version of ``store`` not yet in ``target``; see the module doc."""
-    head = store.pinned(store.read_head)
-    try:
-        with locked(target, store.name, "push") as lease:
-            result = _Pusher(store, target, head, lease, progress).run()
-    finally:
-        store.unpin(head)
+    """Copy every committed version of ``store`` not yet in ``target``; see the module doc.
+    A full copy that a writer of another store overwrote in place meanwhile (retention 0:
+    pages/in_place.py) starts again from the newest head."""
+    for attempt in range(ATTEMPTS):
+        head = store.pinned(store.read_head)
+        try:
+            with locked(target, store.name, "push") as lease:
+                result = _Pusher(store, target, head, lease, progress).run()
+            break
+        except SnapshotExpired:
+            if attempt + 1 == ATTEMPTS:
+                raise
+        finally:
+            store.unpin(head)
     set_hold(store.storage, holder(target), result.version)
     return result
 

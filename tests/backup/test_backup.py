@@ -270,3 +270,24 @@ def test_a_large_file_restores_through_a_chain_longer_than_32_deltas(ns, target_
     assert load(target, "big", known[max(known)][1]).depth == FULL_EVERY + 5
     backup.restore("big", from_=target_url, storage=ns, into="copy")
     assert file_of(ns, "copy") == file_of(ns, "big")
+
+
+def test_a_full_copy_that_a_writer_overwrote_in_place_meanwhile_starts_again(ns, target_url):
+    conn = connect("z", ns, retention=0.0)  # retention 0: commits write in place
+    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30) "
+                 "INSERT INTO t(v) SELECT randomblob(3000) FROM n")
+    conn.commit()
+    rewrites = []
+
+    def progress(done, total):  # the push's store is not the writer's: nothing pins its head
+        if not rewrites:
+            conn.execute("UPDATE t SET v = randomblob(3000)")  # every chunk, in place
+            conn.commit()
+            rewrites.append(done)
+
+    result = backup.push(ns, "z", to=target_url, progress=progress)
+    conn.close()
+    assert rewrites == [1] and result.full_snapshot and result.version == head(ns, "z").version
+    backup.restore("z", from_=target_url, storage=ns, into="z2")
+    assert file_of(ns, "z2") == file_of(ns, "z")
