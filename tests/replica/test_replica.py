@@ -350,3 +350,29 @@ def test_a_marks_table_without_times_gains_them(remote, replica):
     far = dolite.connect("db", remote)
     assert far.execute("SELECT seq, synced IS NOT NULL FROM _dolite_replicas").fetchall() == [(1, 1)]
     far.close()
+
+
+def test_a_pull_whose_remote_head_was_overwritten_in_place_meanwhile_starts_again(monkeypatch):
+    from dolite.pages.store import PageStore
+
+    remote = open_storage(f"memory:{uuid.uuid4().hex}")
+    conn = dolite.connect("db", remote, retention=0.0)  # retention 0: commits write in place
+    conn.execute("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)")
+    conn.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    conn.commit()
+    conn.close()
+    r = dolite.replica("db", remote=remote, local=f"memory:{uuid.uuid4().hex}")
+    r.sync()
+    write_remote(remote, "UPDATE t SET v = v || '1'")
+    chunk_as_of, rewrites = PageStore.chunk_as_of, []
+
+    def racing(store, head, chunk):  # the replica's copy of the remote is not the writer's store
+        if not rewrites:
+            rewrites.append(chunk)
+            write_remote(remote, "UPDATE t SET v = v || '2'")  # rewrites the chunk in place
+        return chunk_as_of(store, head, chunk)
+
+    monkeypatch.setattr(PageStore, "chunk_as_of", racing)
+    r.sync()
+    assert rewrites and r.connect().execute("SELECT * FROM t ORDER BY k").fetchall() == [(1, "a12"), (2, "b12")]
+    r.close()
