@@ -28,7 +28,7 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 from dolite.errors import CorruptChunk
@@ -197,11 +197,11 @@ def encode_chunk(chunk: int, version: int, data: bytes) -> bytes:
 
 
 def encoded_chunks(version: int, chunks: Iterable[tuple[int, bytes]], *,
-                   in_place: bool = False) -> Iterator[tuple[str, bytes]]:
+                   in_place: Container[int] = ()) -> Iterator[tuple[str, bytes]]:
     """(key, stored value) of each (chunk, data) as of ``version``, one at a time: under
-    its version key, or its in-place key."""
+    its version key, or its in-place key for those in ``in_place``."""
     for c, data in chunks:
-        yield in_place_key(c) if in_place else chunk_key(c, version), encode_chunk(c, version, data)
+        yield in_place_key(c) if c in in_place else chunk_key(c, version), encode_chunk(c, version, data)
 
 
 def decode_chunk(raw: bytes, chunk: int, version: int, where: str) -> bytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from itertools import islice
 
@@ -29,7 +29,10 @@ from dolite.pages.format import (
     chunk_versions,
     encode_record,
     encoded_chunks,
+    in_place_key,
     parse_log_key,
+    split_chunk_key,
+    stored_version,
 )
 from dolite.pages.holds import Hold, read_holds
 from dolite.pages.integrity import check_log_not_ahead
@@ -52,10 +55,12 @@ class Fenced:
     name: str
     lease: bytes  # the lease's exact bytes: every write is refused if they changed
 
-    def write_chunks(self, version: int, chunks: Iterable[tuple[int, bytes]]) -> tuple[int, int]:
-        """Write chunk versions in batches; returns (chunks, bytes) written."""
+    def write_chunks(self, version: int, chunks: Iterable[tuple[int, bytes]],
+                     in_place: Container[int] = ()) -> tuple[int, int]:
+        """Write chunk versions in batches (those in ``in_place`` under their in-place
+        keys); returns (chunks, bytes) written."""
         count = size = 0
-        values = encoded_chunks(version, chunks)
+        values = encoded_chunks(version, chunks, in_place=in_place)
         while batch := dict(islice(values, max(1, self.storage.limits.max_keys_per_call))):
             self.storage.commit(batch, expect={LEASE: self.lease})
             count, size = count + len(batch), size + sum(map(len, batch.values()))
@@ -93,10 +98,27 @@ def remove_uncommitted(db: Fenced, head: Head) -> int:
     debris: list[str] = []
     for version, record in read_records(db.storage, db.name, head, head.version + 1, 1 << 48).items():
         debris += [chunk_key(c, version) for c in record.chunks]
+        debris += _written_in_place(db, head, record.chunks)  # a commit in several calls: pages/in_place.py
         debris += record_keys(db.storage, version)
     if debris:
         db.delete(debris)
     return len(debris)
+
+
+def _written_in_place(db: Fenced, head: Head, chunks: list[int]) -> list[str]:
+    """The in-place keys of ``chunks`` that hold a version newer than ``head`` (or one too
+    damaged to tell: only an uncommitted write can have put it past the head's end)."""
+    keys = [in_place_key(c) for c in chunks if c >= head.chunk_count]
+    found: list[str] = []
+    for i in range(0, len(keys), max(1, db.storage.limits.max_keys_per_call)):
+        for key, raw in db.storage.get(keys[i:i + db.storage.limits.max_keys_per_call]).items():
+            try:
+                newer = stored_version(raw, split_chunk_key(key)[0], db.name) > head.version
+            except CorruptChunk:
+                newer = True
+            if newer:
+                found.append(key)
+    return found
 
 
 @dataclass(frozen=True)

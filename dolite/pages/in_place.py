@@ -6,7 +6,10 @@ delete later (Cloudflare bills both). pages/locate.py has the readers' side.
 A commit writes in place only when nothing can still need the version it overwrites:
 
 - the database's retention is 0 (no point-in-time window), and the commit is one call
-  (its chunks, its folded record and the head, atomically: never debris);
+  (its chunks, its folded record and the head, atomically: never debris), or the chunk is
+  past the end of the file the commit starts from (no head that a reader here or a newer
+  one reads has it; a commit in several calls writes its log record first, so a crash's
+  in-place writes are found and removed like its other debris);
 - no reader in this process has a version pinned, other than the committing transaction's
   own pin of its base, and no new pin is taken until the call's outcome is known
   (:meth:`Pins.sole`): such a reader would find its chunk overwritten;
@@ -54,16 +57,22 @@ class InPlaceWrites:
         self.holds_seen = any_hold
 
     @contextmanager
-    def window(self, base: Head, chunk_ids: list[int], own_pins: int, spilled: bool) -> Iterator[bool]:
-        """True if a commit of ``chunk_ids`` on ``base`` may write them in place; if so, no
-        reader here pins a version until the block ends."""
+    def window(self, base: Head, chunk_ids: list[int], own_pins: int, spilled: bool) -> Iterator[frozenset[int]]:
+        """The chunks of a commit of ``chunk_ids`` on ``base`` that may be written in place.
+        A commit in one call: all of them, if no other reader here has a version pinned (no
+        new pin is taken until the block ends). A commit in several calls: those past the
+        base's end, which neither it nor a newer head has (a crash leaves them as debris,
+        removed with the rest: pages/gc.py), if no reader here pinned an older head."""
         store = self.store
-        if (base.retention != 0 or self.holds_seen or spilled or not chunk_ids
-                or len(chunk_ids) + OTHER_KEYS > store.limits.max_keys_per_call):
-            yield False
-            return
-        with store.pins.sole(base.version, own_pins) as alone:
-            yield alone
+        if base.retention != 0 or self.holds_seen or spilled or not chunk_ids:
+            yield frozenset()
+        elif len(chunk_ids) + OTHER_KEYS <= store.limits.max_keys_per_call:
+            with store.pins.sole(base.version, own_pins) as alone:
+                yield frozenset(chunk_ids) if alone else frozenset()
+        elif min(store.pins.versions(), default=base.version) >= base.version:
+            yield frozenset(chunk_ids)  # of which the write keeps those past the end
+        else:
+            yield frozenset()
 
 
 def landed(store, base: Head, new: Head, lease_after: bytes | None) -> bool:

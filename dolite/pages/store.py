@@ -268,17 +268,19 @@ class PageStore:
             expect, renewal = {HEAD: base.encode(), LEASE: self.lease.raw}, self.lease.renewal()
             with self.in_place.window(base, chunk_ids, own_pins, spilled_at is not None) as in_place:
                 # A spilled version's record has parts in rows already: its own goes there too.
-                new, written = self._write_version(base, new, chunk_ids, chunks, renewal, expect,
-                                                   moves_head=True, folds=spilled_at is None, in_place=in_place)
+                new, written, in_place = self._write_version(base, new, chunk_ids, chunks, renewal, expect,
+                                                             moves_head=True, folds=spilled_at is None,
+                                                             in_place=in_place)
                 self.lease.renewed()
-                self._after_commit(base, new, [*chunk_ids, *spilled], written, chunk_ids if in_place else ())
+                self._after_commit(base, new, [*chunk_ids, *spilled], written, in_place)
         self.collect_garbage_if_due()
         return new
 
     def _write_version(self, base: Head, new: Head, chunk_ids: list[int],
                        chunks: Iterable[tuple[int, bytes]], last: dict[str, bytes],
                        expect: dict[str, bytes | None], *, moves_head: bool,
-                       folds: bool = True, in_place: bool = False) -> tuple[Head, list[int]]:
+                       folds: bool = True, in_place: frozenset[int] = frozenset()
+                       ) -> tuple[Head, list[int], frozenset[int]]:
         """Write ``new``'s chunks and log record, and ``last`` in the final call, checked
         against ``expect`` (every earlier call is fenced by the lease); with ``moves_head``
         that call also writes the new head. Returns the head as written (a single-call
@@ -287,7 +289,8 @@ class PageStore:
         commits and 2PC prepares (pages/twophase.py, which moves the head later)."""
         one_call = len(chunk_ids) + len(last) + 2 <= self.limits.max_keys_per_call
         try:
-            in_place = in_place and folds and moves_head and one_call  # pages/in_place.py
+            if not (folds and moves_head and one_call):  # several calls: only chunks no head read yet
+                in_place = frozenset(c for c in in_place if c >= base.chunk_count)  # (pages/in_place.py)
             if folds and moves_head and one_call:
                 new, rows = log.folded(base, new, chunk_ids, self.versions.superseded(base, chunk_ids))
                 # No row names these chunks before they land, so none may exist yet: one
@@ -303,7 +306,7 @@ class PageStore:
                 written = [len(values), sum(map(len, values.values()))]
             else:
                 self.storage.commit(rows, expect={LEASE: self.lease.raw})
-                written = list(self._fenced().write_chunks(new.version, chunks))
+                written = list(self._fenced().write_chunks(new.version, chunks, in_place))
                 self.storage.commit(last, expect=expect)
         except Conflict as exc:
             self.stats["conflicts"] += 1
@@ -321,10 +324,10 @@ class PageStore:
                 self._latest = None  # the commit may have landed unheard: ask storage
             self._needs_cleanup = True
             if in_place and isinstance(exc, Exception) and landed(self, base, new, last.get(LEASE, self.lease.raw)):
-                self._needs_cleanup = False  # one call: it landed whole, nothing to clean
-                return new, [len(chunk_ids), 0]
+                self._needs_cleanup = False  # its head landed: nothing to clean
+                return new, [len(chunk_ids), 0], in_place
             raise
-        return new, written
+        return new, written, in_place
 
     def collect_garbage_if_due(self) -> None:
         """A GC pass every ``GC_EVERY`` versions, once the head has moved: on a thread of

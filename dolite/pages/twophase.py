@@ -126,7 +126,7 @@ def prepare(store: PageStore, base: Head, chunks: dict[int, bytes], size: int, t
                                      "expires": txn.expires, "size": new.size, "time": new.time})
         last = {key: record, **store.lease.renewal()}
         expect = {HEAD: base.encode(), LEASE: store.lease.raw}
-        _, written = store._write_version(base, new, ids, ((c, chunks[c]) for c in ids), last, expect,
+        _, written, _ = store._write_version(base, new, ids, ((c, chunks[c]) for c in ids), last, expect,
                                           moves_head=False)
         store.lease.renewed()
         prepared = Prepared(store, txn, base, new, key, record, ids, written)

@@ -56,16 +56,19 @@ def test_a_database_with_a_retention_window_keeps_version_keys(opened):
     assert in_place == 0 and versions >= 6
 
 
-def test_a_commit_too_big_for_one_call_writes_version_keys(opened):
+def test_a_commit_too_big_for_one_call_writes_in_place_only_past_the_end_of_file(opened):
     conn = dolite.connect("db", storage="memory:big", isolation_level=None, retention=0.0)
     conn.execute("CREATE TABLE t(v)")
     obj = opened("memory:big")
-    in_place = _kinds(obj)[0]
-    conn.execute("INSERT INTO t VALUES (zeroblob(200 * 4096))")  # ~200 chunks: several calls
-    assert _kinds(obj)[0] <= in_place + 1 and _kinds(obj)[1] >= 190
-    conn.execute("UPDATE t SET v = zeroblob(10)")
+    in_place, versions = _kinds(obj)
+    conn.execute("INSERT INTO t VALUES (randomblob(200 * 4096))")  # ~200 new chunks: several calls
+    assert _kinds(obj)[0] >= in_place + 195 and _kinds(obj)[1] <= versions + 5
+    in_place, versions = _kinds(obj)
+    conn.execute("UPDATE t SET v = randomblob(200 * 4096)")  # the same chunks again: not in place
+    assert _kinds(obj)[0] == in_place and _kinds(obj)[1] >= versions + 195
+    expected = conn.execute("SELECT hex(v) FROM t").fetchone()
     conn.close()
-    assert dolite.connect("db", storage="memory:big").execute("SELECT length(v) FROM t").fetchone() == (10,)
+    assert dolite.connect("db", storage="memory:big").execute("SELECT hex(v) FROM t").fetchone() == expected
     assert admin.check("memory:big", "db").ok
 
 
@@ -183,3 +186,20 @@ def test_no_reader_here_pins_the_base_while_a_commit_overwrites_it():
     store.cache.clear()
     assert reader.read(CHUNK, 0) == b"b" * CHUNK
     assert chunk_key(0, head.version + 1) not in flaky.inner.list(prefix=chunk_prefix(0))
+
+
+def test_a_big_commit_that_never_landed_leaves_in_place_debris_removed_before_the_next():
+    store, flaky = _store("memory:big-debris")
+    head = store.commit(store.create(retention=0.0), {0: b"a" * CHUNK}, CHUNK)
+    flaky.fail = "before"  # its last call, the head's, never lands
+    with pytest.raises(StorageError):
+        store.commit(head, {c: bytes([c % 251]) * CHUNK for c in range(200)}, 200 * CHUNK)
+    obj = flaky.inner
+    assert in_place_key(150) in obj.get([in_place_key(150)])  # written in place, uncommitted
+    fresh = PageStore(open_storage("memory:big-debris").object("db"), "db")
+    assert fresh.read_head().version == head.version
+    assert fresh.read_chunk(fresh.read_head(), 0) == b"a" * CHUNK
+    new = store.commit(head, {0: b"c" * CHUNK, 1: b"d" * CHUNK}, 2 * CHUNK)
+    assert _kinds(obj) == (2, 0)  # the debris went first
+    fresh = PageStore(open_storage("memory:big-debris").object("db"), "db")
+    assert [fresh.read_chunk(new, c) for c in (0, 1)] == [b"c" * CHUNK, b"d" * CHUNK]

@@ -15,7 +15,7 @@ import random
 import pytest
 
 import dolite
-from dolite.pages.format import HEAD, Head, parse_log_key, split_chunk_key
+from dolite.pages.format import HEAD, Head, parse_log_key, split_chunk_key, stored_version
 from dolite.storage import open_storage
 from tests.torture.conftest import scale
 from tests.torture.faulty import MODES, FaultyNamespace
@@ -57,7 +57,8 @@ def _connect(namespace, name: str, retention: float | None = None):
 def _no_debris(inner, name: str) -> None:
     storage = inner.object(name)
     head = Head.decode(storage.get([HEAD])[HEAD])
-    newer_chunks = [k for k in storage.list(prefix="c/") if (split_chunk_key(k)[1] or 0) > head.version]
+    newer_chunks = [k for k, (c, v) in ((k, split_chunk_key(k)) for k in storage.list(prefix="c/"))
+                    if (v if v is not None else stored_version(storage.get([k])[k], c, name)) > head.version]
     newer_logs = [k for k in storage.list(prefix="log/") if parse_log_key(k) > head.version]
     assert not newer_chunks and not newer_logs, (newer_chunks[:3], newer_logs[:3])
 
