@@ -24,11 +24,21 @@ def resettable(exc: CorruptChunk, name: str) -> CorruptChunk:
 
 
 def check_log_not_ahead(storage: Storage, name: str, head: Head) -> None:
-    """Raise CorruptChunk if the log has rows two or more versions past ``head``."""
-    ahead = storage.list(start=log_key(head.version + 2), prefix=LOG_PREFIX, limit=1)
-    if ahead:
-        raise CorruptChunk(f"{name}: the head says v{head.version} but the commit log goes on to "
-                           f"v{parse_log_key(next(iter(ahead)))}: {ROLLED_BACK}")
+    """Raise CorruptChunk if the log has rows two or more versions past ``head`` while the
+    stored head stays there (not merely past ``head``: writers elsewhere may have committed
+    since it was read, and a commit's batch row is keyed by its base's version)."""
+    for _look in range(3):
+        ahead = storage.list(start=log_key(head.version + 2), prefix=LOG_PREFIX, limit=1)
+        if not ahead:
+            return
+        raw = storage.get([HEAD]).get(HEAD)
+        current = Head.decode(raw, name) if raw is not None else None
+        if current is None or current.id != head.id:
+            return  # dropped (and maybe created again) since: the caller finds out on its next read
+        if current.version <= head.version:
+            raise CorruptChunk(f"{name}: the head says v{current.version} but the commit log goes on "
+                               f"to v{parse_log_key(next(iter(ahead)))}: {ROLLED_BACK}")
+        head = current  # commits landed since it was read: look again from there
 
 
 def check_not_behind(storage: Storage, name: str, head: Head, seen: int) -> None:

@@ -203,3 +203,23 @@ def test_a_big_commit_that_never_landed_leaves_in_place_debris_removed_before_th
     assert _kinds(obj) == (2, 0)  # the debris went first
     fresh = PageStore(open_storage("memory:big-debris").object("db"), "db")
     assert [fresh.read_chunk(new, c) for c in (0, 1)] == [b"c" * CHUNK, b"d" * CHUNK]
+
+
+def test_a_first_look_at_a_head_others_have_committed_past_is_no_rollback(opened):
+    """A process's first head read, then commits elsewhere (one flushing a batch row of the
+    log, keyed by its base's version) before the log is checked: not a head put back."""
+    from dolite.errors import CorruptChunk
+    from dolite.pages import integrity
+    from dolite.pages.log import RECENT_MAX
+
+    conn = dolite.connect("db", storage="memory:first-look", isolation_level=None, retention=0.0)
+    conn.execute("CREATE TABLE t(v)")
+    obj = opened("memory:first-look")
+    old = PageStore(obj, "db").read_head()
+    for i in range(RECENT_MAX + 4):
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    conn.close()
+    integrity.check_log_not_ahead(obj, "db", old)  # the stored head moved on: fine
+    obj.put({HEAD: old.encode()})  # ... but put back, the same rows give it away
+    with pytest.raises(CorruptChunk, match="the head was rolled back"):
+        integrity.check_log_not_ahead(obj, "db", old)
