@@ -34,6 +34,7 @@ from dolite.backup.target import BackupTarget
 from dolite.errors import SnapshotExpired
 from dolite.pages import Head, PageStore
 from dolite.pages.holds import set_hold
+from dolite.pages.in_place import again_if_overwritten
 from dolite.pages.log import read_records
 
 Progress = Callable[[int, int], None]  # (chunks done, chunks in the plan)
@@ -61,24 +62,20 @@ def holder(target: BackupTarget) -> str:
     return f"backup:{target.url}"
 
 
-ATTEMPTS = 3  # full copies tried while a writer elsewhere overwrites what they read
-
-
 def push_store(store: PageStore, target: BackupTarget, progress: Progress | None = None) -> PushResult:
     """Copy every committed version of ``store`` not yet in ``target``; see the module doc.
-    A full copy that a writer of another store overwrote in place meanwhile (retention 0:
-    pages/in_place.py) starts again from the newest head."""
-    for attempt in range(ATTEMPTS):
+    A full copy that a writer of another store overwrote in place meanwhile (retention 0)
+    starts again from the newest head (``in_place.again_if_overwritten``)."""
+
+    def push_newest() -> PushResult:
         head = store.pinned(store.read_head)
         try:
             with locked(target, store.name, "push") as lease:
-                result = _Pusher(store, target, head, lease, progress).run()
-            break
-        except SnapshotExpired:
-            if attempt + 1 == ATTEMPTS:
-                raise
+                return _Pusher(store, target, head, lease, progress).run()
         finally:
             store.unpin(head)
+
+    result = again_if_overwritten(push_newest)
     set_hold(store.storage, holder(target), result.version)
     return result
 

@@ -86,6 +86,19 @@ def stored_version(raw: bytes, chunk: int, where: str) -> int:
     raise CorruptChunk(f"{where}: the in-place value of chunk {chunk} has a bad header")
 
 
+def listed_version(key: str, raw: bytes, where: str) -> tuple[int, int | None]:
+    """(chunk, version) of a listed chunk key and its value: an in-place key's version read
+    from its header, None where that header is damaged (the caller leaves such a value to
+    whoever reads that chunk, or to ``dolite check``)."""
+    chunk, version = split_chunk_key(key)
+    if version is not None:
+        return chunk, version
+    try:
+        return chunk, stored_version(raw, chunk, where)
+    except CorruptChunk:
+        return chunk, None
+
+
 def chunk_versions(listed: dict[str, bytes], where: str) -> Iterator[tuple[int, int, str, bytes]]:
     """(chunk, version, key, value) of listed chunk keys, in key order: an in-place key's
     version read from its header."""
@@ -141,6 +154,12 @@ class Head:
     def identity(self) -> tuple[int, int]:
         """(incarnation, version): names one committed state for ever, across drops."""
         return self.id, self.version
+
+    @property
+    def writes_in_place(self) -> bool:
+        """Whether commits may overwrite chunks in place (``c/<chunk>/~``), so readers look
+        for those keys too: a database that keeps no superseded versions (pages/in_place.py)."""
+        return self.retention == 0
 
     @property
     def chunk_count(self) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from itertools import islice
 
-from dolite.errors import Conflict, CorruptChunk
+from dolite.errors import Conflict
 from dolite.pages.format import (
     GC,
     IN_PLACE,
@@ -26,15 +26,13 @@ from dolite.pages.format import (
     Head,
     chunk_key,
     chunk_prefix,
-    chunk_versions,
     encode_record,
     encoded_chunks,
     in_place_key,
+    listed_version,
     parse_log_key,
-    split_chunk_key,
-    stored_version,
 )
-from dolite.pages.holds import Hold, read_holds
+from dolite.pages.holds import Hold, any_fresh, read_holds
 from dolite.pages.integrity import check_log_not_ahead
 from dolite.pages.log import read_gc_done, read_log, read_records, record_keys
 from dolite.storage.base import Storage
@@ -112,11 +110,8 @@ def _written_in_place(db: Fenced, head: Head, chunks: list[int]) -> list[str]:
     found: list[str] = []
     for i in range(0, len(keys), max(1, db.storage.limits.max_keys_per_call)):
         for key, raw in db.storage.get(keys[i:i + db.storage.limits.max_keys_per_call]).items():
-            try:
-                newer = stored_version(raw, split_chunk_key(key)[0], db.name) > head.version
-            except CorruptChunk:
-                newer = True
-            if newer:
+            version = listed_version(key, raw, db.name)[1]
+            if version is None or version > head.version:
                 found.append(key)
     return found
 
@@ -162,13 +157,13 @@ def collect(db: Fenced, head: Head, pinned: Iterable[int], now: float) -> Collec
             in_place.update(_cut(db, cut, version, deletes))
         processed = version
     if processed == done:
-        return Collected(0, 0.0, held=_any_fresh(holds, now))
+        return Collected(0, 0.0, held=any_fresh(holds, now))
     old_logs = [key for key in rows if parse_log_key(key) < processed]
     db.delete(deletes + old_logs, cursor(processed))
     for key, raw in in_place.items():  # after the older version keys; a commit may have
         db.delete_unchanged(key, raw)  # written it in place again meanwhile
     return Collected(len(deletes) + len(old_logs), 0.0, behind=truncated and processed == max(records),
-                     held=_any_fresh(holds, now))
+                     held=any_fresh(holds, now))
 
 
 def cursor(done: int) -> dict[str, bytes]:
@@ -187,10 +182,6 @@ def cursor_bound(storage: Storage, head: Head) -> int:
     dropped is ever offered again."""
     oldest = storage.list(prefix=LOG_PREFIX, limit=1)
     return min(parse_log_key(next(iter(oldest))), head.version) if oldest else head.version
-
-
-def _any_fresh(holds: dict[str, Hold], now: float) -> bool:
-    return any(not hold.stale(now) for hold in holds.values())
 
 
 def _held_back(name: str, holds: dict[str, Hold], now: float) -> int:
@@ -224,10 +215,9 @@ def _cut(db: Fenced, chunks: Iterable[int], version: int, deletes: list[str]) ->
     for chunk in chunks:
         found = []
         for key, raw in db.storage.list(prefix=chunk_prefix(chunk)).items():
-            try:
-                found += [(v, key, raw) for _c, v, _key, _raw in chunk_versions({key: raw}, db.name) if v < version]
-            except CorruptChunk:
-                continue
+            v = listed_version(key, raw, db.name)[1]
+            if v is not None and v < version:
+                found.append((v, key, raw))
         for _v, key, raw in sorted(found):
             if key.endswith(IN_PLACE):
                 in_place[key] = raw

@@ -43,6 +43,11 @@ def set_hold(storage: Storage, holder: str, version: int) -> Hold:
     return hold
 
 
+def any_fresh(holds: dict[str, Hold], now: float) -> bool:
+    """Whether any of ``holds`` is still in force (not stale)."""
+    return any(not hold.stale(now) for hold in holds.values())
+
+
 def release_hold(storage: Storage, holder: str) -> None:
     storage.delete([HOLD_PREFIX + holder])
 

@@ -28,16 +28,19 @@ have overwritten, so the store must know whether it landed before returning.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
-from dolite.errors import LeaseHeld
+from dolite.errors import LeaseHeld, SnapshotExpired
 from dolite.pages.format import HEAD, LEASE, Head
-from dolite.pages.holds import read_holds
+from dolite.pages.holds import any_fresh, read_holds
 
 # Keys of a single-call commit besides its chunks: the head, a flushed batch of records,
 # a lease renewal (pages/store.py ``_write_version``)
 OTHER_KEYS = 3
+COPY_ATTEMPTS = 3  # copies of a head tried while a writer elsewhere overwrites what they read
+T = TypeVar("T")
 
 
 class InPlaceWrites:
@@ -49,9 +52,8 @@ class InPlaceWrites:
 
     def look_at_holds(self, head: Head) -> None:
         """Read whether any GC hold exists (when the lease is taken, retention 0 only)."""
-        if head.retention == 0:
-            holds = read_holds(self.store.storage, self.store.name).values()
-            self.saw_holds(any(not hold.stale(time.time()) for hold in holds))
+        if head.writes_in_place:
+            self.saw_holds(any_fresh(read_holds(self.store.storage, self.store.name), time.time()))
 
     def saw_holds(self, any_hold: bool) -> None:
         self.holds_seen = any_hold
@@ -64,7 +66,7 @@ class InPlaceWrites:
         base's end, which neither it nor a newer head has (a crash leaves them as debris,
         removed with the rest: pages/gc.py), if no reader here pinned an older head."""
         store = self.store
-        if base.retention != 0 or self.holds_seen or spilled or not chunk_ids:
+        if not base.writes_in_place or self.holds_seen or spilled or not chunk_ids:
             yield frozenset()
         elif len(chunk_ids) + OTHER_KEYS <= store.limits.max_keys_per_call:
             with store.pins.sole(base.version, own_pins) as alone:
@@ -94,3 +96,16 @@ def landed(store, base: Head, new: Head, lease_after: bytes | None) -> bool:
         except Exception:  # noqa: BLE001 - storage cannot tell: the caller's error stands
             return False
     return False
+
+
+def again_if_overwritten(copy: Callable[[], T]) -> T:
+    """``copy()`` (a full copy of one head: a backup, a replica's pull), started again from
+    scratch, up to ``COPY_ATTEMPTS`` times in all, while a writer of another store
+    overwrites in place what it reads (SnapshotExpired)."""
+    for attempt in range(COPY_ATTEMPTS):
+        try:
+            return copy()
+        except SnapshotExpired:
+            if attempt + 1 == COPY_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")

@@ -31,8 +31,7 @@ def check_log_not_ahead(storage: Storage, name: str, head: Head) -> None:
         ahead = storage.list(start=log_key(head.version + 2), prefix=LOG_PREFIX, limit=1)
         if not ahead:
             return
-        raw = storage.get([HEAD]).get(HEAD)
-        current = Head.decode(raw, name) if raw is not None else None
+        current = _stored_head(storage, name)
         if current is None or current.id != head.id:
             return  # dropped (and maybe created again) since: the caller finds out on its next read
         if current.version <= head.version:
@@ -47,8 +46,7 @@ def check_not_behind(storage: Storage, name: str, head: Head, seen: int) -> None
     landed since it was read)."""
     if seen <= head.version + 1:
         return
-    raw = storage.get([HEAD]).get(HEAD)
-    current = Head.decode(raw, name) if raw is not None else None
+    current = _stored_head(storage, name)
     if current is not None and current.id == head.id and current.version + 1 < seen:
         raise CorruptChunk(f"{name}: the head says v{current.version} but chunks of v{seen} exist: {ROLLED_BACK}")
 
@@ -98,7 +96,13 @@ def missing_chunk(storage: Storage, name: str, head: Head, chunk: int, version: 
 
 
 def _dropped(storage: Storage, name: str, head: Head) -> DatabaseNotFound | None:
-    current = storage.get([HEAD]).get(HEAD)
-    if current is None or Head.decode(current, name).id != head.id:
+    current = _stored_head(storage, name)
+    if current is None or current.id != head.id:
         return DatabaseNotFound(f"database {name!r} was dropped while this snapshot (v{head.version}) was open")
     return None
+
+
+def _stored_head(storage: Storage, name: str) -> Head | None:
+    """The head in storage now (None: the database was dropped)."""
+    raw = storage.get([HEAD]).get(HEAD)
+    return Head.decode(raw, name) if raw is not None else None

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import threading
 
-from dolite.errors import CorruptChunk
 from dolite.pages import integrity
-from dolite.pages.format import (IN_PLACE, Head, chunk_key, chunk_prefix, chunk_versions, in_place_key, split_chunk_key,
+from dolite.pages.format import (IN_PLACE, Head, chunk_key, chunk_prefix, chunk_versions, in_place_key, listed_version,
                                  stored_version)
 from dolite.storage.base import Storage
 
@@ -84,8 +83,8 @@ def stored_at(storage: Storage, name: str, head: Head, chunk: int, version: int)
     under its version key or its in-place key (asked for in the same call where a database
     can have in-place keys: retention 0)."""
     key, in_place = chunk_key(chunk, version), in_place_key(chunk)
-    found = storage.get([key, in_place] if head.retention == 0 else [key])
-    if key not in found and head.retention != 0:
+    found = storage.get([key, in_place] if head.writes_in_place else [key])
+    if key not in found and not head.writes_in_place:
         found = storage.get([in_place])
     if key in found:
         return found[key]
@@ -102,7 +101,7 @@ def newest_version(storage: Storage, name: str, head: Head, chunk: int) -> tuple
     was overwritten since (what the head needs may have been in it): SnapshotExpired. The
     in-place key sorts last, so the first listing shows it and the newest version key; it
     asks for both where a database can have in-place keys (retention 0)."""
-    limit = 2 if head.retention == 0 else 1
+    limit = 2 if head.writes_in_place else 1
     listed = storage.list(prefix=chunk_prefix(chunk), reverse=True, limit=limit)
     in_place, versions = _by_kind(listed, name)
     newest = max(v for v, _ in in_place + versions) if listed else 0
@@ -141,16 +140,12 @@ def following_versions(storage: Storage, name: str, head: Head, chunk: int,
     last_seen, newest_version = chunk, 0
     unusable: set[int] = set()  # in-place key past the head, or unreadable
     for key, raw in listed.items():
-        c, v = split_chunk_key(key)
+        c, v = listed_version(key, raw, name)
         last_seen = c
-        if v is None:
-            try:
-                v = stored_version(raw, c, name)
-            except CorruptChunk:
-                unusable.add(c)
+        if v is None or (key.endswith(IN_PLACE) and v > head.version):
+            unusable.add(c)
+            if v is None:
                 continue
-            if v > head.version:
-                unusable.add(c)
         newest_version = max(newest_version, v)
         if v <= head.version and v > newest.get(c, (-1,))[0]:
             newest[c] = (v, raw)

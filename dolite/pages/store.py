@@ -289,8 +289,6 @@ class PageStore:
         commits and 2PC prepares (pages/twophase.py, which moves the head later)."""
         one_call = len(chunk_ids) + len(last) + 2 <= self.limits.max_keys_per_call
         try:
-            if not (folds and moves_head and one_call):  # several calls: only chunks no head read yet
-                in_place = frozenset(c for c in in_place if c >= base.chunk_count)  # (pages/in_place.py)
             if folds and moves_head and one_call:
                 new, rows = log.folded(base, new, chunk_ids, self.versions.superseded(base, chunk_ids))
                 # No row names these chunks before they land, so none may exist yet: one
@@ -298,6 +296,8 @@ class PageStore:
                 expect = {**expect, **dict.fromkeys(chunk_key(c, new.version) for c in chunk_ids)}
             else:
                 rows = {**log.flushed(base), **log.record_writes(new, chunk_ids, base.size, self.limits)}
+                # Several calls: in place only the chunks no head has yet (pages/in_place.py).
+                in_place = frozenset(c for c in in_place if c >= base.chunk_count)
             if moves_head:
                 last = {**last, HEAD: new.encode()}
             if len(chunk_ids) + len(rows) + len(last) <= self.limits.max_keys_per_call:

@@ -18,9 +18,10 @@ import time
 
 import apsw
 
-from dolite.errors import Conflict, LeaseHeld, NotSupportedError, SnapshotExpired
+from dolite.errors import Conflict, LeaseHeld, NotSupportedError
 from dolite.pages import log
 from dolite.pages.format import Head
+from dolite.pages.in_place import again_if_overwritten
 from dolite.pages.store import PageStore
 from dolite.replica.journal import Journal
 from dolite.sql.dbapi import connect, translated
@@ -146,20 +147,11 @@ def _run(raw: apsw.Connection, sql: str) -> None:
         raise translated(exc) from exc
 
 
-PULL_ATTEMPTS = 3  # copies tried while a writer of the remote overwrites what they read
-
-
 def pull(remote: PageStore, local: PageStore, journal: Journal) -> int:
     """Make the local copy equal the remote head; returns the number of chunks copied. A
-    copy whose remote head a writer elsewhere overwrote in place meanwhile (retention 0:
-    pages/in_place.py) starts again from the newest head."""
-    for attempt in range(PULL_ATTEMPTS):
-        try:
-            return _pull_once(remote, local, journal)
-        except SnapshotExpired:
-            if attempt + 1 == PULL_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+    copy whose remote head a writer elsewhere overwrote in place meanwhile (retention 0)
+    starts again from the newest head (``in_place.again_if_overwritten``)."""
+    return again_if_overwritten(lambda: _pull_once(remote, local, journal))
 
 
 def _pull_once(remote: PageStore, local: PageStore, journal: Journal) -> int:

@@ -216,10 +216,15 @@ def test_a_first_look_at_a_head_others_have_committed_past_is_no_rollback(opened
     conn.execute("CREATE TABLE t(v)")
     obj = opened("memory:first-look")
     old = PageStore(obj, "db").read_head()
+    conn.execute("INSERT INTO t VALUES (-1)")
+    next_one = PageStore(obj, "db").read_head()
     for i in range(RECENT_MAX + 4):
         conn.execute("INSERT INTO t VALUES (?)", (i,))
     conn.close()
     integrity.check_log_not_ahead(obj, "db", old)  # the stored head moved on: fine
     obj.put({HEAD: old.encode()})  # ... but put back, the same rows give it away
     with pytest.raises(CorruptChunk, match="the head was rolled back"):
+        integrity.check_log_not_ahead(obj, "db", old)
+    obj.put({HEAD: next_one.encode()})  # moved on from what the reader saw, yet put back too
+    with pytest.raises(CorruptChunk, match=f"the head says v{next_one.version} but"):
         integrity.check_log_not_ahead(obj, "db", old)
