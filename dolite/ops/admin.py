@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound
 from dolite.names import validate_name
 from dolite.ops.restore import retained_versions
-from dolite.pages import PageStore, gc as page_gc, open_store
+from dolite.pages import PageStore, gc as page_gc, inline, open_store
 from dolite.pages.format import (
     CHUNK_PREFIX,
     GC,
@@ -143,6 +143,7 @@ def check(storage: str | Namespace, name: str) -> CheckReport:
             decode_chunk(raw, chunk, version, name)
         except CorruptChunk as exc:
             bad_versions.setdefault(chunk, []).append((head.version if version is None else version, str(exc)))
+    stored.update(inline.newest(head).items())  # the chunk the head holds (pages/inline.py)
     schema, schema_error = read_schema(namespace, name)
     damage = map_damage(store, head, schema, schema_error)
     for chunk, why in damage.bad_chunks.items():

@@ -2,7 +2,8 @@
 
 ==========================  ============================================================
 ``head``                    incarnation id, current version, file size, chunk size,
-                            retention (JSON, sealed)
+                            retention (JSON, sealed); may be followed by a NUL and one
+                            chunk value the head holds inline (pages/inline.py)
 ``lease``                   write lease: epoch, owner, expiry (JSON, sealed)
 ``c/<chunk>/<version>``     one chunk of the file as of that version, checksummed
 ``c/<chunk>/~``             the chunk's in-place key: one version, named by its header,
@@ -35,7 +36,8 @@ from dolite.errors import CorruptChunk
 
 FORMAT = 1  # chunk encoding
 HEAD_FORMAT = 3  # head and record encoding: sealed, with an incarnation id and recent records
-READABLE_HEAD_FORMATS = (2, 3)  # 2: before heads carried recent commit records
+INLINE_HEAD_FORMAT = 4  # a head holding a chunk inline (older dolite cannot read it)
+READABLE_HEAD_FORMATS = (2, 3, 4)  # 2: before heads carried recent commit records
 HEAD = "head"
 LEASE = "lease"
 GC = "gc"
@@ -136,6 +138,23 @@ def new_incarnation() -> int:
 
 
 @dataclass(frozen=True)
+class Inline:
+    """A chunk version held in the head instead of a key of its own (pages/inline.py).
+    ``value`` is the chunk encoded exactly as a chunk key would store it. Versions
+    ``since`` to ``version - 1`` of the chunk were held inline and dropped: a reader of one
+    of them finds its snapshot expired."""
+
+    chunk: int
+    version: int
+    since: int
+    value: bytes
+
+    @property
+    def data(self) -> bytes:
+        return self.value[CHUNK_HEADER_BYTES:]
+
+
+@dataclass(frozen=True)
 class Head:
     """The committed state a reader pins: everything needed to read the file."""
 
@@ -149,6 +168,7 @@ class Head:
     # Commit records of the newest versions, carried here instead of one log row each
     # (pages/log.py): (version, time, size, old size, chunk ranges[, replaced versions]).
     recent: tuple = ()
+    inline: Inline | None = None  # a chunk version held in the head (pages/inline.py)
 
     @property
     def identity(self) -> tuple[int, int]:
@@ -169,22 +189,33 @@ class Head:
     def encoded(self) -> bytes:
         """The stored bytes (computed once: a commit compares and writes them)."""
         recent = f',"recent":[{",".join(map(_record_json, self.recent))}]' if self.recent else ""
+        inline, tail, fmt = "", b"", self.format
+        if self.inline is not None:
+            held = self.inline
+            inline = f',"inline":[{held.chunk},{held.version},{held.since},{zlib.crc32(held.value)}]'
+            tail, fmt = b"\0" + held.value, INLINE_HEAD_FORMAT
         return seal(HEAD, (f'{{"id":{self.id},"version":{self.version},"size":{self.size},'
                            f'"chunk_size":{self.chunk_size},"retention":{self.retention!r},'
-                           f'"time":{self.time!r},"format":{self.format}{recent}}}').encode())
+                           f'"time":{self.time!r},"format":{fmt}{recent}{inline}}}').encode()) + tail
 
     def encode(self) -> bytes:
         return self.encoded
 
     @classmethod
     def decode(cls, raw: bytes, where: str = "database") -> Head:
-        payload = unseal(HEAD, raw, where)
+        sealed, _, tail = bytes(raw).partition(b"\0")
+        payload = unseal(HEAD, sealed, where)
         try:
             fields = json.loads(payload)
             if fields.get("format") not in READABLE_HEAD_FORMATS:
                 raise CorruptChunk(f"{where}: head has unknown format {fields.get('format')!r}")
             fields["recent"] = tuple((v, t, s, o, tuple(map(tuple, ranges)), *map(tuple, replaced))
                                      for v, t, s, o, ranges, *replaced in fields.get("recent", ()))
+            if "inline" in fields:
+                fields["inline"] = _inline(fields.pop("inline"), tail, where)
+                fields["format"] = HEAD_FORMAT
+            elif tail:
+                raise CorruptChunk(f"{where}: head record has bytes past its end")
             head = cls(**fields)
             head.__dict__["encoded"] = bytes(raw)  # exactly what storage holds (compare-and-set)
             return head
@@ -192,14 +223,29 @@ class Head:
             raise CorruptChunk(f"{where}: head record is unreadable: {exc}") from exc
 
     def advance(self, size: int, time: float) -> Head:
-        """The next version's head, carrying no records (pages/log.py adds them)."""
+        """The next version's head, carrying no records (pages/log.py adds them) and no
+        chunk inline (pages/inline.py decides what it holds)."""
         return Head(self.version + 1, size, self.chunk_size, self.retention, time, self.id, HEAD_FORMAT, ())
 
     def carrying(self, recent: tuple) -> Head:
         """This head with ``recent`` as its records (built directly: once per commit, where
         ``dataclasses.replace`` costs several times as much)."""
         return Head(self.version, self.size, self.chunk_size, self.retention, self.time, self.id, self.format,
-                    recent)
+                    recent, self.inline)
+
+    def holding(self, inline: Inline | None) -> Head:
+        """This head holding ``inline`` (or no chunk)."""
+        return Head(self.version, self.size, self.chunk_size, self.retention, self.time, self.id, self.format,
+                    self.recent, inline)
+
+
+def _inline(fields: list, tail: bytes, where: str) -> Inline:
+    """The chunk a head holds inline, checked against the head's own account of it."""
+    chunk, version, since, crc = fields
+    if zlib.crc32(tail) != crc:
+        raise CorruptChunk(f"{where}: checksum mismatch in the chunk the head holds")
+    decode_chunk(tail, chunk, version, where)
+    return Inline(chunk, version, since, tail)
 
 
 @functools.lru_cache(maxsize=1024)

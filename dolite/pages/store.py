@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from dolite.errors import Conflict, CorruptChunk, DatabaseNotFound, SnapshotExpired
-from dolite.pages import gc, integrity, locate, log, twophase
+from dolite.pages import gc, inline, integrity, locate, log, twophase
 from dolite.pages.in_place import InPlaceWrites, landed
 from dolite.pages.cache import ChunkCache
 from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, LEASE, Head, chunk_key, decode_chunk, encoded_chunks,
@@ -147,6 +147,9 @@ class PageStore:
         if chunk * head.chunk_size >= head.size:
             return b""
         self._window.read(chunk)
+        held = inline.as_of(head, chunk, self.name)
+        if held is not None:
+            return held
         version = self.versions.version_for(head, chunk)
         if version is not None:
             data = self.cache.get((head.id, chunk, version))
@@ -270,7 +273,7 @@ class PageStore:
                 # A spilled version's record has parts in rows already: its own goes there too.
                 new, written, in_place = self._write_version(base, new, chunk_ids, chunks, renewal, expect,
                                                              moves_head=True, folds=spilled_at is None,
-                                                             in_place=in_place)
+                                                             in_place=in_place, spilled=spilled)
                 self.lease.renewed()
                 self._after_commit(base, new, [*chunk_ids, *spilled], written, in_place)
         self.collect_garbage_if_due()
@@ -279,23 +282,32 @@ class PageStore:
     def _write_version(self, base: Head, new: Head, chunk_ids: list[int],
                        chunks: Iterable[tuple[int, bytes]], last: dict[str, bytes],
                        expect: dict[str, bytes | None], *, moves_head: bool,
-                       folds: bool = True, in_place: frozenset[int] = frozenset()
-                       ) -> tuple[Head, list[int], frozenset[int]]:
+                       folds: bool = True, in_place: frozenset[int] = frozenset(),
+                       spilled: Iterable[int] = ()) -> tuple[Head, list[int], frozenset[int]]:
         """Write ``new``'s chunks and log record, and ``last`` in the final call, checked
         against ``expect`` (every earlier call is fenced by the lease); with ``moves_head``
         that call also writes the new head. Returns the head as written (a single-call
-        commit folds its record into it: pages/log.py) and [chunks, bytes] written. On
+        commit folds its record into it: pages/log.py) and [chunks, bytes] written
+        (``spilled``: chunks written early, part of the version too). On
         failure the store forgets its head and cleans up before its next write. Shared by
         commits and 2PC prepares (pages/twophase.py, which moves the head later)."""
-        one_call = len(chunk_ids) + len(last) + 2 <= self.limits.max_keys_per_call
+        one_call = len(chunk_ids) + len(last) + 3 <= self.limits.max_keys_per_call
         try:
             if folds and moves_head and one_call:
-                new, rows = log.folded(base, new, chunk_ids, self.versions.superseded(base, chunk_ids))
+                superseded = self.versions.superseded(base, chunk_ids)
+                new, rows = log.folded(base, new, chunk_ids, superseded)
+                if in_place:  # all of them: the head may hold one (pages/inline.py)
+                    new, kept, held = inline.pick(base, new, dict(chunks), superseded, self.limits)
+                    chunks = kept.items()
+                else:
+                    new, held = inline.carried(base, new, chunk_ids, moves_head=True)
+                rows = {**rows, **held}
                 # No row names these chunks before they land, so none may exist yet: one
                 # that does was written past a head that then went back (see _find).
                 expect = {**expect, **dict.fromkeys(chunk_key(c, new.version) for c in chunk_ids)}
             else:
-                rows = {**log.flushed(base), **log.record_writes(new, chunk_ids, base.size, self.limits)}
+                new, held = inline.carried(base, new, [*chunk_ids, *spilled], moves_head=moves_head)
+                rows = {**held, **log.flushed(base), **log.record_writes(new, chunk_ids, base.size, self.limits)}
                 # Several calls: in place only the chunks no head has yet (pages/in_place.py).
                 in_place = frozenset(c for c in in_place if c >= base.chunk_count)
             if moves_head:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
+from dolite.pages import inline
 from dolite.pages.format import Head, from_ranges
 
 MAX_ENTRIES = 1 << 18  # chunks remembered (~25 MB at most)
@@ -37,9 +38,11 @@ def newest_written(commits: Iterable[tuple[int, int, int, list[int]]], chunk_siz
 
 def carried(head: Head) -> dict[int, int]:
     """chunk -> newest version as of ``head``, for each chunk written by a commit whose
-    record the head carries (``Head.recent``, pages/log.py)."""
-    return newest_written(((version, size, old_size, from_ranges(ranges))
-                           for version, _time, size, old_size, ranges, *_ in head.recent), head.chunk_size)
+    record the head carries (``Head.recent``, pages/log.py), and the chunk it holds inline
+    (pages/inline.py)."""
+    newest = newest_written(((version, size, old_size, from_ranges(ranges))
+                             for version, _time, size, old_size, ranges, *_ in head.recent), head.chunk_size)
+    return {**newest, **inline.newest(head)}
 
 
 class Carried:

@@ -42,8 +42,9 @@ def test_run_do_bench_reports_counts_and_costs_of_both_sides():
             assert figures["cost_per_million"] == pytest.approx(priced(figures)), (workload, side)
             assert result["cost_per_million"][workload][side] == figures["cost_per_million"]
     w = result["workloads"]
-    # Rows are counted in the Worker: every dolite commit writes at least a chunk and the head.
-    assert w["commit"]["dolite"]["rows_written"] >= 2 and w["commit"]["native"]["rows_written"] >= 1
+    # Rows are counted in the Worker: every dolite commit writes at least the head, which
+    # holds the page the inserts rewrite (pages/inline.py); a page split writes more.
+    assert 1 < w["commit"]["dolite"]["rows_written"] < 2 and w["commit"]["native"]["rows_written"] >= 1
     assert w["txn_100_rows"]["native"]["rows_written"] >= 100
     assert w["interactive_txn"]["native"]["rows_written"] >= 2
     assert w["interactive_txn"]["native"]["round_trips"] == 2  # read, then one guarded batch

@@ -12,12 +12,19 @@ import pytest
 import dolite
 from dolite.errors import CorruptChunk, SnapshotExpired
 from dolite.ops import admin
-from dolite.pages import locate
+from dolite.pages import inline, locate
 from dolite.pages.holds import release_hold, set_hold
 from dolite.pages.format import (CHUNK_HEADER_BYTES, HEAD, chunk_key, chunk_prefix, encode_chunk, in_place_key,
                                  parse_chunk_key, stored_version)
 from dolite.pages.store import PageStore
 from dolite.storage import open_storage
+
+
+@pytest.fixture(autouse=True)
+def no_held_chunks(monkeypatch):
+    """These tests are about in-place keys: no head holds a chunk inline, which would keep
+    rewritten pages out of them (tests/pages/test_inline_chunk.py tests that)."""
+    monkeypatch.setattr(inline, "MAX_INLINE_BYTES", 0)
 
 
 def _table_a(url: str, rows: int, *, retention: float, version_keys: bool = True) -> int:

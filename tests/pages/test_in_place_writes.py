@@ -13,6 +13,7 @@ import pytest
 import dolite
 from dolite.errors import Conflict, StorageError
 from dolite.ops import admin
+from dolite.pages import inline
 from dolite.pages.file import PagedFile
 from dolite.pages.format import CHUNK_PREFIX, HEAD, chunk_key, chunk_prefix, in_place_key
 from dolite.pages.holds import set_hold
@@ -21,6 +22,13 @@ from dolite.storage import open_storage
 
 CHUNK = 4096
 HANG_GUARD = 10.0
+
+
+@pytest.fixture(autouse=True)
+def no_held_chunks(monkeypatch):
+    """These tests are about in-place keys: no head holds a chunk inline, which would keep
+    rewritten pages out of them (tests/pages/test_inline_chunk.py tests that)."""
+    monkeypatch.setattr(inline, "MAX_INLINE_BYTES", 0)
 
 
 def _kinds(obj) -> tuple[int, int]:

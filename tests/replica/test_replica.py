@@ -353,8 +353,10 @@ def test_a_marks_table_without_times_gains_them(remote, replica):
 
 
 def test_a_pull_whose_remote_head_was_overwritten_in_place_meanwhile_starts_again(monkeypatch):
+    from dolite.pages import inline
     from dolite.pages.store import PageStore
 
+    monkeypatch.setattr(inline, "MAX_INLINE_BYTES", 0)  # no head holds the page: it is rewritten in place
     remote = open_storage(f"memory:{uuid.uuid4().hex}")
     conn = dolite.connect("db", remote, retention=0.0)  # retention 0: commits write in place
     conn.execute("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)")
