@@ -26,6 +26,8 @@ from under a reader of an older version.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from dolite.errors import SnapshotExpired
 from dolite.pages.format import CHUNK_HEADER_BYTES, Head, Inline, encode_chunk, in_place_key
 from dolite.storage.base import Limits
@@ -60,6 +62,18 @@ def holdable(base: Head, chunk: int, superseded: dict[int, int]) -> bool:
     holds, or its in-place key holds its newest stored version (or it has none), as
     ``superseded`` (pages/versions.py) says with -1."""
     return (base.inline is not None and base.inline.chunk == chunk) or superseded.get(chunk) == -1
+
+
+def one_call(base: Head, new: Head, chunk_ids: list[int], chunks: Iterable[tuple[int, bytes]],
+             in_place: frozenset[int], superseded: dict[int, int],
+             limits: Limits) -> tuple[Head, Iterable[tuple[int, bytes]], dict[str, bytes]]:
+    """For a single-call commit of ``chunks`` on ``base`` (``in_place``: all of them, or
+    none): ``new`` as it holds a chunk, the chunks left to write and the rows to add."""
+    if not in_place:
+        new, rows = carried(base, new, chunk_ids, moves_head=True)
+        return new, chunks, rows
+    new, kept, rows = pick(base, new, dict(chunks), superseded, limits)
+    return new, kept.items(), rows
 
 
 def pick(base: Head, new: Head, chunks: dict[int, bytes], superseded: dict[int, int],

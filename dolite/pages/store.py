@@ -296,11 +296,7 @@ class PageStore:
             if folds and moves_head and one_call:
                 superseded = self.versions.superseded(base, chunk_ids)
                 new, rows = log.folded(base, new, chunk_ids, superseded)
-                if in_place:  # all of them: the head may hold one (pages/inline.py)
-                    new, kept, held = inline.pick(base, new, dict(chunks), superseded, self.limits)
-                    chunks = kept.items()
-                else:
-                    new, held = inline.carried(base, new, chunk_ids, moves_head=True)
+                new, chunks, held = inline.one_call(base, new, chunk_ids, chunks, in_place, superseded, self.limits)
                 rows = {**rows, **held}
                 # No row names these chunks before they land, so none may exist yet: one
                 # that does was written past a head that then went back (see _find).
