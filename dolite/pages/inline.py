@@ -29,11 +29,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dolite.errors import SnapshotExpired
-from dolite.pages.format import CHUNK_HEADER_BYTES, Head, Inline, encode_chunk, in_place_key
+from dolite.pages.format import Head, Inline, encode_chunk, in_place_key
 from dolite.storage.base import Limits
 
 MAX_INLINE_BYTES = 16 << 10  # bigger chunks are not held: every commit sends the head twice
-HEAD_ROOM = 8 << 10  # the head's own JSON (32 recent records) beside the held chunk
 
 
 def as_of(head: Head, chunk: int, name: str) -> bytes | None:
@@ -83,14 +82,15 @@ def pick(base: Head, new: Head, chunks: dict[int, bytes], superseded: dict[int, 
     held chunk, flushed, unless this commit writes it again)."""
     held = base.inline
     rows = {} if held is None or held.chunk in chunks else flushed(held)
-    room = min(MAX_INLINE_BYTES, limits.max_value_bytes - HEAD_ROOM)
-    fits = [c for c in chunks if len(chunks[c]) + CHUNK_HEADER_BYTES <= room and holdable(base, c, superseded)]
+    fits = [c for c in chunks if len(chunks[c]) <= MAX_INLINE_BYTES and holdable(base, c, superseded)]
     if not fits:
         return new.holding(None), chunks, rows
     chunk = max(fits)
     since = held.since if held is not None and held.chunk == chunk else new.version
-    inline = Inline(chunk, new.version, since, encode_chunk(chunk, new.version, chunks[chunk]))
-    return new.holding(inline), {c: data for c, data in chunks.items() if c != chunk}, rows
+    holding = new.holding(Inline(chunk, new.version, since, encode_chunk(chunk, new.version, chunks[chunk])))
+    if len(holding.encode()) > limits.max_value_bytes:  # the head's records leave no room
+        return new.holding(None), chunks, rows
+    return holding, {c: data for c, data in chunks.items() if c != chunk}, rows
 
 
 def carried(base: Head, new: Head, chunk_ids: list[int], *, moves_head: bool) -> tuple[Head, dict[str, bytes]]:

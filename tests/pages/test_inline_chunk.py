@@ -12,9 +12,11 @@ import dolite
 from dolite.errors import Conflict, CorruptChunk, SnapshotExpired, StorageError
 from dolite.ops import admin
 from dolite.pages import twophase
-from dolite.pages.format import CHUNK_PREFIX, HEAD, Head, in_place_key
+from dolite.pages.format import CHUNK_HEADER_BYTES, CHUNK_PREFIX, HEAD, Head, in_place_key
 from dolite.pages.store import PageStore
 from dolite.storage import open_storage
+from dolite.storage.base import DURABLE_OBJECT_LIMITS
+from dolite.storage.memory import MemoryNamespace
 
 CHUNK = 4096
 
@@ -216,3 +218,13 @@ def test_a_held_commit_whose_reply_was_lost_is_resolved_before_it_returns():
     with pytest.raises(Conflict):
         flaky.inner.commit(writes, deletes, expect)  # delivered late: refused
     assert _fresh("memory:inline-lost").read_chunk(store.read_head(), 0) == _page(2)
+
+
+def test_a_head_that_would_outgrow_a_value_holds_no_chunk():
+    limits = dataclasses.replace(DURABLE_OBJECT_LIMITS, max_value_bytes=2 * CHUNK + CHUNK_HEADER_BYTES + 100)
+    store = PageStore(MemoryNamespace(limits=limits).object("db"), "db")
+    base = store.create(chunk_size=2 * CHUNK, retention=0.0)
+    head = store.commit(base, {0: _page(1) * 2}, 2 * CHUNK)  # stored, as a head it would not fit
+    head = store.commit(head, {0: _page(2) * 2}, 2 * CHUNK)
+    assert head.inline is None
+    assert store.read_chunk(store.read_head(), 0) == _page(2) * 2
