@@ -228,3 +228,21 @@ def test_a_head_that_would_outgrow_a_value_holds_no_chunk():
     head = store.commit(head, {0: _page(2) * 2}, 2 * CHUNK)
     assert head.inline is None
     assert store.read_chunk(store.read_head(), 0) == _page(2) * 2
+
+
+def test_an_older_head_put_back_is_caught_by_the_log_its_successors_left():
+    """The newer heads held the page, so storage has no page version past the old head;
+    their log's batch rows give it away before a writer builds on it."""
+    url = "memory:inline-put-back"
+    conn = dolite.connect("db", storage=url, isolation_level=None, retention=0.0)
+    conn.execute("CREATE TABLE t(v)")
+    obj = open_storage(url).object("db")
+    old_head = obj.get([HEAD])[HEAD]
+    for i in range(40):  # past one batch row of records (32)
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    conn.close()
+    obj.put({HEAD: old_head})
+    again = dolite.connect("db", storage=url, isolation_level=None)
+    with pytest.raises(CorruptChunk, match="the head was rolled back"):
+        again.execute("INSERT INTO t VALUES (99)")
+    again.close()
