@@ -242,7 +242,5 @@ def test_an_older_head_put_back_is_caught_by_the_log_its_successors_left():
         conn.execute("INSERT INTO t VALUES (?)", (i,))
     conn.close()
     obj.put({HEAD: old_head})
-    again = dolite.connect("db", storage=url, isolation_level=None)
     with pytest.raises(CorruptChunk, match="the head was rolled back"):
-        again.execute("INSERT INTO t VALUES (99)")
-    again.close()
+        dolite.connect("db", storage=url, isolation_level=None).execute("INSERT INTO t VALUES (99)")
