@@ -80,6 +80,7 @@ def writer(url: str, name: str) -> None:
     conn = dolite.connect(name, storage=url, isolation_level=None)
     seq = conn.execute("SELECT coalesce(max(seq), 0) FROM transfers").fetchone()[0] + 1
     print("ready", flush=True)
+    print(f"found={seq - 1}", flush=True)  # the transfers this fresh process saw committed
     while True:
         apply(conn, seq)
         print(seq, flush=True)

@@ -44,6 +44,11 @@ def acknowledged(out: bytes, before: int) -> int:
     return max((int(x) for x in out.split() if x.isdigit()), default=before)
 
 
+def found_at_start(out: bytes) -> int | None:
+    """The transfers the killed writer found committed when it started (None: killed first)."""
+    return next((int(x[6:]) for x in out.split() if x.startswith(b"found=")), None)
+
+
 def check_survivor(url: str, name: str, last_ack: int, trial: object) -> int:
     """Verify the store after a kill; return its committed transfers, which must be the
     last acknowledged one or the one in flight, never fewer."""

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from tests.torture.conftest import scale
-from tests.torture.killing import acknowledged, check_survivor, create_bank, reap_killed, spawn_writer
+from tests.torture.killing import (acknowledged, check_survivor, create_bank, found_at_start, reap_killed,
+                                   spawn_writer)
 
 
 def kill_at_random_moments(url: str, name: str, trials: int, seed: int, also_check=lambda: None,
@@ -20,7 +21,7 @@ def kill_at_random_moments(url: str, name: str, trials: int, seed: int, also_che
     ``also_check()``) after each."""
     create_bank(url, name, retention)
     rng = random.Random(seed)
-    committed = in_flight_landed = killed_before_ready = 0
+    committed = in_flight_landed = killed_before_ready = found_more = 0
     for trial in range(trials):
         proc = spawn_writer(url, name)
         early = rng.random() < 0.15
@@ -34,6 +35,10 @@ def kill_at_random_moments(url: str, name: str, trials: int, seed: int, also_che
         out = reap_killed(proc)
         if early and b"ready" not in out:
             killed_before_ready += 1
+        # Open question (docs/RELIABILITY.md): a writer that starts finding one transfer more
+        # than the check after the last kill saw. Counted, not yet explained.
+        found = found_at_start(out)
+        found_more += found is not None and found > committed
         last_ack = acknowledged(out, committed)
         now = check_survivor(url, name, last_ack, trial)
         also_check()
@@ -41,7 +46,8 @@ def kill_at_random_moments(url: str, name: str, trials: int, seed: int, also_che
         committed = now
     assert committed > 0
     return dict(trials=trials, transfers_committed=committed, killed_before_ready=killed_before_ready,
-                unacknowledged_commit_landed=in_flight_landed, lost_acknowledged=0, integrity_failures=0)
+                unacknowledged_commit_landed=in_flight_landed, lost_acknowledged=0, integrity_failures=0,
+                writer_found_more_than_check=found_more)
 
 
 @pytest.mark.parametrize("backend", ["lmdb", "sqlite"])
