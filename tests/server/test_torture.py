@@ -37,7 +37,10 @@ SERVER_LIMITS = ("--memory-budget", str(192 * MiB), "--max-temp", str(16 * MiB),
                  "--session-lifetime", "3", "--header-timeout", "2", "--body-timeout", "2",
                  "--max-connections", "300", "--token-concurrency", "4", "--token-queue", "8")
 RSS_BUDGET = 480 * MiB  # baseline + SQLite heap + temporary files + requests in flight, with room
-P99_BUDGET = 0.25
+# A good client's p99 under the hostile load: a bound against starvation, not a speed goal
+# (a starved request waits out hostile ones: statement timeout 2 s, request timeout 4 s);
+# 0.25 s failed once at 0.31 s on a slower machine with nothing starved.
+P99_BUDGET = 1.0
 
 
 class Load:
