@@ -203,7 +203,8 @@ class Head:
 
     @classmethod
     def decode(cls, raw: bytes, where: str = "database") -> Head:
-        sealed, _, tail = bytes(raw).partition(b"\0")
+        raw = bytes(raw)
+        sealed, _, tail = raw.partition(b"\0")
         payload = unseal(HEAD, sealed, where)
         try:
             fields = json.loads(payload)
@@ -217,7 +218,7 @@ class Head:
             elif tail:
                 raise CorruptChunk(f"{where}: head record has bytes past its end")
             head = cls(**fields)
-            head.__dict__["encoded"] = bytes(raw)  # exactly what storage holds (compare-and-set)
+            head.__dict__["encoded"] = raw  # exactly what storage holds (compare-and-set)
             return head
         except (ValueError, TypeError) as exc:
             raise CorruptChunk(f"{where}: head record is unreadable: {exc}") from exc
