@@ -49,6 +49,22 @@ def _fresh(url: str) -> PageStore:
     return PageStore(open_storage(url).object("db"), "db")
 
 
+def _holding_page_1(url: str) -> tuple[PageStore, _Rows, Head]:
+    """A two-page database whose head holds page 1 (written twice: the second rewrite is held)."""
+    store, rows = _store(url)
+    head = store.commit(store.create(retention=0.0), {0: _page(1), 1: _page(2)}, 2 * CHUNK)
+    head = store.commit(head, {1: _page(3)}, 2 * CHUNK)
+    assert head.inline.chunk == 1
+    return store, rows, head
+
+
+def _read_fresh(url: str, chunks=(0, 1)) -> list[bytes]:
+    """``chunks`` as another process reads them from the newest head."""
+    fresh = _fresh(url)
+    now = fresh.read_head()
+    return [fresh.read_chunk(now, c) for c in chunks]
+
+
 def test_rewriting_one_page_writes_only_the_head():
     store, rows = _store("memory:inline-rows")
     head = store.commit(store.create(retention=0.0), {0: _page(1), 1: _page(2)}, 2 * CHUNK)
@@ -57,22 +73,15 @@ def test_rewriting_one_page_writes_only_the_head():
         head = store.commit(head, {1: _page(10 + i)}, 2 * CHUNK)
     assert all(keys == [HEAD] or keys == [HEAD, "lease"] for keys in rows.calls), rows.calls
     assert head.inline.chunk == 1 and head.inline.version == head.version
-    fresh = _fresh("memory:inline-rows")
-    now = fresh.read_head()
-    assert [fresh.read_chunk(now, c) for c in (0, 1)] == [_page(1), _page(19)]
+    assert _read_fresh("memory:inline-rows") == [_page(1), _page(19)]
 
 
 def test_a_commit_of_another_page_flushes_the_held_one_to_its_in_place_key():
-    store, rows = _store("memory:inline-flush")
-    head = store.commit(store.create(retention=0.0), {0: _page(1), 1: _page(2)}, 2 * CHUNK)
-    head = store.commit(head, {1: _page(3)}, 2 * CHUNK)
-    assert head.inline.chunk == 1
+    store, rows, head = _holding_page_1("memory:inline-flush")
     head = store.commit(head, {0: _page(4)}, 2 * CHUNK)
     assert head.inline.chunk == 0
     assert in_place_key(1) in rows.calls[-1]
-    fresh = _fresh("memory:inline-flush")
-    now = fresh.read_head()
-    assert [fresh.read_chunk(now, c) for c in (0, 1)] == [_page(4), _page(3)]
+    assert _read_fresh("memory:inline-flush") == [_page(4), _page(3)]
 
 
 def test_a_version_dropped_while_held_is_an_expired_snapshot_never_an_older_page():
@@ -116,29 +125,21 @@ def test_a_pinned_reader_here_gets_its_own_version_and_the_held_page_is_flushed(
 
 
 def test_a_prepared_transaction_flushes_the_held_page_and_its_head_holds_none():
-    store, rows = _store("memory:inline-2pc")
-    head = store.commit(store.create(retention=0.0), {0: _page(1), 1: _page(2)}, 2 * CHUNK)
-    head = store.commit(head, {1: _page(3)}, 2 * CHUNK)
-    assert head.inline.chunk == 1
+    store, rows, head = _holding_page_1("memory:inline-2pc")
     txn = twophase.TxnRef("t1", "coordinator", "owner", 1e12)
     prepared = twophase.prepare(store, head, {0: _page(4)}, 2 * CHUNK, txn)
     assert in_place_key(1) in rows.calls[-1]
     assert prepared.new.inline is None
     rows.inner.commit({HEAD: prepared.new.encode()}, expect={HEAD: head.encode()})
-    fresh = _fresh("memory:inline-2pc")
-    now = fresh.read_head()
-    assert [fresh.read_chunk(now, c) for c in (0, 1)] == [_page(4), _page(3)]
+    assert _read_fresh("memory:inline-2pc") == [_page(4), _page(3)]
 
 
 def test_truncating_below_the_held_page_drops_it():
-    store, _ = _store("memory:inline-cut")
-    head = store.commit(store.create(retention=0.0), {0: _page(1), 1: _page(2)}, 2 * CHUNK)
-    head = store.commit(head, {1: _page(3)}, 2 * CHUNK)
+    store, _, head = _holding_page_1("memory:inline-cut")
     head = store.commit(head, {}, CHUNK)  # no chunk written: not in place, not held
     assert head.inline is None
     head = store.commit(head, {1: _page(5)}, 2 * CHUNK)
-    fresh = _fresh("memory:inline-cut")
-    assert fresh.read_chunk(fresh.read_head(), 1) == _page(5)
+    assert _read_fresh("memory:inline-cut", [1]) == [_page(5)]
 
 
 def test_a_sql_workload_reads_back_and_checks_clean(storage_url):
@@ -190,16 +191,11 @@ def test_a_page_whose_newest_version_has_a_key_of_its_own_is_not_held():
 
 
 def test_a_big_transaction_that_spilled_the_held_page_does_not_keep_holding_it():
-    store, _ = _store("memory:inline-spill")
-    head = store.commit(store.create(retention=0.0), {0: _page(1), 1: _page(2)}, 2 * CHUNK)
-    head = store.commit(head, {1: _page(3)}, 2 * CHUNK)
-    assert head.inline.chunk == 1
+    store, _, head = _holding_page_1("memory:inline-spill")
     at = store.spill(head, {1: bytearray(_page(4))}, part=1)
     new = store.commit(head, {0: _page(5)}, 2 * CHUNK, spilled=[1], spilled_at=at)
     assert new.inline is None or new.inline.chunk != 1
-    fresh = _fresh("memory:inline-spill")
-    now = fresh.read_head()
-    assert [fresh.read_chunk(now, c) for c in (0, 1)] == [_page(5), _page(4)]
+    assert _read_fresh("memory:inline-spill") == [_page(5), _page(4)]
 
 
 def test_a_held_commit_whose_reply_was_lost_is_resolved_before_it_returns():
