@@ -49,6 +49,25 @@ def found_at_start(out: bytes) -> int | None:
     return next((int(x[6:]) for x in out.split() if x.startswith(b"found=")), None)
 
 
+def committed_before(out: bytes, checked: int, trial: object) -> int:
+    """The transfers committed before the killed writer made its own: what the check after
+    the last kill saw, or one more when the writer found it at start.
+
+    One more happens when the last killed writer died after its commit was durable but
+    before the engine published it to readers already attached: LMDB updates the lock
+    file's transaction id after the meta page, SQLite its WAL index after the frames are
+    synced. This (long-lived) process then reads the previous head until the next write
+    transaction, e.g. the next writer's lease takeover (tests/torture/stale_check.py shows
+    it). That commit was never acknowledged, so it may take effect late, but only it and
+    only once; a writer finding fewer than a check saw would be a commit going back."""
+    found = found_at_start(out)
+    if found is None:
+        return checked
+    assert found >= checked, f"trial {trial}: the writer found {found} transfers, the check before saw {checked}"
+    assert found <= checked + 1, f"trial {trial}: the writer found {found} transfers, only {checked + 1} were attempted"
+    return found
+
+
 def check_survivor(url: str, name: str, last_ack: int, trial: object) -> int:
     """Verify the store after a kill; return its committed transfers, which must be the
     last acknowledged one or the one in flight, never fewer."""

@@ -1,4 +1,4 @@
-"""Diagnose the open question in docs/RELIABILITY.md: after a writer is killed, does a
+"""Diagnose the visibility window in docs/RELIABILITY.md: after a writer is killed, does a
 check in this (long-lived) process see what a fresh process sees?
 
     PYTHONPATH=. python -m tests.torture.stale_check lmdb none 3 60   # backend, retention, seed, trials
