@@ -37,6 +37,23 @@ def _remember_description(cell: list, cursor, statement, bindings) -> bool:
 _SHAPES: dict[tuple, tuple] = {}
 
 
+# sql -> is it DML, for statement texts check_one_statement accepted (both depend on the
+# text alone): a statement run again is one dict lookup. Bounded like _SHAPES.
+_CHECKED: dict[str, bool] = {}
+
+
+def _checked_dml(sql: str) -> bool:
+    """``check_one_statement(sql)`` (raises if refused), then whether ``sql`` is DML."""
+    dml = _CHECKED.get(sql)
+    if dml is None:
+        check_one_statement(sql)
+        dml = is_dml(sql)
+        if len(_CHECKED) >= 512:
+            _CHECKED.clear()
+        _CHECKED[sql] = dml
+    return dml
+
+
 class Cursor(CursorBase):
     """PEP 249 cursor over an APSW cursor, with sqlite3.Cursor's semantics (one statement
     per execute, sqlite3's adapters, converters, row_factory and text_factory)."""
@@ -97,13 +114,12 @@ class Cursor(CursorBase):
 
     def execute(self, sql: str, parameters: Iterable | dict = ()) -> Cursor:
         conn = self._ready(sql)
-        check_one_statement(sql)
+        dml = _checked_dml(sql)
         parameters = bind_parameters(parameters)
         if conn._setup.exclusive:
             conn._stay_fresh()
         if self._raw is not conn.raw:
             self._bind()
-        dml = is_dml(sql)
         if dml:
             conn._begin_if_needed()
             before = conn.raw.total_changes()

@@ -72,6 +72,22 @@ def test_one_statement_per_execute(conn):
     assert conn.execute("  ").fetchall() == []
 
 
+def test_a_statement_run_again_is_checked_and_counted_again(conn):
+    # The driver remembers what it found out about a statement's text (accepted, DML or
+    # not): a refused text stays refused, a DML text keeps its implicit BEGIN and rowcount.
+    for _ in range(3):
+        with raises(sqlite3.ProgrammingError, "one statement at a time"):
+            conn.execute("SELECT 1; SELECT 2")
+    conn.execute("CREATE TABLE t(v)")
+    conn.execute("INSERT INTO t VALUES (1), (2)")
+    conn.commit()
+    for n in (1, 2):
+        cur = conn.execute("UPDATE t SET v = v + 1")
+        assert cur.rowcount == 2 and conn.in_transaction
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM t").fetchall() == [(2,)] and not conn.in_transaction
+
+
 def test_lastrowid_and_rowcount(conn):
     conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
     cur = conn.cursor()
