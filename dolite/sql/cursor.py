@@ -37,21 +37,13 @@ def _remember_description(cell: list, cursor, statement, bindings) -> bool:
 _SHAPES: dict[tuple, tuple] = {}
 
 
-# sql -> is it DML, for statement texts check_one_statement accepted (both depend on the
-# text alone): a statement run again is one dict lookup. Bounded like _SHAPES.
-_CHECKED: dict[str, bool] = {}
-
-
+@functools.lru_cache(maxsize=512)
 def _checked_dml(sql: str) -> bool:
-    """``check_one_statement(sql)`` (raises if refused), then whether ``sql`` is DML."""
-    dml = _CHECKED.get(sql)
-    if dml is None:
-        check_one_statement(sql)
-        dml = is_dml(sql)
-        if len(_CHECKED) >= 512:
-            _CHECKED.clear()
-        _CHECKED[sql] = dml
-    return dml
+    """``check_one_statement(sql)`` (raises if refused: a refusal is never cached), then
+    whether ``sql`` is DML. Both depend on the text alone: a statement run again is one
+    cache lookup."""
+    check_one_statement(sql)
+    return is_dml(sql)
 
 
 class Cursor(CursorBase):
