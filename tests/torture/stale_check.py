@@ -10,15 +10,13 @@ process read during its check and on a second look.
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import dolite
 from dolite.pages.store import PageStore
-from tests.torture.killing import create_bank, reap_killed, spawn_writer, verify
+from tests.torture.killing import create_bank, kill_at_a_random_moment, spawn_writer, verify
 
 
 def main(backend: str, retention: str, seed: int, trials: int) -> None:
@@ -35,18 +33,11 @@ def main(backend: str, retention: str, seed: int, trials: int) -> None:
     PageStore.read_head = logged
     rng = random.Random(seed)
     for trial in range(trials):
-        proc = spawn_writer(url, "bank")
-        if rng.random() < 0.15:
-            time.sleep(rng.uniform(0.0, 0.4))
-        else:
-            proc.stdout.readline()
-            time.sleep(rng.uniform(0.0, 0.25))
-        proc.send_signal(signal.SIGKILL)
-        reap_killed(proc)
+        kill_at_a_random_moment(spawn_writer(url, "bank"), rng)
         heads.clear()
         here = verify(url, "bank")
         during = sorted(set(heads))
-        fresh = subprocess.run([sys.executable, "-c", "import sys; from tests.torture.killing import verify; "
+        fresh = subprocess.run([sys.executable, "-c", "from tests.torture.killing import verify; "
                                 f"print(verify({url!r}, 'bank'))"], capture_output=True, text=True).stdout.strip()
         if fresh != str(here):
             conn = dolite.connect("bank", storage=url, create=False, isolation_level=None)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import time
 
 import pytest
 
 from tests.torture.conftest import scale
-from tests.torture.killing import (acknowledged, check_survivor, committed_before, create_bank, reap_killed,
-                                   spawn_writer)
+from tests.torture.killing import (acknowledged, check_survivor, committed_before, create_bank,
+                                   kill_at_a_random_moment, spawn_writer)
 
 
 def kill_at_random_moments(url: str, name: str, trials: int, seed: int, also_check=lambda: None,
@@ -23,24 +21,16 @@ def kill_at_random_moments(url: str, name: str, trials: int, seed: int, also_che
     rng = random.Random(seed)
     committed = in_flight_landed = killed_before_ready = seen_late = 0
     for trial in range(trials):
-        proc = spawn_writer(url, name)
-        early = rng.random() < 0.15
-        if early:  # during start-up: open, lease takeover, debris cleanup
-            time.sleep(rng.uniform(0.0, 0.4))
-        else:
-            line = proc.stdout.readline()
-            assert line == b"ready\n", (line, proc.stderr.read().decode())
-            time.sleep(rng.uniform(0.0, 0.25))
-        proc.send_signal(signal.SIGKILL)
-        out = reap_killed(proc)
+        out, early = kill_at_a_random_moment(spawn_writer(url, name), rng)
         if early and b"ready" not in out:
             killed_before_ready += 1
         before = committed_before(out, committed, trial)
-        seen_late += before - committed
+        late = before - committed  # the last trial's in-flight commit, seen only now
+        seen_late += late
         last_ack = acknowledged(out, before)
         now = check_survivor(url, name, last_ack, trial)
         also_check()
-        in_flight_landed += now - last_ack + before - committed
+        in_flight_landed += now - last_ack + late
         committed = now
     assert committed > 0
     return dict(trials=trials, transfers_committed=committed, killed_before_ready=killed_before_ready,
